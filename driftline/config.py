@@ -1,0 +1,218 @@
+"""monitors.yaml: the validated model configurations.
+
+``load_config(path)`` returns a :class:`MonitorsConfig` or raises :class:`ConfigError` whose message
+names the file, the model and the key, e.g.
+``monitors.yaml: model 'loan': features.numeric: column 'age' is listed twice``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from driftline.errors import ConfigError
+from driftline.stats.registry import REGISTRY, ColumnKind
+from driftline.window import parse_instant
+
+MODEL_NAME_PATTERN = r"^[a-z0-9_-]+$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Features(_Strict):
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Features:
+        seen: set[str] = set()
+        for column in [*self.numeric, *self.categorical]:
+            if not column:
+                raise ValueError("a feature name is empty")
+            if column in seen:
+                raise ValueError(f"column {column!r} is listed twice")
+            seen.add(column)
+        return self
+
+    def items(self) -> list[tuple[str, ColumnKind]]:
+        return [(c, "numeric") for c in self.numeric] + [(c, "categorical") for c in self.categorical]
+
+
+class ReferenceRange(_Strict):
+    """The rows that define "normal": ``[start, end)`` of the prediction log."""
+
+    start: datetime
+    end: datetime
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _utc(cls, value: Any) -> datetime:
+        return parse_instant(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReferenceRange:
+        if not self.start < self.end:
+            raise ValueError("start must be before end")
+        return self
+
+
+class Levels(_Strict):
+    warning: float = Field(ge=0)
+    alert: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Levels:
+        if self.warning > self.alert:
+            raise ValueError("warning must not exceed alert")
+        return self
+
+
+class DriftConfig(_Strict):
+    """How drift is judged. Per-metric levels apply to every feature unless ``features`` overrides."""
+
+    min_rows: int = Field(default=100, ge=1)
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+    numeric_metrics: list[str] | None = None
+    categorical_metrics: list[str] | None = None
+    thresholds: dict[str, Levels] = Field(default_factory=dict)
+    features: dict[str, dict[str, Levels]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> DriftConfig:
+        for kind, names in (("numeric", self.numeric_metrics), ("categorical", self.categorical_metrics)):
+            for name in names or []:
+                if name not in REGISTRY[kind]:  # type: ignore[index]
+                    raise ValueError(f"unknown {kind} metric {name!r}; known: {', '.join(sorted(REGISTRY[kind]))}")  # type: ignore[index]
+        known = set(REGISTRY["numeric"]) | set(REGISTRY["categorical"])
+        for name in [*self.thresholds, *(m for per in self.features.values() for m in per)]:
+            if name not in known:
+                raise ValueError(f"unknown metric {name!r} in thresholds; known: {', '.join(sorted(known))}")
+        return self
+
+
+class ModelConfig(_Strict):
+    """One monitored model: where its predictions are logged and how to judge them."""
+
+    name: str = Field(pattern=MODEL_NAME_PATTERN, max_length=63)
+    table: str = Field(min_length=1)
+    table_schema: str | None = None
+    timestamp_column: str = Field(min_length=1)
+    id_column: str | None = None
+    task: Literal["classification", "regression"]
+    features: Features
+    prediction_column: str = Field(min_length=1)
+    score_column: str | None = None
+    label_column: str | None = None
+    latency_column: str | None = None
+    reference: ReferenceRange
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+
+    @property
+    def schema_and_table(self) -> tuple[str | None, str]:
+        """``analytics.loan_predictions`` -> (``analytics``, ``loan_predictions``).
+
+        A table name that itself contains a dot needs ``table_schema`` set explicitly.
+        """
+        if self.table_schema is not None:
+            return self.table_schema, self.table
+        schema, dot, name = self.table.partition(".")
+        return (schema, name) if dot else (None, self.table)
+
+    def columns(self) -> list[str]:
+        """Every configured column, each once, in a stable order."""
+        ordered = [
+            self.timestamp_column,
+            self.id_column,
+            *self.features.numeric,
+            *self.features.categorical,
+            self.prediction_column,
+            self.score_column,
+            self.label_column,
+            self.latency_column,
+        ]
+        return list(dict.fromkeys(c for c in ordered if c))
+
+    def reference_definition(self) -> str:
+        """Hash of everything that shapes the reference profile; a change means a refit."""
+        from driftline.stats import profile
+
+        definition = {
+            "table": self.schema_and_table,
+            "timestamp": self.timestamp_column,
+            "features": self.features.model_dump(),
+            "reference": [self.reference.start.isoformat(), self.reference.end.isoformat()],
+            "bins": [profile.FINE_BINS, profile.COARSE_BINS, profile.MAX_STORED_CATEGORIES],
+            "version": 1,
+        }
+        return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class MonitorsConfig(_Strict):
+    database_url: str | None = None
+    models: list[ModelConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> MonitorsConfig:
+        names = [m.name for m in self.models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    def model(self, name: str) -> ModelConfig:
+        for model in self.models:
+            if model.name == name:
+                return model
+        raise ConfigError(f"no model named {name!r}; configured: {', '.join(m.name for m in self.models)}")
+
+
+def _describe(error: dict[str, Any], raw: Any) -> str:
+    location = list(error["loc"])
+    prefix = ""
+    if len(location) >= 2 and location[0] == "models" and isinstance(location[1], int):
+        index = location[1]
+        name = None
+        if isinstance(raw, dict) and isinstance(raw.get("models"), list) and index < len(raw["models"]):
+            entry = raw["models"][index]
+            name = entry.get("name") if isinstance(entry, dict) else None
+        prefix = f"model {name!r}: " if name else f"model #{index + 1}: "
+        location = location[2:]
+    key = ".".join(str(part) for part in location)
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{prefix}{key + ': ' if key else ''}{message}"
+
+
+def parse_config(raw: Any, source: str = "monitors.yaml") -> MonitorsConfig:
+    """Validate an already-parsed YAML document."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with a 'models' list at the top level")
+    try:
+        return MonitorsConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ConfigError(f"{source}: {_describe(dict(first), raw)}{more}") from None
+
+
+def load_config(path: str | Path) -> MonitorsConfig:
+    """Read and validate monitors.yaml."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read config ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_config(raw, str(file))

@@ -1,0 +1,251 @@
+"""Drift statistics between a reference profile and a window profile.
+
+Every function takes ``(reference, window)`` profiles and returns a :class:`StatResult`
+(``statistic``, ``pvalue`` or ``None``, ``details``). None of them decides a verdict; see
+:mod:`driftline.stats.verdict`. They never raise on degenerate input: an empty side gives a NaN
+statistic with ``details["reason"]``, which becomes an ``unknown`` result.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+from scipy import stats as sps
+from scipy.spatial.distance import jensenshannon
+
+from driftline.stats.profile import CategoricalProfile, FloatArray, IntArray, NumericProfile
+
+#: Proportions are floored at this value inside logarithms (PSI, KL), the usual PSI convention,
+#: so an empty bin on one side gives a large but finite value.
+LOG_FLOOR = 1e-4
+#: Categories compared one by one; rarer reference categories are pooled into one bucket.
+TOP_CATEGORIES = 50
+
+
+class StatResult(NamedTuple):
+    statistic: float
+    pvalue: float | None
+    details: dict[str, Any]
+
+
+def _undefined(reason: str) -> StatResult:
+    return StatResult(float("nan"), None, {"reason": reason})
+
+
+def _proportions(counts: FloatArray | IntArray) -> FloatArray:
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    return counts / total if total > 0 else counts
+
+
+# ---------------------------------------------------------------- distances on proportion vectors
+
+
+def psi(p: FloatArray, q: FloatArray) -> float:
+    """Population stability index ``sum((q - p) * ln(q / p))`` with proportions floored at 1e-4.
+
+    Equal to the symmetric Kullback-Leibler divergence on the same floored proportions.
+    """
+    p_f = np.maximum(p, LOG_FLOOR)
+    q_f = np.maximum(q, LOG_FLOOR)
+    return float(np.sum((q_f - p_f) * np.log(q_f / p_f)))
+
+
+def js_distance(p: FloatArray, q: FloatArray) -> float:
+    """Jensen-Shannon *distance* (square root of the divergence), base 2, so it lies in [0, 1]."""
+    return float(jensenshannon(p, q, base=2.0))
+
+
+def hellinger(p: FloatArray, q: FloatArray) -> float:
+    """Hellinger distance ``sqrt(1 - sum(sqrt(p q)))`` in [0, 1]."""
+    bc = float(np.sum(np.sqrt(p * q)))
+    return math.sqrt(max(1.0 - bc, 0.0))
+
+
+def tvd(p: FloatArray, q: FloatArray) -> float:
+    """Total variation distance ``0.5 * sum|p - q|`` in [0, 1]."""
+    return float(0.5 * np.abs(p - q).sum())
+
+
+def binned_chi_square(ref_counts: FloatArray | IntArray, win_counts: FloatArray | IntArray) -> tuple[float, float, int]:
+    """Two-sample chi-square test of homogeneity on a 2 x k table (no continuity correction).
+
+    Columns empty on both sides are dropped. Returns ``(statistic, pvalue, dof)``; with fewer than
+    two non-empty columns the samples cannot differ and the result is ``(0, 1, 0)``.
+    """
+    table = np.vstack([np.asarray(ref_counts, float), np.asarray(win_counts, float)])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return 0.0, 1.0, 0
+    result = sps.chi2_contingency(table, correction=False)
+    return float(result.statistic), float(result.pvalue), int(result.dof)
+
+
+# ---------------------------------------------------------------- numeric features
+
+
+def _numeric_sizes(reference: NumericProfile, window: NumericProfile) -> StatResult | None:
+    if reference.n == 0:
+        return _undefined("reference has no finite values")
+    if window.n == 0:
+        return _undefined("window has no finite values")
+    return None
+
+
+def _coarse(reference: NumericProfile, window: NumericProfile) -> tuple[FloatArray, FloatArray, dict[str, Any]]:
+    ref_c = reference.coarse_counts()
+    win_c = np.bincount(reference.groups, weights=window.counts, minlength=len(ref_c)).astype(np.int64)
+    chi2, pvalue, dof = binned_chi_square(ref_c, win_c)
+    return _proportions(ref_c), _proportions(win_c), {"bins": len(ref_c), "binned_pvalue": pvalue, "binned_dof": dof}
+
+
+def ks_numeric(reference: NumericProfile, window: NumericProfile) -> StatResult:
+    """Two-sample Kolmogorov-Smirnov statistic from the binned ECDFs, asymptotic two-sided p-value.
+
+    Notes
+    -----
+    The ECDFs are compared at the reference's fine bin edges, so the statistic can fall short of
+    ``scipy.stats.ks_2samp`` on the raw rows by at most the largest reference bin mass (1/200 for
+    continuous data). The p-value is scipy's asymptotic one (``kstwo.sf(D, round(n m / (n + m)))``).
+    NaN and infinite values are excluded on both sides.
+    """
+    if (undefined := _numeric_sizes(reference, window)) is not None:
+        return undefined
+    n, m = reference.n, window.n
+    cdf_ref = np.cumsum(reference.counts) / n
+    cdf_win = np.cumsum(window.counts) / m
+    statistic = float(np.max(np.abs(cdf_ref - cdf_win)))
+    big, small = max(n, m), min(n, m)
+    effective = big * small / (big + small)
+    pvalue = float(np.clip(sps.distributions.kstwo.sf(statistic, np.round(effective)), 0.0, 1.0))
+    return StatResult(statistic, pvalue, {"reference_rows": n, "window_rows": m})
+
+
+def _segments(reference: NumericProfile, window: NumericProfile) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Boundaries of every bin (overflow bins bounded by the window's extremes) and both CDFs there."""
+    low = float(np.fmin(reference.minimum, window.minimum))
+    high = float(np.fmax(reference.maximum, window.maximum))
+    points = np.concatenate([[low], reference.edges, [high]])
+    cdf_ref = np.concatenate([[0.0], np.cumsum(reference.counts) / reference.n])
+    cdf_win = np.concatenate([[0.0], np.cumsum(window.counts) / window.n])
+    return points, cdf_ref, cdf_win
+
+
+def wasserstein_numeric(reference: NumericProfile, window: NumericProfile) -> StatResult:
+    """First Wasserstein distance divided by the reference standard deviation.
+
+    Notes
+    -----
+    The distance is the integral of ``|F_ref - F_win|``, with both CDFs linear inside each bin
+    (values spread evenly within a bin). A constant reference (std 0) leaves it undefined.
+    """
+    if (undefined := _numeric_sizes(reference, window)) is not None:
+        return undefined
+    scale = reference.std
+    if not scale > 0:
+        return _undefined("reference standard deviation is 0")
+    points, cdf_ref, cdf_win = _segments(reference, window)
+    diff = cdf_ref - cdf_win
+    lengths = np.diff(points)
+    d0, d1 = np.abs(diff[:-1]), np.abs(diff[1:])
+    same_sign = np.sign(diff[:-1]) * np.sign(diff[1:]) >= 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        crossing = (diff[:-1] ** 2 + diff[1:] ** 2) / (2 * (d0 + d1))
+    area = np.where(same_sign, (d0 + d1) / 2, np.nan_to_num(crossing))
+    distance = float(np.sum(lengths * area))
+    return StatResult(distance / scale, None, {"distance": distance, "reference_std": scale})
+
+
+def _binned(metric: Any) -> Any:
+    def compute(reference: NumericProfile, window: NumericProfile) -> StatResult:
+        if (undefined := _numeric_sizes(reference, window)) is not None:
+            return undefined
+        p, q, details = _coarse(reference, window)
+        return StatResult(metric(p, q), details["binned_pvalue"], details)
+
+    return compute
+
+
+psi_numeric = _binned(psi)
+js_numeric = _binned(js_distance)
+hellinger_numeric = _binned(hellinger)
+tvd_numeric = _binned(tvd)
+
+
+# ---------------------------------------------------------------- categorical features
+
+UNSEEN = "__unseen__"
+
+
+def aligned_categories(reference: CategoricalProfile, window: CategoricalProfile) -> tuple[list[str], FloatArray, FloatArray]:
+    """Counts of both sides over the same buckets.
+
+    Buckets: the ``TOP_CATEGORIES`` most frequent reference categories one by one, the remaining
+    reference categories pooled as ``__other__``, and window categories never seen in the reference
+    as ``__unseen__``.
+    """
+    ranked = sorted(reference.counts.items(), key=lambda item: (-item[1], item[0]))
+    top = [c for c, _ in ranked[:TOP_CATEGORIES]]
+    rest = {c for c, _ in ranked[TOP_CATEGORIES:]}
+    ref = [reference.counts[c] for c in top] + [sum(reference.counts[c] for c in rest) + reference.overflow, 0]
+    win_top = [window.counts.get(c, 0) for c in top]
+    win_other = sum(v for c, v in window.counts.items() if c in rest)
+    win_unseen = sum(v for c, v in window.counts.items() if c not in reference.counts) + window.overflow
+    labels = [*top, "__other__", UNSEEN]
+    return labels, np.asarray(ref, float), np.asarray([*win_top, win_other, win_unseen], float)
+
+
+def _categorical_sizes(reference: CategoricalProfile, window: CategoricalProfile) -> StatResult | None:
+    if reference.n == 0:
+        return _undefined("reference has no non-null values")
+    if window.n == 0:
+        return _undefined("window has no non-null values")
+    return None
+
+
+def chi_square_categorical(reference: CategoricalProfile, window: CategoricalProfile) -> StatResult:
+    """Chi-square test of homogeneity between reference and window category counts.
+
+    Notes
+    -----
+    Equals ``scipy.stats.chi2_contingency([ref_counts, window_counts], correction=False)`` on the
+    aligned buckets (see :func:`aligned_categories`). Buckets empty on both sides are dropped.
+    ``details["cramers_v"]`` is the effect size ``sqrt(chi2 / N)`` used by the verdict.
+    """
+    if (undefined := _categorical_sizes(reference, window)) is not None:
+        return undefined
+    _, ref, win = aligned_categories(reference, window)
+    statistic, pvalue, dof = binned_chi_square(ref, win)
+    total = ref.sum() + win.sum()
+    return StatResult(
+        statistic, pvalue, {"dof": dof, "cramers_v": math.sqrt(statistic / total) if total else 0.0}
+    )
+
+
+def _categorical(metric: Any) -> Any:
+    def compute(reference: CategoricalProfile, window: CategoricalProfile) -> StatResult:
+        if (undefined := _categorical_sizes(reference, window)) is not None:
+            return undefined
+        _, ref, win = aligned_categories(reference, window)
+        _, pvalue, dof = binned_chi_square(ref, win)
+        return StatResult(metric(_proportions(ref), _proportions(win)), pvalue, {"binned_pvalue": pvalue, "binned_dof": dof})
+
+    return compute
+
+
+psi_categorical = _categorical(psi)
+js_categorical = _categorical(js_distance)
+hellinger_categorical = _categorical(hellinger)
+tvd_categorical = _categorical(tvd)
+
+
+def unseen_share_categorical(reference: CategoricalProfile, window: CategoricalProfile) -> StatResult:
+    """Share of the window's non-null rows whose category never occurs in the reference."""
+    if (undefined := _categorical_sizes(reference, window)) is not None:
+        return undefined
+    unseen = {c: v for c, v in window.counts.items() if c not in reference.counts}
+    share = (sum(unseen.values()) + window.overflow) / window.n
+    examples = sorted(unseen, key=lambda c: -unseen[c])[:5]
+    return StatResult(share, None, {"unseen_categories": len(unseen), "examples": examples})

@@ -1,0 +1,77 @@
+"""Profiles of a whole model (every feature) from a pandas DataFrame; pure, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftline.stats.profile import (
+    CategoricalProfile,
+    FeatureProfile,
+    NumericProfile,
+    fit_categorical,
+    fit_numeric,
+    profile_categorical,
+    profile_from_json,
+    profile_numeric,
+)
+
+
+def numeric_values(column: pd.Series) -> np.ndarray:
+    """Float values of a column; NULL and anything that is not a number become NaN."""
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def categorical_values(column: pd.Series) -> np.ndarray:
+    values = column.astype(object).to_numpy()
+    return np.where(pd.isna(values), None, values)
+
+
+@dataclass
+class ModelProfile:
+    """Per-feature profiles of one set of rows (a reference range or a window)."""
+
+    row_count: int
+    features: dict[str, FeatureProfile] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"row_count": self.row_count, "features": {k: v.to_json() for k, v in self.features.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelProfile:
+        return cls(
+            row_count=int(data["row_count"]),
+            features={k: profile_from_json(v) for k, v in data["features"].items()},
+        )
+
+    def merge(self, other: ModelProfile) -> ModelProfile:
+        """Profiles of two disjoint row sets on the same bins, added (hours into days)."""
+        merged: dict[str, FeatureProfile] = {}
+        for name, mine in self.features.items():
+            theirs = other.features.get(name)
+            merged[name] = mine if theirs is None else mine.merge(theirs)  # type: ignore[arg-type]
+        return ModelProfile(self.row_count + other.row_count, merged)
+
+
+def fit_model_profile(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> ModelProfile:
+    """Reference profile: chooses the numeric bins from these rows."""
+    features: dict[str, FeatureProfile] = {}
+    for column in numeric:
+        features[column] = fit_numeric(numeric_values(frame[column]))
+    for column in categorical:
+        features[column] = fit_categorical(categorical_values(frame[column]))
+    return ModelProfile(len(frame), features)
+
+
+def window_model_profile(frame: pd.DataFrame, reference: ModelProfile) -> ModelProfile:
+    """Window profile on the reference's bins, for every feature the reference has."""
+    features: dict[str, FeatureProfile] = {}
+    for column, ref in reference.features.items():
+        if isinstance(ref, NumericProfile):
+            features[column] = profile_numeric(numeric_values(frame[column]), ref)
+        elif isinstance(ref, CategoricalProfile):
+            features[column] = profile_categorical(categorical_values(frame[column]))
+    return ModelProfile(len(frame), features)

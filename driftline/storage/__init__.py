@@ -1,0 +1,1 @@
+"""Storage: typed SQLAlchemy models of the results schema, engines, and Alembic migrations."""

@@ -1,0 +1,31 @@
+"""Shared Prefect task options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from prefect.cache_policies import NO_CACHE
+
+from driftline.errors import DriftlineError
+
+
+def is_transient(_task: Any, _run: Any, state: Any) -> bool:
+    """Retry on a dropped connection or serialization failure, never on our own errors."""
+    try:
+        state.result()
+    except DriftlineError:
+        return False
+    except (sa.exc.OperationalError, sa.exc.InterfaceError):
+        return True
+    except sa.exc.DBAPIError as exc:
+        return bool(exc.connection_invalidated)
+    except Exception:
+        return False
+    return False
+
+
+#: Tasks take engines and DataFrames: caching by inputs would hash them, and a window's work must
+#: run again on a rerun anyway (idempotency comes from the upsert, not from a cache).
+PURE = {"cache_policy": NO_CACHE}
+IO = {"cache_policy": NO_CACHE, "retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": is_transient}

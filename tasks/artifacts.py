@@ -1,0 +1,50 @@
+"""What a person sees in the Prefect UI: one table artifact per model and window."""
+
+from __future__ import annotations
+
+import re
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+
+from driftline.results import Result, Status, worst
+from driftline.tasks._prefect import PURE
+from driftline.window import Window
+
+
+def artifact_key(model: str) -> str:
+    """Prefect keys allow lowercase letters, digits and dashes only."""
+    return "driftline-" + re.sub(r"[^a-z0-9-]", "-", model.lower())
+
+
+def summary_rows(results: list[Result]) -> list[dict[str, object]]:
+    """Non-ok results first (most severe first), then the rest; values rounded for reading."""
+    order = {Status.ALERT: 0, Status.WARNING: 1, Status.UNKNOWN: 2, Status.OK: 3}
+    ranked = sorted(results, key=lambda r: (order[r.status], str(r.kind), r.feature or "", r.metric))
+    return [
+        {
+            "status": str(r.status),
+            "kind": str(r.kind),
+            "feature": r.feature or "",
+            "metric": r.metric,
+            "value": None if r.value is None else round(r.value, 4),
+            "threshold": None if r.threshold is None else round(r.threshold, 4),
+            "reason": str(r.details.get("reason", "")),
+        }
+        for r in ranked
+    ]
+
+
+def publish_summary(model: str, window: Window, results: list[Result]) -> str:
+    """Create the table artifact; returns its key."""
+    key = artifact_key(model)
+    verdict = worst([r.status for r in results])
+    create_table_artifact(
+        key=key,
+        table=summary_rows(results),
+        description=f"Driftline {model} {window.label()}: {verdict} ({len(results)} results)",
+    )
+    return key
+
+
+publish_summary_task = task(publish_summary, name="publish-summary", **PURE)

@@ -1,0 +1,196 @@
+"""Persistence: results (upserted, one transaction per window), reference profiles, the run log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from prefect import task
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Engine
+
+from driftline.results import Kind, Result, Status, finite_or_none
+from driftline.stats.model_profile import ModelProfile
+from driftline.storage.models import ReferenceProfileRow, ResultRow, RunRow
+from driftline.window import Window
+from driftline.tasks._prefect import IO
+
+RESULTS = ResultRow.__table__
+RUNS = RunRow.__table__
+PROFILES = ReferenceProfileRow.__table__
+
+
+def _window_lock(connection: sa.Connection, model: str, window: Window) -> None:
+    """Serialise writers of one (model, window): concurrent reruns queue instead of interleaving."""
+    key = f"{model}|{window.start.isoformat()}"
+    connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+
+
+def claim_run(engine: Engine, model: str, window: Window, flow_run_id: str | None = None) -> int:
+    """Record that a run of this window started; returns the attempt number."""
+    statement = pg_insert(RUNS).values(
+        model=model, window_start=window.start, window_end=window.end, status="running",
+        attempts=1, flow_run_id=flow_run_id,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[RUNS.c.model, RUNS.c.window_start],
+        set_={
+            "status": "running",
+            "attempts": RUNS.c.attempts + 1,
+            "flow_run_id": flow_run_id,
+            "error": None,
+            "started_at": sa.func.now(),
+            "finished_at": None,
+        },
+    ).returning(RUNS.c.attempts)
+    with engine.begin() as connection:
+        return int(connection.execute(statement).scalar_one())
+
+
+def _result_values(result: Result) -> dict[str, Any]:
+    details = dict(result.details)
+    for name in ("value", "threshold"):
+        raw = getattr(result, name)
+        if raw is not None and finite_or_none(raw) is None:
+            details.setdefault(f"{name}_raw", str(raw))  # keep inf/nan visible, the column holds NULL
+    return {
+        "model": result.model,
+        "window_start": result.window_start,
+        "window_end": result.window_end,
+        "kind": str(result.kind),
+        "metric": result.metric,
+        "feature": result.feature,
+        "value": finite_or_none(result.value),
+        "threshold": finite_or_none(result.threshold),
+        "status": str(result.status),
+        "details": details,
+    }
+
+
+def save_window(
+    engine: Engine,
+    model: str,
+    window: Window,
+    results: list[Result],
+    kinds: Iterable[Kind],
+    row_count: int,
+    duration_s: float,
+) -> int:
+    """Replace the window's results of ``kinds`` and mark its run succeeded, in one transaction.
+
+    Rows of other kinds (e.g. performance recomputed later as labels arrive) are untouched.
+    Returns the number of result rows written.
+    """
+    kind_names = sorted({str(k) for k in kinds})
+    with engine.begin() as connection:
+        _window_lock(connection, model, window)
+        connection.execute(
+            sa.delete(RESULTS).where(
+                RESULTS.c.model == model,
+                RESULTS.c.window_start == window.start,
+                RESULTS.c.kind.in_(kind_names),
+            )
+        )
+        if results:
+            statement = pg_insert(RESULTS).values([_result_values(r) for r in results])
+            statement = statement.on_conflict_do_update(
+                index_elements=["model", "window_start", "kind", "metric", "feature"],
+                set_={c: statement.excluded[c] for c in ("window_end", "value", "threshold", "status", "details")}
+                | {"computed_at": sa.func.now()},
+            )
+            connection.execute(statement)
+        connection.execute(
+            sa.update(RUNS)
+            .where(RUNS.c.model == model, RUNS.c.window_start == window.start)
+            .values(status="succeeded", row_count=row_count, duration_s=duration_s, error=None,
+                    finished_at=sa.func.now())
+        )
+    return len(results)
+
+
+def mark_failed(engine: Engine, model: str, window: Window, error: str) -> None:
+    """Record a failed window in the run log (its earlier results, if any, stay as they were)."""
+    statement = pg_insert(RUNS).values(
+        model=model, window_start=window.start, window_end=window.end, status="failed",
+        error=error[:2000], finished_at=datetime.now(UTC),
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[RUNS.c.model, RUNS.c.window_start],
+        set_={"status": "failed", "error": error[:2000], "finished_at": sa.func.now()},
+    )
+    with engine.begin() as connection:
+        connection.execute(statement)
+
+
+def load_reference(engine: Engine, model: str, definition: str) -> ModelProfile | None:
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(PROFILES.c.profile).where(PROFILES.c.model == model, PROFILES.c.definition == definition)
+        ).first()
+    return None if row is None else ModelProfile.from_json(row[0])
+
+
+def store_reference(engine: Engine, model: str, definition: str, window: Window, profile: ModelProfile) -> ModelProfile:
+    """Store a fitted reference; if a concurrent run stored one first, that one wins and is returned."""
+    statement = pg_insert(PROFILES).values(
+        model=model, definition=definition, reference_start=window.start, reference_end=window.end,
+        row_count=profile.row_count, profile=profile.to_json(),
+    ).on_conflict_do_nothing(index_elements=[PROFILES.c.model, PROFILES.c.definition])
+    with engine.begin() as connection:
+        connection.execute(statement)
+    stored = load_reference(engine, model, definition)
+    assert stored is not None
+    return stored
+
+
+def load_results(
+    engine: Engine,
+    model: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    kind: str | None = None,
+) -> list[Result]:
+    """Results of ``model`` for windows starting in ``[start, end)``, ordered by window, kind, metric, feature."""
+    statement = sa.select(RESULTS).where(RESULTS.c.model == model)
+    if start is not None:
+        statement = statement.where(RESULTS.c.window_start >= start)
+    if end is not None:
+        statement = statement.where(RESULTS.c.window_start < end)
+    if kind is not None:
+        statement = statement.where(RESULTS.c.kind == kind)
+    statement = statement.order_by(
+        RESULTS.c.window_start, RESULTS.c.kind, RESULTS.c.metric, RESULTS.c.feature.nulls_first()
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(statement).mappings().all()
+    return [
+        Result(
+            model=row["model"],
+            window_start=row["window_start"].astimezone(UTC),
+            window_end=row["window_end"].astimezone(UTC),
+            kind=Kind(row["kind"]),
+            metric=row["metric"],
+            feature=row["feature"],
+            value=row["value"],
+            threshold=row["threshold"],
+            status=Status(row["status"]),
+            details=row["details"] or {},
+        )
+        for row in rows
+    ]
+
+
+def load_runs(engine: Engine, model: str | None = None) -> list[dict[str, Any]]:
+    statement = sa.select(RUNS).order_by(RUNS.c.model, RUNS.c.window_start)
+    if model is not None:
+        statement = statement.where(RUNS.c.model == model)
+    with engine.connect() as connection:
+        return [dict(row) for row in connection.execute(statement).mappings()]
+
+
+claim_run_task = task(claim_run, name="claim-window", **IO)
+save_window_task = task(save_window, name="persist-window", **IO)
+load_reference_task = task(load_reference, name="load-reference", **IO)
+store_reference_task = task(store_reference, name="store-reference", **IO)
