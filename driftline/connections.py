@@ -39,7 +39,19 @@ def database_urls(config: MonitorsConfig, settings: Settings) -> tuple[str, str]
     else:
         raise ConfigError("no database configured: set DRIFTLINE_DATABASE_URL or database_url in monitors.yaml")
     results = settings.results_url.get_secret_value() if settings.results_url is not None else data
-    return normalise_url(data), normalise_url(results)
+    return _resolve(data), _resolve(results)
+
+
+EMBEDDED_PREFIX = "embedded://"
+
+
+def _resolve(url: str) -> str:
+    """``embedded:///path/to/pgdata`` starts (or reuses) an embedded PostgreSQL there."""
+    if url.startswith(EMBEDDED_PREFIX):
+        from driftline.embedded import start_embedded
+
+        return normalise_url(start_embedded(Path(url.removeprefix(EMBEDDED_PREFIX))))
+    return normalise_url(url)
 
 
 def open_databases(config: MonitorsConfig, settings: Settings | None = None, migrate: bool = True) -> Databases:

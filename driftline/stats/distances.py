@@ -140,6 +140,7 @@ def wasserstein_numeric(reference: NumericProfile, window: NumericProfile) -> St
     -----
     The distance is the integral of ``|F_ref - F_win|``, with both CDFs linear inside each bin
     (values spread evenly within a bin). A constant reference (std 0) leaves it undefined.
+    The p-value is the binned chi-square test's (10 reference-quantile bins).
     """
     if (undefined := _numeric_sizes(reference, window)) is not None:
         return undefined
@@ -155,7 +156,9 @@ def wasserstein_numeric(reference: NumericProfile, window: NumericProfile) -> St
         crossing = (diff[:-1] ** 2 + diff[1:] ** 2) / (2 * (d0 + d1))
     area = np.where(same_sign, (d0 + d1) / 2, np.nan_to_num(crossing))
     distance = float(np.sum(lengths * area))
-    return StatResult(distance / scale, None, {"distance": distance, "reference_std": scale})
+    # Significance comes from the binned chi-square test: W1 itself has no cheap null distribution.
+    _, _, binned = _coarse(reference, window)
+    return StatResult(distance / scale, binned["binned_pvalue"], {"distance": distance, "reference_std": scale, **binned})
 
 
 def _binned(metric: Any) -> Any:

@@ -1,0 +1,235 @@
+"""The ``driftline`` command line: demo, run, results, db upgrade, validate.
+
+Prefect and the flows are imported inside the commands, after the log level is set, so ``--help``
+is fast and nothing starts at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from driftline.errors import DriftlineError
+
+app = typer.Typer(
+    name="driftline",
+    help="Model monitoring on Prefect: drift, performance, completeness and health of your prediction log.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Manage Driftline's results schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console()
+error_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="monitors.yaml (default: $DRIFTLINE_CONFIG or ./monitors.yaml)")]
+StartOption = Annotated[str | None, typer.Option("--start", help="ISO 8601 start (inclusive, UTC if no zone)")]
+EndOption = Annotated[str | None, typer.Option("--end", help="ISO 8601 end (exclusive)")]
+
+
+def _fail(message: str) -> None:
+    error_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def one_line_errors(command: F) -> F:
+    """Print Driftline and database errors as one line and exit 2, instead of a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import sqlalchemy as sa
+
+        try:
+            return command(*args, **kwargs)
+        except DriftlineError as exc:
+            _fail(str(exc))
+        except sa.exc.OperationalError as exc:
+            _fail(f"database error: {str(exc.orig).strip().splitlines()[0] if exc.orig else exc}")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    """Prefect logs every task at INFO; the CLI shows its own progress instead."""
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@app.command()
+@one_line_errors
+def validate(config: ConfigOption = None) -> None:
+    """Validate monitors.yaml and print the models it defines."""
+    from driftline.connections import load_run_config
+
+    loaded = load_run_config(config)
+    for model in loaded.models:
+        console.print(f"[green]ok[/] {model.name}: {model.table} ({model.task}, "
+                      f"{len(model.features.numeric)} numeric, {len(model.features.categorical)} categorical)")
+
+
+@db_app.command("upgrade")
+@one_line_errors
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Create or upgrade the results schema (Alembic migrations)."""
+    from driftline.connections import load_run_config, open_databases
+    from driftline.storage.migrate import current_revision
+
+    databases = open_databases(load_run_config(config), migrate=True)
+    console.print(f"results schema at revision {current_revision(databases.results)}")
+
+
+def _windows(start: str | None, end: str | None) -> list[Any]:
+    from driftline.errors import ConfigError
+    from driftline.window import Window, hourly_windows, last_full_hour_end
+
+    if start is None and end is None:
+        return [Window.hour_ending(None)]
+    if start is None:
+        raise ConfigError("--end needs --start")
+    return list(hourly_windows(start, end or last_full_hour_end()))
+
+
+@app.command()
+@one_line_errors
+def run(
+    config: ConfigOption = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model")] = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs")] = False,
+) -> None:
+    """Monitor every hourly window in [start, end) (default: the last full hour). Reruns replace results."""
+    _quiet_prefect(verbose)
+    from driftline.connections import config_path, load_run_config, open_databases
+    from driftline.tasks.extract import verify_columns
+
+    path = config_path(config)
+    loaded = load_run_config(path)
+    models = [loaded.model(model)] if model else list(loaded.models)
+    windows = _windows(start, end)
+    databases = open_databases(loaded)
+    for model_config in models:
+        verify_columns(databases.data, model_config)
+    outcomes = _run_windows([m.name for m in models], windows, str(path.resolve()))
+    _print_outcomes(outcomes)
+    if any(o["failed"] for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _run_windows(models: list[str], windows: list[Any], config_file: str) -> list[dict[str, Any]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from driftline.flows.monitor import monitor_model
+
+    outcomes: list[dict[str, Any]] = []
+    jobs = [(m, w) for w in windows for m in models]
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=error_console, disable=len(jobs) < 2, transient=True,
+    ) as progress:
+        bar = progress.add_task("monitoring", total=len(jobs))
+        for name, window in jobs:
+            progress.update(bar, description=f"{name} {window.label()}")
+            state = monitor_model(name, window.end, config_file, return_state=True)
+            if state.is_completed():
+                outcomes.append({**state.result(), "failed": None})
+            else:
+                from driftline.flows.monitor import _state_message
+
+                outcomes.append({"model": name, "window_start": window.start.isoformat(), "rows": None,
+                                 "status": "failed", "alerts": [], "failed": _state_message(state)})
+            progress.advance(bar)
+    return outcomes
+
+
+STATUS_STYLE = {"ok": "green", "warning": "yellow", "alert": "bold red", "unknown": "dim", "failed": "bold magenta"}
+
+
+def _print_outcomes(outcomes: list[dict[str, Any]]) -> None:
+    table = Table(title="Driftline run", show_lines=False)
+    for column in ("model", "window start (UTC)", "rows", "verdict", "alerts"):
+        table.add_column(column)
+    for o in outcomes:
+        status = o["status"]
+        table.add_row(o["model"], o["window_start"][:16].replace("T", " "), str(o.get("rows", "")),
+                      f"[{STATUS_STYLE.get(status, '')}]{status}[/]", o["failed"] or ", ".join(o.get("alerts", [])))
+    console.print(table)
+
+
+@app.command()
+@one_line_errors
+def results(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name")],
+    config: ConfigOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="data_drift, concept_drift, performance, data_quality or operational")] = None,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="json or table")] = "table",
+) -> None:
+    """Print stored results of one model for windows starting in [start, end)."""
+    from driftline.connections import load_run_config, open_databases
+    from driftline.errors import ConfigError
+    from driftline.results import Kind
+    from driftline.tasks.store import load_results
+    from driftline.window import parse_instant
+
+    if output_format not in ("json", "table"):
+        raise ConfigError(f"--format must be json or table, not {output_format!r}")
+    if kind is not None and kind not in {k.value for k in Kind}:
+        raise ConfigError(f"--kind must be one of {', '.join(k.value for k in Kind)}, not {kind!r}")
+    loaded = load_run_config(config)
+    loaded.model(model)
+    databases = open_databases(loaded)
+    rows = load_results(
+        databases.results, model,
+        parse_instant(start) if start else None, parse_instant(end) if end else None, kind,
+    )
+    records = [r.as_record() for r in rows]
+    if output_format == "json":
+        sys.stdout.write(json.dumps(records, indent=2, allow_nan=False) + "\n")
+        return
+    table = Table(title=f"{model}: {len(records)} results")
+    for column in ("window start", "kind", "feature", "metric", "value", "threshold", "status"):
+        table.add_column(column)
+    for r in records:
+        value = "" if r["value"] is None else f"{r['value']:.4g}"
+        threshold = "" if r["threshold"] is None else f"{r['threshold']:.4g}"
+        table.add_row(r["window_start"][:16].replace("T", " "), r["kind"], r["feature"] or "", r["metric"],
+                      value, threshold, f"[{STATUS_STYLE[r['status']]}]{r['status']}[/]")
+    console.print(table)
+
+
+@app.command()
+@one_line_errors
+def demo(
+    home: Annotated[Path | None, typer.Option("--home", help="Where the demo keeps its data (default: $DRIFTLINE_HOME or ~/.driftline)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Zero setup: seed a synthetic prediction log for two models and monitor one day of it."""
+    _quiet_prefect(verbose)
+    from driftline.demo_runner import run_demo
+
+    run_demo(home, console, error_console)
+
+
+def _utc(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,103 @@
+"""``driftline demo``: seed the demo log, monitor its day hour by hour, print what happened."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from driftline.config import parse_config
+from driftline.connections import EMBEDDED_PREFIX, open_databases
+from driftline.demo import DAY_END, DAY_START, demo_config, seed_demo
+from driftline.results import Kind, Result, Status, worst
+from driftline.settings import load_settings
+from driftline.window import hourly_windows
+
+
+def run_demo(home: Path | None, console: Console, progress_console: Console) -> None:
+    settings = load_settings()
+    base = (home or settings.home).expanduser().resolve() / "demo"
+    base.mkdir(parents=True, exist_ok=True)
+    embedded = settings.database_url is None
+    raw = demo_config(f"{EMBEDDED_PREFIX}{base / 'pgdata'}" if embedded else None)
+    config_file = base / "monitors.yaml"
+    config_file.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    config = parse_config(raw, str(config_file))
+
+    started = time.perf_counter()
+    where = f"embedded PostgreSQL in {base / 'pgdata'}" if embedded else "the database in DRIFTLINE_DATABASE_URL"
+    console.print(f"[bold]Driftline demo[/] - using {where}")
+    databases = open_databases(config)
+    counts = seed_demo(databases.data)
+    console.print(f"seeded {counts['loan']:,} loan and {counts['eta']:,} eta predictions "
+                  f"(reference week {config.models[0].reference.start:%Y-%m-%d}..{DAY_START:%Y-%m-%d}, "
+                  f"then the monitored day {DAY_START:%Y-%m-%d})")
+
+    from driftline.flows.monitor import monitor_all
+    from driftline.tasks.store import load_results
+
+    windows = list(hourly_windows(DAY_START, DAY_END))
+    failures: list[str] = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=progress_console, transient=True) as progress:
+        bar = progress.add_task("monitoring", total=len(windows))
+        for window in windows:
+            progress.update(bar, description=f"monitor-all {window.label()}")
+            outcome = monitor_all(window.end, str(config_file))
+            failures += [f"{m} {window.label()}: {why}" for m, why in outcome["failed"].items()]
+            progress.advance(bar)
+
+    for model in config.models:
+        rows = load_results(databases.results, model.name, DAY_START, DAY_END)
+        console.print(_summary_table(model.name, rows))
+    for failure in failures:
+        console.print(f"[bold magenta]failed[/] {failure}")
+    elapsed = time.perf_counter() - started
+    console.print(f"\nMonitored {len(windows)} hours x {len(config.models)} models in {elapsed:.0f} s.")
+    console.print("[bold]Where to look next[/]")
+    console.print(f"  driftline results --config {config_file} --model loan "
+                  f"--start {DAY_START:%Y-%m-%dT12:00Z} --end {DAY_START:%Y-%m-%dT14:00Z} --format table")
+    console.print(f"  driftline results --config {config_file} --model eta --kind data_drift --format json")
+    console.print(f"  driftline run --config {config_file} --start {DAY_START:%Y-%m-%dT00:00Z} "
+                  f"--end {DAY_END:%Y-%m-%dT00:00Z}   (a rerun replaces, never duplicates)")
+    console.print("  Prefect UI: start `prefect server start`, set PREFECT_API_URL, rerun - each window leaves "
+                  "a 'driftline-<model>' artifact")
+
+
+def _describe_hour(results: list[Result]) -> tuple[str, str]:
+    """Verdict and the most drifted features of one hour, e.g. ``income (psi 0.41)``."""
+    verdict = worst([r.status for r in results])
+    by_feature: dict[str, list[Result]] = defaultdict(list)
+    for r in results:
+        if r.kind == Kind.DATA_DRIFT and r.status in (Status.ALERT, Status.WARNING) and r.feature:
+            by_feature[r.feature].append(r)
+    parts = []
+    for feature, flagged in sorted(by_feature.items(), key=lambda kv: -max(r.value or 0 for r in kv[1])):
+        psi = next((r for r in flagged if r.metric == "psi"), flagged[0])
+        parts.append(f"{feature} ({psi.metric} {psi.value:.2f})" if psi.value is not None else feature)
+    reasons = [str(r.details.get("reason")) for r in results if r.kind == Kind.OPERATIONAL and r.status != Status.OK]
+    return str(verdict), "; ".join(parts + reasons)
+
+
+def _summary_table(model: str, results: list[Result]) -> Table:
+    styles = {"ok": "green", "warning": "yellow", "alert": "bold red", "unknown": "dim"}
+    table = Table(title=f"{model}: one day, hour by hour", title_justify="left")
+    table.add_column("hour (UTC)")
+    table.add_column("rows", justify="right")
+    table.add_column("verdict")
+    table.add_column("what drifted (by how much)")
+    by_hour: dict[object, list[Result]] = defaultdict(list)
+    for r in results:
+        by_hour[r.window_start].append(r)
+    for start in sorted(by_hour):
+        hour = by_hour[start]
+        rows = next((r.value for r in hour if r.metric == "row_count"), None)
+        verdict, what = _describe_hour(hour)
+        table.add_row(f"{start:%m-%d %H:%M}", "" if rows is None else f"{rows:.0f}",
+                      f"[{styles[verdict]}]{verdict}[/]", what)
+    return table
