@@ -10,7 +10,6 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -36,7 +35,9 @@ error_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="monitors.yaml (default: $DRIFTLINE_CONFIG or ./monitors.yaml)")]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="monitors.yaml (default: $DRIFTLINE_CONFIG or ./monitors.yaml)")
+]
 StartOption = Annotated[str | None, typer.Option("--start", help="ISO 8601 start (inclusive, UTC if no zone)")]
 EndOption = Annotated[str | None, typer.Option("--end", help="ISO 8601 end (exclusive)")]
 
@@ -78,8 +79,10 @@ def validate(config: ConfigOption = None) -> None:
 
     loaded = load_run_config(config)
     for model in loaded.models:
-        console.print(f"[green]ok[/] {model.name}: {model.table} ({model.task}, "
-                      f"{len(model.features.numeric)} numeric, {len(model.features.categorical)} categorical)")
+        console.print(
+            f"[green]ok[/] {model.name}: {model.table} ({model.task}, "
+            f"{len(model.features.numeric)} numeric, {len(model.features.categorical)} categorical)"
+        )
 
 
 @db_app.command("upgrade")
@@ -139,8 +142,13 @@ def _run_windows(models: list[str], windows: list[Any], config_file: str) -> lis
     outcomes: list[dict[str, Any]] = []
     jobs = [(m, w) for w in windows for m in models]
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=error_console, disable=len(jobs) < 2, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=error_console,
+        disable=len(jobs) < 2,
+        transient=True,
     ) as progress:
         bar = progress.add_task("monitoring", total=len(jobs))
         for name, window in jobs:
@@ -151,8 +159,16 @@ def _run_windows(models: list[str], windows: list[Any], config_file: str) -> lis
             else:
                 from driftline.flows.monitor import _state_message
 
-                outcomes.append({"model": name, "window_start": window.start.isoformat(), "rows": None,
-                                 "status": "failed", "alerts": [], "failed": _state_message(state)})
+                outcomes.append(
+                    {
+                        "model": name,
+                        "window_start": window.start.isoformat(),
+                        "rows": None,
+                        "status": "failed",
+                        "alerts": [],
+                        "failed": _state_message(state),
+                    }
+                )
             progress.advance(bar)
     return outcomes
 
@@ -166,8 +182,13 @@ def _print_outcomes(outcomes: list[dict[str, Any]]) -> None:
         table.add_column(column)
     for o in outcomes:
         status = o["status"]
-        table.add_row(o["model"], o["window_start"][:16].replace("T", " "), str(o.get("rows", "")),
-                      f"[{STATUS_STYLE.get(status, '')}]{status}[/]", o["failed"] or ", ".join(o.get("alerts", [])))
+        table.add_row(
+            o["model"],
+            o["window_start"][:16].replace("T", " "),
+            str(o.get("rows", "")),
+            f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+            o["failed"] or ", ".join(o.get("alerts", [])),
+        )
     console.print(table)
 
 
@@ -178,7 +199,9 @@ def results(
     config: ConfigOption = None,
     start: StartOption = None,
     end: EndOption = None,
-    kind: Annotated[str | None, typer.Option("--kind", help="data_drift, concept_drift, performance, data_quality or operational")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="data_drift, concept_drift, performance, data_quality or operational")
+    ] = None,
     output_format: Annotated[str, typer.Option("--format", "-f", help="json or table")] = "table",
 ) -> None:
     """Print stored results of one model for windows starting in [start, end)."""
@@ -196,8 +219,11 @@ def results(
     loaded.model(model)
     databases = open_databases(loaded)
     rows = load_results(
-        databases.results, model,
-        parse_instant(start) if start else None, parse_instant(end) if end else None, kind,
+        databases.results,
+        model,
+        parse_instant(start) if start else None,
+        parse_instant(end) if end else None,
+        kind,
     )
     records = [r.as_record() for r in rows]
     if output_format == "json":
@@ -209,15 +235,25 @@ def results(
     for r in records:
         value = "" if r["value"] is None else f"{r['value']:.4g}"
         threshold = "" if r["threshold"] is None else f"{r['threshold']:.4g}"
-        table.add_row(r["window_start"][:16].replace("T", " "), r["kind"], r["feature"] or "", r["metric"],
-                      value, threshold, f"[{STATUS_STYLE[r['status']]}]{r['status']}[/]")
+        table.add_row(
+            r["window_start"][:16].replace("T", " "),
+            r["kind"],
+            r["feature"] or "",
+            r["metric"],
+            value,
+            threshold,
+            f"[{STATUS_STYLE[r['status']]}]{r['status']}[/]",
+        )
     console.print(table)
 
 
 @app.command()
 @one_line_errors
 def demo(
-    home: Annotated[Path | None, typer.Option("--home", help="Where the demo keeps its data (default: $DRIFTLINE_HOME or ~/.driftline)")] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="Where the demo keeps its data (default: $DRIFTLINE_HOME or ~/.driftline)"),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Zero setup: seed a synthetic prediction log for two models and monitor one day of it."""
@@ -227,8 +263,19 @@ def demo(
     run_demo(home, console, error_console)
 
 
-def _utc(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M")
+@app.command()
+@one_line_errors
+def serve(
+    config: ConfigOption = None,
+    cron: Annotated[str, typer.Option("--cron", help="Schedule of monitor-all (UTC)")] = "5 * * * *",
+) -> None:
+    """Serve monitor-all on an hourly schedule (and backfill on demand) from this process."""
+    from driftline.connections import config_path, load_run_config
+    from driftline.deployments.serve import serve_forever
+
+    path = config_path(config)
+    load_run_config(path)  # fail fast on a bad config
+    serve_forever(str(path.resolve()), cron)
 
 
 if __name__ == "__main__":  # pragma: no cover

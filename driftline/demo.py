@@ -114,9 +114,17 @@ def _loan_rows(rng: np.random.Generator) -> dict[str, np.ndarray]:
     label[ts >= np.datetime64(LABELS_PENDING_FROM.replace(tzinfo=None))] = np.nan
     income[rng.uniform(size=n) < 0.01] = np.nan  # a little missing data, as in real logs
     return {
-        "ts": ts, "income": income, "age": age, "debt_ratio": debt_ratio, "credit_lines": credit_lines,
-        "region": region, "employment": employment, "score": score, "prediction": (score >= 0.5).astype(float),
-        "label": label, "latency_ms": rng.gamma(4.0, 12.0, n),
+        "ts": ts,
+        "income": income,
+        "age": age,
+        "debt_ratio": debt_ratio,
+        "credit_lines": credit_lines,
+        "region": region,
+        "employment": employment,
+        "score": score,
+        "prediction": (score >= 0.5).astype(float),
+        "label": label,
+        "latency_ms": rng.gamma(4.0, 12.0, n),
     }
 
 
@@ -138,15 +146,24 @@ def _eta_rows(rng: np.random.Generator) -> dict[str, np.ndarray]:
     label = truth.copy()
     label[ts >= np.datetime64(LABELS_PENDING_FROM.replace(tzinfo=None))] = np.nan
     return {
-        "ts": ts, "distance_km": distance, "items": items, "traffic_index": traffic, "city": city,
-        "vehicle": vehicle, "prediction": prediction, "label": label, "latency_ms": rng.gamma(3.0, 8.0, n),
+        "ts": ts,
+        "distance_km": distance,
+        "items": items,
+        "traffic_index": traffic,
+        "city": city,
+        "vehicle": vehicle,
+        "prediction": prediction,
+        "label": label,
+        "latency_ms": rng.gamma(3.0, 8.0, n),
     }
 
 
 def _create_and_load(engine: Engine, table: str, columns: dict[str, np.ndarray], text_columns: set[str]) -> int:
     metadata = sa.MetaData(schema=SCHEMA)
-    sa_columns: list[sa.Column[Any]] = [sa.Column("request_id", sa.BigInteger, primary_key=True),
-                                        sa.Column("ts", sa.DateTime(timezone=True), nullable=False)]
+    sa_columns: list[sa.Column[Any]] = [
+        sa.Column("request_id", sa.BigInteger, primary_key=True),
+        sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
+    ]
     for name in columns:
         if name != "ts":
             sa_columns.append(sa.Column(name, sa.Text if name in text_columns else sa.Float))

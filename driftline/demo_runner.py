@@ -34,17 +34,25 @@ def run_demo(home: Path | None, console: Console, progress_console: Console) -> 
     console.print(f"[bold]Driftline demo[/] - using {where}")
     databases = open_databases(config)
     counts = seed_demo(databases.data)
-    console.print(f"seeded {counts['loan']:,} loan and {counts['eta']:,} eta predictions "
-                  f"(reference week {config.models[0].reference.start:%Y-%m-%d}..{DAY_START:%Y-%m-%d}, "
-                  f"then the monitored day {DAY_START:%Y-%m-%d})")
+    console.print(
+        f"seeded {counts['loan']:,} loan and {counts['eta']:,} eta predictions "
+        f"(reference week {config.models[0].reference.start:%Y-%m-%d}..{DAY_START:%Y-%m-%d}, "
+        f"then the monitored day {DAY_START:%Y-%m-%d})"
+    )
 
     from driftline.flows.monitor import monitor_all
     from driftline.tasks.store import load_results
 
     windows = list(hourly_windows(DAY_START, DAY_END))
     failures: list[str] = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=progress_console, transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=progress_console,
+        transient=True,
+    ) as progress:
         bar = progress.add_task("monitoring", total=len(windows))
         for window in windows:
             progress.update(bar, description=f"monitor-all {window.label()}")
@@ -60,13 +68,19 @@ def run_demo(home: Path | None, console: Console, progress_console: Console) -> 
     elapsed = time.perf_counter() - started
     console.print(f"\nMonitored {len(windows)} hours x {len(config.models)} models in {elapsed:.0f} s.")
     console.print("[bold]Where to look next[/]")
-    console.print(f"  driftline results --config {config_file} --model loan "
-                  f"--start {DAY_START:%Y-%m-%dT12:00Z} --end {DAY_START:%Y-%m-%dT14:00Z} --format table")
+    console.print(
+        f"  driftline results --config {config_file} --model loan "
+        f"--start {DAY_START:%Y-%m-%dT12:00Z} --end {DAY_START:%Y-%m-%dT14:00Z} --format table"
+    )
     console.print(f"  driftline results --config {config_file} --model eta --kind data_drift --format json")
-    console.print(f"  driftline run --config {config_file} --start {DAY_START:%Y-%m-%dT00:00Z} "
-                  f"--end {DAY_END:%Y-%m-%dT00:00Z}   (a rerun replaces, never duplicates)")
-    console.print("  Prefect UI: start `prefect server start`, set PREFECT_API_URL, rerun - each window leaves "
-                  "a 'driftline-<model>' artifact")
+    console.print(
+        f"  driftline run --config {config_file} --start {DAY_START:%Y-%m-%dT00:00Z} "
+        f"--end {DAY_END:%Y-%m-%dT00:00Z}   (a rerun replaces, never duplicates)"
+    )
+    console.print(
+        "  Prefect UI: start `prefect server start`, set PREFECT_API_URL, rerun - each window leaves "
+        "a 'driftline-<model>' artifact"
+    )
 
 
 def _describe_hour(results: list[Result]) -> tuple[str, str]:
@@ -98,6 +112,7 @@ def _summary_table(model: str, results: list[Result]) -> Table:
         hour = by_hour[start]
         rows = next((r.value for r in hour if r.metric == "row_count"), None)
         verdict, what = _describe_hour(hour)
-        table.add_row(f"{start:%m-%d %H:%M}", "" if rows is None else f"{rows:.0f}",
-                      f"[{styles[verdict]}]{verdict}[/]", what)
+        table.add_row(
+            f"{start:%m-%d %H:%M}", "" if rows is None else f"{rows:.0f}", f"[{styles[verdict]}]{verdict}[/]", what
+        )
     return table

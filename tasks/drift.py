@@ -26,7 +26,9 @@ def levels_for(model: ModelConfig, metric: str, feature: str, kind: ColumnKind) 
     return (levels.warning, levels.alert) if levels else (statistic.warning, statistic.alert)
 
 
-def evaluate_drift(model: ModelConfig, window: Window, reference: ModelProfile | None, current: ModelProfile) -> list[Result]:
+def evaluate_drift(
+    model: ModelConfig, window: Window, reference: ModelProfile | None, current: ModelProfile
+) -> list[Result]:
     """One result per (feature, metric), verdicts gated by BH-adjusted p-values across features.
 
     A window or reference with fewer than ``drift.min_rows`` rows gives ``unknown`` rows with the
@@ -40,7 +42,9 @@ def evaluate_drift(model: ModelConfig, window: Window, reference: ModelProfile |
     elif current.row_count < model.drift.min_rows:
         reason = f"window has {current.row_count} rows, fewer than min_rows={model.drift.min_rows}"
 
-    planned = [(feature, kind, metric) for feature, kind in model.features.items() for metric in metrics_for(model, kind)]
+    planned = [
+        (feature, kind, metric) for feature, kind in model.features.items() for metric in metrics_for(model, kind)
+    ]
     computed = []
     for feature, kind, metric in planned:
         statistic = get_statistic(kind, metric)
@@ -67,11 +71,25 @@ def evaluate_drift(model: ModelConfig, window: Window, reference: ModelProfile |
         warning, alert = levels_for(model, statistic.name, feature, kind)
         if outcome is None:
             why = reason or f"feature {feature!r} is not in the profiles"
-            results.append(Result(model.name, window.start, window.end, Kind.DATA_DRIFT, statistic.name, feature,
-                                  None, alert, Status.UNKNOWN, {"reason": why, "column_kind": kind}))
+            results.append(
+                Result(
+                    model.name,
+                    window.start,
+                    window.end,
+                    Kind.DATA_DRIFT,
+                    statistic.name,
+                    feature,
+                    None,
+                    alert,
+                    Status.UNKNOWN,
+                    {"reason": why, "column_kind": kind},
+                )
+            )
             continue
         p_adj = adjusted.get((feature, statistic.name))
-        effect = outcome.details.get("cramers_v", float("nan")) if statistic.effect == "cramers_v" else outcome.statistic
+        effect = (
+            outcome.details.get("cramers_v", float("nan")) if statistic.effect == "cramers_v" else outcome.statistic
+        )
         status = judge(effect, warning, alert, p_adj, alpha)
         details = {
             **outcome.details,
@@ -88,8 +106,20 @@ def evaluate_drift(model: ModelConfig, window: Window, reference: ModelProfile |
             win_profile = current.features[feature]
             assert isinstance(win_profile, NumericProfile)
             details |= {"reference_mean": _round(ref_profile.mean), "window_mean": _round(win_profile.mean)}
-        results.append(Result(model.name, window.start, window.end, Kind.DATA_DRIFT, statistic.name, feature,
-                              outcome.statistic, alert if statistic.effect == "statistic" else None, status, details))
+        results.append(
+            Result(
+                model.name,
+                window.start,
+                window.end,
+                Kind.DATA_DRIFT,
+                statistic.name,
+                feature,
+                outcome.statistic,
+                alert if statistic.effect == "statistic" else None,
+                status,
+                details,
+            )
+        )
     return results
 
 

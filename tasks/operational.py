@@ -19,8 +19,20 @@ def evaluate_volume(model: ModelConfig, window: Window, row_count: int) -> list[
     else:
         status, reason = Status.OK, None
     details = {"reason": reason} if reason else {}
-    return [Result(model.name, window.start, window.end, Kind.OPERATIONAL, "row_count", None,
-                   float(row_count), float(model.drift.min_rows), status, details)]
+    return [
+        Result(
+            model.name,
+            window.start,
+            window.end,
+            Kind.OPERATIONAL,
+            "row_count",
+            None,
+            float(row_count),
+            float(model.drift.min_rows),
+            status,
+            details,
+        )
+    ]
 
 
 evaluate_volume_task = task(evaluate_volume, name="evaluate-volume", **PURE)

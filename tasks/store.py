@@ -14,8 +14,8 @@ from sqlalchemy.engine import Engine
 from driftline.results import Kind, Result, Status, finite_or_none
 from driftline.stats.model_profile import ModelProfile
 from driftline.storage.models import ReferenceProfileRow, ResultRow, RunRow
-from driftline.window import Window
 from driftline.tasks._prefect import IO
+from driftline.window import Window
 
 RESULTS = ResultRow.__table__
 RUNS = RunRow.__table__
@@ -31,8 +31,12 @@ def _window_lock(connection: sa.Connection, model: str, window: Window) -> None:
 def claim_run(engine: Engine, model: str, window: Window, flow_run_id: str | None = None) -> int:
     """Record that a run of this window started; returns the attempt number."""
     statement = pg_insert(RUNS).values(
-        model=model, window_start=window.start, window_end=window.end, status="running",
-        attempts=1, flow_run_id=flow_run_id,
+        model=model,
+        window_start=window.start,
+        window_end=window.end,
+        status="running",
+        attempts=1,
+        flow_run_id=flow_run_id,
     )
     statement = statement.on_conflict_do_update(
         index_elements=[RUNS.c.model, RUNS.c.window_start],
@@ -104,8 +108,9 @@ def save_window(
         connection.execute(
             sa.update(RUNS)
             .where(RUNS.c.model == model, RUNS.c.window_start == window.start)
-            .values(status="succeeded", row_count=row_count, duration_s=duration_s, error=None,
-                    finished_at=sa.func.now())
+            .values(
+                status="succeeded", row_count=row_count, duration_s=duration_s, error=None, finished_at=sa.func.now()
+            )
         )
     return len(results)
 
@@ -113,8 +118,12 @@ def save_window(
 def mark_failed(engine: Engine, model: str, window: Window, error: str) -> None:
     """Record a failed window in the run log (its earlier results, if any, stay as they were)."""
     statement = pg_insert(RUNS).values(
-        model=model, window_start=window.start, window_end=window.end, status="failed",
-        error=error[:2000], finished_at=datetime.now(UTC),
+        model=model,
+        window_start=window.start,
+        window_end=window.end,
+        status="failed",
+        error=error[:2000],
+        finished_at=datetime.now(UTC),
     )
     statement = statement.on_conflict_do_update(
         index_elements=[RUNS.c.model, RUNS.c.window_start],
@@ -134,10 +143,18 @@ def load_reference(engine: Engine, model: str, definition: str) -> ModelProfile 
 
 def store_reference(engine: Engine, model: str, definition: str, window: Window, profile: ModelProfile) -> ModelProfile:
     """Store a fitted reference; if a concurrent run stored one first, that one wins and is returned."""
-    statement = pg_insert(PROFILES).values(
-        model=model, definition=definition, reference_start=window.start, reference_end=window.end,
-        row_count=profile.row_count, profile=profile.to_json(),
-    ).on_conflict_do_nothing(index_elements=[PROFILES.c.model, PROFILES.c.definition])
+    statement = (
+        pg_insert(PROFILES)
+        .values(
+            model=model,
+            definition=definition,
+            reference_start=window.start,
+            reference_end=window.end,
+            row_count=profile.row_count,
+            profile=profile.to_json(),
+        )
+        .on_conflict_do_nothing(index_elements=[PROFILES.c.model, PROFILES.c.definition])
+    )
     with engine.begin() as connection:
         connection.execute(statement)
     stored = load_reference(engine, model, definition)

@@ -158,7 +158,9 @@ def wasserstein_numeric(reference: NumericProfile, window: NumericProfile) -> St
     distance = float(np.sum(lengths * area))
     # Significance comes from the binned chi-square test: W1 itself has no cheap null distribution.
     _, _, binned = _coarse(reference, window)
-    return StatResult(distance / scale, binned["binned_pvalue"], {"distance": distance, "reference_std": scale, **binned})
+    return StatResult(
+        distance / scale, binned["binned_pvalue"], {"distance": distance, "reference_std": scale, **binned}
+    )
 
 
 def _binned(metric: Any) -> Any:
@@ -182,7 +184,9 @@ tvd_numeric = _binned(tvd)
 UNSEEN = "__unseen__"
 
 
-def aligned_categories(reference: CategoricalProfile, window: CategoricalProfile) -> tuple[list[str], FloatArray, FloatArray]:
+def aligned_categories(
+    reference: CategoricalProfile, window: CategoricalProfile
+) -> tuple[list[str], FloatArray, FloatArray]:
     """Counts of both sides over the same buckets.
 
     Buckets: the ``TOP_CATEGORIES`` most frequent reference categories one by one, the remaining
@@ -222,9 +226,7 @@ def chi_square_categorical(reference: CategoricalProfile, window: CategoricalPro
     _, ref, win = aligned_categories(reference, window)
     statistic, pvalue, dof = binned_chi_square(ref, win)
     total = ref.sum() + win.sum()
-    return StatResult(
-        statistic, pvalue, {"dof": dof, "cramers_v": math.sqrt(statistic / total) if total else 0.0}
-    )
+    return StatResult(statistic, pvalue, {"dof": dof, "cramers_v": math.sqrt(statistic / total) if total else 0.0})
 
 
 def _categorical(metric: Any) -> Any:
@@ -233,7 +235,9 @@ def _categorical(metric: Any) -> Any:
             return undefined
         _, ref, win = aligned_categories(reference, window)
         _, pvalue, dof = binned_chi_square(ref, win)
-        return StatResult(metric(_proportions(ref), _proportions(win)), pvalue, {"binned_pvalue": pvalue, "binned_dof": dof})
+        return StatResult(
+            metric(_proportions(ref), _proportions(win)), pvalue, {"binned_pvalue": pvalue, "binned_dof": dof}
+        )
 
     return compute
 

@@ -69,9 +69,7 @@ class NumericProfile:
         return float(np.sqrt(variance))
 
     def coarse_counts(self) -> IntArray:
-        return np.bincount(self.groups, weights=self.counts, minlength=int(self.groups.max()) + 1).astype(
-            np.int64
-        )
+        return np.bincount(self.groups, weights=self.counts, minlength=int(self.groups.max()) + 1).astype(np.int64)
 
     def merge(self, other: NumericProfile) -> NumericProfile:
         """Sum of two profiles on the same edges (e.g. hours into a day)."""
@@ -281,9 +279,7 @@ def profile_categorical(values: npt.ArrayLike) -> CategoricalProfile:
     null_mask = np.array([v is None or (isinstance(v, float) and np.isnan(v)) for v in array], dtype=bool)
     present = array[~null_mask].astype(str)
     categories, counts = np.unique(present, return_counts=True)
-    return _capped(
-        {str(c): int(n) for c, n in zip(categories, counts, strict=True)}, int(null_mask.sum()), 0
-    )
+    return _capped({str(c): int(n) for c, n in zip(categories, counts, strict=True)}, int(null_mask.sum()), 0)
 
 
 fit_categorical = profile_categorical

@@ -34,8 +34,15 @@ class Statistic:
     description: str = ""
 
 
-def _entry(name: str, kind: ColumnKind, compute: Callable[[Any, Any], d.StatResult], warning: float, alert: float,
-           description: str, effect: Effect = "statistic") -> Statistic:
+def _entry(
+    name: str,
+    kind: ColumnKind,
+    compute: Callable[[Any, Any], d.StatResult],
+    warning: float,
+    alert: float,
+    description: str,
+    effect: Effect = "statistic",
+) -> Statistic:
     return Statistic(name, frozenset({kind}), compute, warning, alert, effect, description)
 
 
@@ -45,9 +52,17 @@ REGISTRY: dict[ColumnKind, dict[str, Statistic]] = {
         s.name: s
         for s in [
             _entry("ks", "numeric", d.ks_numeric, 0.1, 0.2, "Kolmogorov-Smirnov statistic (max ECDF gap)"),
-            _entry("wasserstein", "numeric", d.wasserstein_numeric, 0.1, 0.2,
-                   "Wasserstein-1 distance in reference standard deviations"),
-            _entry("psi", "numeric", d.psi_numeric, 0.1, 0.25, "population stability index on 10 reference-quantile bins"),
+            _entry(
+                "wasserstein",
+                "numeric",
+                d.wasserstein_numeric,
+                0.1,
+                0.2,
+                "Wasserstein-1 distance in reference standard deviations",
+            ),
+            _entry(
+                "psi", "numeric", d.psi_numeric, 0.1, 0.25, "population stability index on 10 reference-quantile bins"
+            ),
             _entry("jensen_shannon", "numeric", d.js_numeric, 0.1, 0.2, "Jensen-Shannon distance (base 2) on 10 bins"),
             _entry("hellinger", "numeric", d.hellinger_numeric, 0.1, 0.2, "Hellinger distance on 10 bins"),
             _entry("tvd", "numeric", d.tvd_numeric, 0.1, 0.2, "total variation distance on 10 bins"),
@@ -56,14 +71,27 @@ REGISTRY: dict[ColumnKind, dict[str, Statistic]] = {
     "categorical": {
         s.name: s
         for s in [
-            _entry("chi_square", "categorical", d.chi_square_categorical, 0.1, 0.2,
-                   "chi-square test of homogeneity; levels apply to Cramer's V", effect="cramers_v"),
+            _entry(
+                "chi_square",
+                "categorical",
+                d.chi_square_categorical,
+                0.1,
+                0.2,
+                "chi-square test of homogeneity; levels apply to Cramer's V",
+                effect="cramers_v",
+            ),
             _entry("psi", "categorical", d.psi_categorical, 0.1, 0.25, "population stability index over categories"),
             _entry("jensen_shannon", "categorical", d.js_categorical, 0.1, 0.2, "Jensen-Shannon distance (base 2)"),
             _entry("hellinger", "categorical", d.hellinger_categorical, 0.1, 0.2, "Hellinger distance"),
             _entry("tvd", "categorical", d.tvd_categorical, 0.1, 0.2, "total variation distance"),
-            _entry("unseen_share", "categorical", d.unseen_share_categorical, 0.01, 0.05,
-                   "share of window rows in categories absent from the reference"),
+            _entry(
+                "unseen_share",
+                "categorical",
+                d.unseen_share_categorical,
+                0.01,
+                0.05,
+                "share of window rows in categories absent from the reference",
+            ),
         ]
     },
 }

@@ -83,9 +83,7 @@ class RunRow(Base):
     """The run log: the latest attempt at one (model, window)."""
 
     __tablename__ = "runs"
-    __table_args__ = (
-        CheckConstraint("status IN ('running','succeeded','failed')", name="runs_status_valid"),
-    )
+    __table_args__ = (CheckConstraint("status IN ('running','succeeded','failed')", name="runs_status_valid"),)
 
     model: Mapped[str] = mapped_column(Text, primary_key=True)
     window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)

@@ -1,0 +1,1 @@
+"""Deployments: schedules and how Driftline's flows run on a Prefect server."""
