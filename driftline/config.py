@@ -21,6 +21,10 @@ from driftline.stats.registry import REGISTRY, ColumnKind
 from driftline.window import parse_instant
 
 MODEL_NAME_PATTERN = r"^[a-z0-9_-]+$"
+#: Frame column of labels joined from a separate ground-truth table.
+JOINED_LABEL = "__label__"
+#: Derived frame column for regression: label - prediction.
+RESIDUAL = "__residual__"
 
 
 class _Strict(BaseModel):
@@ -80,6 +84,9 @@ class DriftConfig(_Strict):
 
     min_rows: int = Field(default=100, ge=1)
     alpha: float = Field(default=0.01, gt=0, lt=1)
+    #: Window-level verdict on the share of features in alert.
+    dataset_warning: float = Field(default=0.25, ge=0, le=1)
+    dataset_alert: float = Field(default=0.5, ge=0, le=1)
     numeric_metrics: list[str] | None = None
     categorical_metrics: list[str] | None = None
     thresholds: dict[str, Levels] = Field(default_factory=dict)
@@ -98,6 +105,81 @@ class DriftConfig(_Strict):
         return self
 
 
+class ExpectationSpec(_Strict):
+    """A user's own Great Expectations expectation, in GX's vocabulary.
+
+    ``type`` is the snake_case name (``expect_column_values_to_match_regex``); ``kwargs`` its
+    arguments. Checked against GX when the config loads.
+    """
+
+    type: str = Field(pattern=r"^expect_[a-z0-9_]+$")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    severity: Literal["warning", "alert"] = "alert"
+
+    @model_validator(mode="after")
+    def _known_to_gx(self) -> ExpectationSpec:
+        from driftline.expectations import validate_expectation
+
+        validate_expectation(self.type, self.kwargs)
+        return self
+
+
+class QualityConfig(_Strict):
+    """Completeness and validity expectations built from the config and the reference profile."""
+
+    enabled: bool = True
+    null_tolerance: float = Field(default=0.05, ge=0, le=1)
+    new_category_tolerance: float = Field(default=0.01, ge=0, le=1)
+    range_widening: float = Field(default=0.25, ge=0)
+    min_rows: int | None = Field(default=None, ge=0)
+    max_rows: int | None = Field(default=None, ge=0)
+    severity: Literal["warning", "alert"] = "alert"
+    expectations: list[ExpectationSpec] = Field(default_factory=list)
+
+
+class LabelsConfig(_Strict):
+    """Ground truth in a separate table, joined to the predictions on the id."""
+
+    table: str = Field(min_length=1)
+    table_schema: str | None = None
+    id_column: str = Field(min_length=1)
+    label_column: str = Field(min_length=1)
+    timestamp_column: str | None = None
+
+    @property
+    def schema_and_table(self) -> tuple[str | None, str]:
+        if self.table_schema is not None:
+            return self.table_schema, self.table
+        schema, dot, name = self.table.partition(".")
+        return (schema, name) if dot else (None, self.table)
+
+
+class PerformanceConfig(_Strict):
+    """Performance against the reference's own performance, as labels arrive."""
+
+    enabled: bool = True
+    min_labels: int = Field(default=50, ge=1)
+    lookback_hours: int = Field(default=72, ge=0)
+    #: Allowed degradation relative to the reference value, per metric (default for all: 5% / 10%).
+    tolerance: dict[str, Levels] = Field(default_factory=dict)
+    default_tolerance: Levels = Field(default_factory=lambda: Levels(warning=0.05, alert=0.10))
+    segments: bool = True
+    positive_label: float | str = 1
+
+
+class OperationalConfig(_Strict):
+    """Serving health: volume against history, latency against the reference, errors, silence."""
+
+    history_days: int = Field(default=28, ge=1, le=366)
+    min_history: int = Field(default=3, ge=1)
+    volume_band_mads: float = Field(default=4.0, gt=0)
+    latency_warning_ratio: float = Field(default=1.25, gt=1)
+    latency_alert_ratio: float = Field(default=1.5, gt=1)
+    error_rate_warning: float = Field(default=0.01, ge=0, le=1)
+    error_rate_alert: float = Field(default=0.05, ge=0, le=1)
+    max_silence_minutes: float = Field(default=60, gt=0)
+
+
 class ModelConfig(_Strict):
     """One monitored model: where its predictions are logged and how to judge them."""
 
@@ -113,7 +195,12 @@ class ModelConfig(_Strict):
     label_column: str | None = None
     latency_column: str | None = None
     reference: ReferenceRange
+    labels: LabelsConfig | None = None
+    error_column: str | None = None
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
+    operational: OperationalConfig = Field(default_factory=OperationalConfig)
 
     @property
     def schema_and_table(self) -> tuple[str | None, str]:
@@ -137,8 +224,41 @@ class ModelConfig(_Strict):
             self.score_column,
             self.label_column,
             self.latency_column,
+            self.error_column,
         ]
         return list(dict.fromkeys(c for c in ordered if c))
+
+    @property
+    def label_field(self) -> str | None:
+        """Name of the label in a window's frame: the label column, or ``__label__`` when joined from ``labels``."""
+        if self.labels is not None:
+            return JOINED_LABEL
+        return self.label_column
+
+    def target_columns(self) -> list[tuple[str, ColumnKind]]:
+        """Columns profiled besides the features: prediction, score, label, residual, latency, error."""
+        outcome: ColumnKind = "categorical" if self.task == "classification" else "numeric"
+        columns: list[tuple[str, ColumnKind]] = [(self.prediction_column, outcome)]
+        if self.score_column:
+            columns.append((self.score_column, "numeric"))
+        if self.label_field:
+            columns.append((self.label_field, outcome))
+            if self.task == "regression":
+                columns.append((RESIDUAL, "numeric"))
+        if self.latency_column:
+            columns.append((self.latency_column, "numeric"))
+        if self.error_column:
+            columns.append((self.error_column, "categorical"))
+        feature_names = {name for name, _ in self.features.items()}
+        return [(name, kind) for name, kind in columns if name not in feature_names]
+
+    @model_validator(mode="after")
+    def _labels_need_id(self) -> ModelConfig:
+        if self.labels is not None and not self.id_column:
+            raise ValueError("labels from a separate table need id_column to join on")
+        if self.labels is not None and self.label_column:
+            raise ValueError("set either label_column or labels, not both")
+        return self
 
     def reference_definition(self) -> str:
         """Hash of everything that shapes the reference profile; a change means a refit."""
@@ -148,9 +268,11 @@ class ModelConfig(_Strict):
             "table": self.schema_and_table,
             "timestamp": self.timestamp_column,
             "features": self.features.model_dump(),
+            "targets": self.target_columns(),
+            "labels": self.labels.model_dump() if self.labels else None,
             "reference": [self.reference.start.isoformat(), self.reference.end.isoformat()],
             "bins": [profile.FINE_BINS, profile.COARSE_BINS, profile.MAX_STORED_CATEGORIES],
-            "version": 1,
+            "version": 2,
         }
         return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -10,18 +10,15 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from driftline.connections import load_run_config, open_databases
+from driftline.context import WindowContext
 from driftline.errors import DriftlineError
-from driftline.results import Kind, Status, worst
+from driftline.results import Status, worst
 from driftline.tasks.artifacts import publish_summary_task
-from driftline.tasks.drift import evaluate_drift_task
 from driftline.tasks.extract import read_rows_task, verify_columns_task
-from driftline.tasks.operational import evaluate_volume_task
+from driftline.tasks.monitors import builtin_monitors, run_monitor_task
 from driftline.tasks.profiles import ensure_reference_task, profile_window_task
-from driftline.tasks.store import claim_run, mark_failed, save_window_task
+from driftline.tasks.store import claim_run_task, mark_failed, save_window_task
 from driftline.window import Window, hourly_windows
-
-#: The kinds a monitor_model run writes; a rerun replaces exactly these.
-KINDS = (Kind.DATA_DRIFT, Kind.OPERATIONAL)
 
 
 def _run_name() -> str:
@@ -39,15 +36,19 @@ def monitor_model(model: str, window_end: datetime | None = None, config_path: s
     window = Window.hour_ending(window_end)
     databases = open_databases(config)
     started = time.perf_counter()
-    claim_run(databases.results, model, window, str(flow_run.id) if flow_run.id else None)
+    claim_run_task(databases.results, model, window, str(flow_run.id) if flow_run.id else None)
     try:
         verify_columns_task(databases.data, model_config)
         reference = ensure_reference_task(databases.data, databases.results, model_config)
         frame = read_rows_task(databases.data, model_config, window.start, window.end)
         current = profile_window_task(frame, reference, model_config)
-        results = evaluate_drift_task(model_config, window, reference, current)
-        results += evaluate_volume_task(model_config, window, len(frame))
-        save_window_task(databases.results, model, window, results, KINDS, len(frame), time.perf_counter() - started)
+        context = WindowContext(
+            model_config, window, frame, reference, current, databases.data, databases.results, logger=logger
+        )
+        monitors = builtin_monitors()
+        results = [r for monitor in monitors for r in run_monitor_task(monitor, context)]
+        kinds = {m.kind for m in monitors}
+        save_window_task(databases.results, model, window, results, kinds, len(frame), time.perf_counter() - started)
     except Exception as exc:
         # Record the failure in the run log, then let Prefect mark the run Failed too.
         message = str(exc) if isinstance(exc, DriftlineError) else f"{type(exc).__name__}: {exc}"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pandas as pd
 import sqlalchemy as sa
 from prefect import task
 from sqlalchemy.engine import Engine
 
-from driftline.config import ModelConfig
+from driftline.config import JOINED_LABEL, RESIDUAL, ModelConfig
 from driftline.errors import SchemaMismatchError
 from driftline.tasks._prefect import IO
 
@@ -38,18 +38,90 @@ def verify_columns(engine: Engine, model: ModelConfig) -> None:
             f"model {model.name!r}: table {_display_table(model)!r} has no column "
             + ", ".join(repr(c) for c in missing)
         )
+    if model.labels is not None:
+        label_schema, label_name = model.labels.schema_and_table
+        shown = f"{label_schema}.{label_name}" if label_schema else label_name
+        if not inspector.has_table(label_name, schema=label_schema):
+            raise SchemaMismatchError(f"model {model.name!r}: labels table {shown!r} does not exist")
+        label_present = {c["name"] for c in inspector.get_columns(label_name, schema=label_schema)}
+        label_missing = [c for c in (model.labels.id_column, model.labels.label_column) if c not in label_present]
+        if label_missing:
+            raise SchemaMismatchError(
+                f"model {model.name!r}: labels table {shown!r} has no column " + ", ".join(map(repr, label_missing))
+            )
+
+
+def labels_table(model: ModelConfig) -> sa.TableClause | None:
+    if model.labels is None:
+        return None
+    schema, name = model.labels.schema_and_table
+    return sa.table(name, sa.column(model.labels.id_column), sa.column(model.labels.label_column), schema=schema)
 
 
 def read_rows(engine: Engine, model: ModelConfig, start: datetime, end: datetime) -> pd.DataFrame:
-    """Rows with ``start <= timestamp < end`` and every configured column."""
+    """Rows with ``start <= timestamp < end`` and every configured column.
+
+    With ``labels`` configured, the ground truth is left-joined on the id as column ``__label__``
+    (NULL until it arrives); the frame then has every derived column too (see ``with_derived``).
+    """
     table = log_table(model)
     ts = table.c[model.timestamp_column]
-    statement = sa.select(*(table.c[c] for c in model.columns())).where(ts >= start, ts < end)
+    columns = [table.c[c] for c in model.columns()]
+    source: sa.FromClause = table
+    labels = labels_table(model)
+    if labels is not None and model.labels is not None and model.id_column:
+        # A label table may hold several rows per id (corrections): take one, the largest.
+        latest = (
+            sa.select(
+                labels.c[model.labels.id_column].label("id"),
+                sa.func.max(labels.c[model.labels.label_column]).label("label"),
+            )
+            .group_by(labels.c[model.labels.id_column])
+            .subquery("labels")
+        )
+        source = table.outerjoin(latest, latest.c.id == table.c[model.id_column])
+        columns.append(latest.c.label.label(JOINED_LABEL))
+    statement = sa.select(*columns).select_from(source).where(ts >= start, ts < end)
     with engine.connect() as connection:
         result = connection.execute(statement)
         frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return with_derived(frame, model)
+
+
+def with_derived(frame: pd.DataFrame, model: ModelConfig) -> pd.DataFrame:
+    """Add derived columns: the regression residual (label - prediction, NaN until labelled)."""
+    label = model.label_field
+    if model.task == "regression" and label and label in frame and model.prediction_column in frame:
+        truth = pd.to_numeric(frame[label], errors="coerce")
+        predicted = pd.to_numeric(frame[model.prediction_column], errors="coerce")
+        frame[RESIDUAL] = (truth - predicted).astype(float)
     return frame
 
 
 verify_columns_task = task(verify_columns, name="verify-columns", **IO)
 read_rows_task = task(read_rows, name="read-rows", **IO)
+
+
+def labelled_counts(engine: Engine, model: ModelConfig, start: datetime, end: datetime) -> dict[datetime, int]:
+    """Labelled rows per hour (UTC) for windows in ``[start, end)``: what the late-label refresh compares."""
+    if model.label_field is None:
+        return {}
+    table = log_table(model)
+    ts = table.c[model.timestamp_column]
+    hour = sa.func.date_trunc("hour", sa.func.timezone("UTC", ts)).label("hour")
+    labels = labels_table(model)
+    if labels is not None and model.labels is not None and model.id_column:
+        ids = (
+            sa.select(labels.c[model.labels.id_column].label("id"))
+            .where(labels.c[model.labels.label_column].is_not(None))
+            .distinct()
+            .subquery("labelled")
+        )
+        statement = sa.select(hour, sa.func.count(ids.c.id).label("n")).select_from(
+            table.outerjoin(ids, ids.c.id == table.c[model.id_column])
+        )
+    else:
+        statement = sa.select(hour, sa.func.count(table.c[model.label_column]).label("n"))
+    statement = statement.where(ts >= start, ts < end).group_by(hour)
+    with engine.connect() as connection:
+        return {row.hour.replace(tzinfo=UTC): int(row.n) for row in connection.execute(statement)}

@@ -1,38 +1,232 @@
-"""Operational health of a window (volume for now)."""
+"""Operational health of a window (kind ``operational``).
+
+* ``row_count`` against the volume expected for that hour of day, learned from the same hour on the
+  previous ``history_days`` days (median +- ``volume_band_mads`` scaled MADs, never narrower than a
+  Poisson band). An empty window is always an alert.
+* ``latency_p50/p95/p99`` against the reference's percentiles (ratio levels).
+* ``error_rate`` (rows whose error column is set) against the reference's error rate.
+* ``minutes_since_last_row`` at the window's end.
+"""
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
 from prefect import task
 
-from driftline.config import ModelConfig
+from driftline.context import WindowContext
 from driftline.results import Kind, Result, Status
+from driftline.stats.model_profile import numeric_values
+from driftline.stats.profile import CategoricalProfile, NumericProfile
 from driftline.tasks._prefect import PURE
-from driftline.window import Window
+from driftline.tasks.extract import log_table
+
+PERCENTILES = (50, 95, 99)
+NO_ERROR_VALUES = {"", "0", "0.0", "false", "False", "FALSE", "none", "None", "null", "ok", "OK"}
 
 
-def evaluate_volume(model: ModelConfig, window: Window, row_count: int) -> list[Result]:
-    """``row_count``: alert on an empty window, warning below ``drift.min_rows`` (too few to judge drift)."""
-    if row_count == 0:
-        status, reason = Status.ALERT, "no rows logged in this window"
-    elif row_count < model.drift.min_rows:
-        status, reason = Status.WARNING, f"fewer rows than min_rows={model.drift.min_rows}"
+def hourly_history(context: WindowContext) -> tuple[list[int], Any]:
+    """Row counts of the same hour of day on each previous day in the history range, and the last row time.
+
+    Days before the log's first row are not history (the model was not serving yet).
+    """
+    model, window = context.model, context.window
+    assert context.data_engine is not None
+    table = log_table(model)
+    ts = table.c[model.timestamp_column]
+    since = window.start - timedelta(days=model.operational.history_days)
+    hour = sa.func.date_trunc("hour", sa.func.timezone("UTC", ts))
+    counts = (
+        sa.select(hour.label("hour"), sa.func.count().label("n"))
+        .where(ts >= since, ts < window.start)
+        .where(sa.extract("hour", sa.func.timezone("UTC", ts)) == window.start.hour)
+        .group_by(hour)
+    )
+    with context.data_engine.connect() as connection:
+        found = {row.hour.replace(tzinfo=window.start.tzinfo): row.n for row in connection.execute(counts)}
+        first = connection.execute(sa.select(sa.func.min(ts))).scalar()
+        last = connection.execute(sa.select(sa.func.max(ts)).where(ts < window.end)).scalar()
+    history = []
+    for days_back in range(1, model.operational.history_days + 1):
+        start = window.start - timedelta(days=days_back)
+        if first is None or start + timedelta(hours=1) <= first:
+            continue
+        history.append(int(found.get(start, 0)))
+    return history, last
+
+
+def expected_band(history: list[int], mads: float) -> tuple[float, float, float]:
+    """(median, low, high): median +- ``mads`` x 1.4826 x MAD, at least +- ``mads`` x sqrt(median)."""
+    values = np.asarray(history, dtype=float)
+    median = float(np.median(values))
+    spread = 1.4826 * float(np.median(np.abs(values - median)))
+    half = mads * max(spread, math.sqrt(max(median, 1.0)))
+    return median, max(median - half, 0.0), median + half
+
+
+def volume(context: WindowContext, history: list[int]) -> Result:
+    cfg = context.model.operational
+    n = len(context.frame)
+    details: dict[str, Any] = {"history_hours": len(history)}
+    if len(history) >= cfg.min_history:
+        median, low, high = expected_band(history, cfg.volume_band_mads)
+        details |= {"expected": median, "low": low, "high": high}
+        if n == 0:
+            status, reason = Status.ALERT, "no rows logged in this window"
+        elif n < low:
+            status, reason = (Status.ALERT if n < low / 2 else Status.WARNING), f"fewer rows than expected ({low:.0f})"
+        elif n > high:
+            status, reason = Status.WARNING, f"more rows than expected ({high:.0f})"
+        else:
+            status, reason = Status.OK, None
+        threshold: float | None = low
     else:
-        status, reason = Status.OK, None
-    details = {"reason": reason} if reason else {}
+        threshold = None
+        status, reason = (
+            (Status.ALERT, "no rows logged in this window")
+            if n == 0
+            else (Status.OK, f"only {len(history)} hours of history; band needs {cfg.min_history}")
+        )
+    if reason:
+        details["reason"] = reason
+    return context.result(Kind.OPERATIONAL, "row_count", None, float(n), threshold, status, details)
+
+
+def _reference_percentile(profile: NumericProfile, q: float) -> float:
+    """Percentile from the reference's quantile bins (exact at bin edges, linear inside a bin)."""
+    cdf = np.concatenate([[0.0], np.cumsum(profile.counts[1:-1]) / max(profile.counts[1:-1].sum(), 1)])
+    return float(np.interp(q / 100, cdf, profile.edges))
+
+
+def latency(context: WindowContext) -> list[Result]:
+    model, cfg = context.model, context.model.operational
+    column = model.latency_column
+    if not column:
+        return []
+    reference = context.reference.features.get(column) if context.reference else None
+    values = numeric_values(context.frame[column]) if column in context.frame else np.array([])
+    values = values[np.isfinite(values)]
+    results = []
+    for q in PERCENTILES:
+        metric = f"latency_p{q}"
+        if values.size == 0 or not isinstance(reference, NumericProfile) or reference.n == 0:
+            why = "no latency values in the window" if values.size == 0 else "no reference latency"
+            results.append(
+                context.result(Kind.OPERATIONAL, metric, column, None, None, Status.UNKNOWN, {"reason": why})
+            )
+            continue
+        current = float(np.percentile(values, q))
+        baseline = _reference_percentile(reference, q)
+        ratio = current / baseline if baseline > 0 else math.inf
+        status = (
+            Status.ALERT
+            if ratio >= cfg.latency_alert_ratio
+            else Status.WARNING
+            if ratio >= cfg.latency_warning_ratio
+            else Status.OK
+        )
+        results.append(
+            context.result(
+                Kind.OPERATIONAL,
+                metric,
+                column,
+                current,
+                baseline * cfg.latency_alert_ratio,
+                status,
+                {
+                    "reference": baseline,
+                    "ratio": ratio,
+                    "warning": baseline * cfg.latency_warning_ratio,
+                    "rows": int(values.size),
+                },
+            )
+        )
+    return results
+
+
+def _error_share(values: pd.Series) -> tuple[int, int]:
+    present = values.dropna().astype(str).str.strip()
+    return int((~present.isin(NO_ERROR_VALUES)).sum()), len(values)
+
+
+def _reference_error_rate(profile: CategoricalProfile, rows: int) -> float:
+    errors = sum(count for category, count in profile.counts.items() if category.strip() not in NO_ERROR_VALUES)
+    return errors / rows if rows else 0.0
+
+
+def error_rate(context: WindowContext) -> list[Result]:
+    model, cfg = context.model, context.model.operational
+    column = model.error_column
+    if not column:
+        return []
+    errors, rows = _error_share(context.frame[column]) if column in context.frame else (0, 0)
+    if rows == 0:
+        return [
+            context.result(
+                Kind.OPERATIONAL, "error_rate", column, None, None, Status.UNKNOWN, {"reason": "no rows in the window"}
+            )
+        ]
+    rate = errors / rows
+    reference = context.reference.features.get(column) if context.reference else None
+    baseline = (
+        _reference_error_rate(reference, context.reference.row_count)
+        if isinstance(reference, CategoricalProfile) and context.reference
+        else 0.0
+    )
+    increase = rate - baseline
+    status = (
+        Status.ALERT
+        if increase >= cfg.error_rate_alert
+        else Status.WARNING
+        if increase >= cfg.error_rate_warning
+        else Status.OK
+    )
     return [
-        Result(
-            model.name,
-            window.start,
-            window.end,
+        context.result(
             Kind.OPERATIONAL,
-            "row_count",
-            None,
-            float(row_count),
-            float(model.drift.min_rows),
+            "error_rate",
+            column,
+            rate,
+            baseline + cfg.error_rate_alert,
             status,
-            details,
+            {"errors": errors, "rows": rows, "reference_rate": baseline},
         )
     ]
 
 
-evaluate_volume_task = task(evaluate_volume, name="evaluate-volume", **PURE)
+def silence(context: WindowContext, last_row: Any) -> Result:
+    cfg = context.model.operational
+    if last_row is None:
+        return context.result(
+            Kind.OPERATIONAL,
+            "minutes_since_last_row",
+            None,
+            None,
+            cfg.max_silence_minutes,
+            Status.ALERT,
+            {"reason": "the log has no rows before the window end"},
+        )
+    minutes = (context.window.end - last_row).total_seconds() / 60
+    status = Status.ALERT if minutes > cfg.max_silence_minutes else Status.OK
+    return context.result(
+        Kind.OPERATIONAL,
+        "minutes_since_last_row",
+        None,
+        minutes,
+        cfg.max_silence_minutes,
+        status,
+        {"last_row": last_row.isoformat()},
+    )
+
+
+def evaluate_operational(context: WindowContext) -> list[Result]:
+    history, last_row = hourly_history(context)
+    return [volume(context, history), *latency(context), *error_rate(context), silence(context, last_row)]
+
+
+evaluate_operational_task = task(evaluate_operational, name="evaluate-operational", **PURE)

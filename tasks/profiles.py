@@ -2,16 +2,59 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import pandas as pd
 from prefect import task
 from sqlalchemy.engine import Engine
 
 from driftline.config import ModelConfig
-from driftline.stats.model_profile import ModelProfile, fit_model_profile, window_model_profile
+from driftline.stats.concept import fit_calibration
+from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values, window_model_profile
 from driftline.tasks._prefect import IO, PURE
 from driftline.tasks.extract import read_rows
 from driftline.tasks.store import load_reference, store_reference
 from driftline.window import Window
+
+
+def profiled_columns(model: ModelConfig) -> tuple[list[str], list[str]]:
+    """Numeric and categorical columns of the profile: the features, then the targets."""
+    columns = model.features.items() + model.target_columns()
+    return [c for c, k in columns if k == "numeric"], [c for c, k in columns if k == "categorical"]
+
+
+def positive_indicator(frame: pd.DataFrame, model: ModelConfig) -> np.ndarray:
+    """1.0 where the label is the positive class, 0.0 where it is another class, NaN where unknown."""
+    label = model.label_field
+    if label is None or label not in frame:
+        return np.full(len(frame), np.nan)
+    values = frame[label]
+    known = values.notna().to_numpy()
+    positive = model.performance.positive_label
+    as_number = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if isinstance(positive, int | float) and not isinstance(positive, bool):
+        hits = as_number == float(positive)
+    else:
+        hits = values.astype(str).to_numpy() == str(positive)
+    return np.where(known, hits.astype(float), np.nan)
+
+
+def fit_extras(frame: pd.DataFrame, model: ModelConfig) -> dict[str, Any]:
+    """Reference facts beyond per-column profiles: the label rate per score bin (classifiers)."""
+    extras: dict[str, Any] = {}
+    if model.task == "classification" and model.score_column and model.label_field:
+        extras["calibration"] = fit_calibration(
+            numeric_values(frame[model.score_column]), positive_indicator(frame, model)
+        )
+    return extras
+
+
+def fit_reference(frame: pd.DataFrame, model: ModelConfig) -> ModelProfile:
+    numeric, categorical = profiled_columns(model)
+    profile = fit_model_profile(frame, numeric, categorical)
+    profile.extras = fit_extras(frame, model)
+    return profile
 
 
 def ensure_reference(data_engine: Engine, results_engine: Engine, model: ModelConfig) -> ModelProfile | None:
@@ -28,8 +71,7 @@ def ensure_reference(data_engine: Engine, results_engine: Engine, model: ModelCo
     frame = read_rows(data_engine, model, span.start, span.end)
     if frame.empty:
         return None
-    profile = fit_model_profile(frame, model.features.numeric, model.features.categorical)
-    return store_reference(results_engine, model.name, definition, span, profile)
+    return store_reference(results_engine, model.name, definition, span, fit_reference(frame, model))
 
 
 def profile_window(frame: pd.DataFrame, reference: ModelProfile | None, model: ModelConfig) -> ModelProfile:

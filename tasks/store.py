@@ -81,6 +81,7 @@ def save_window(
     kinds: Iterable[Kind],
     row_count: int,
     duration_s: float,
+    labelled_rows: int | None = None,
 ) -> int:
     """Replace the window's results of ``kinds`` and mark its run succeeded, in one transaction.
 
@@ -113,6 +114,37 @@ def save_window(
             )
         )
     return len(results)
+
+
+def save_label_refresh(
+    engine: Engine, model: str, window: Window, results: list[Result], kinds: Iterable[Kind], labelled_rows: int
+) -> int:
+    """Replace a past window's label-dependent rows (``kinds``) and record its new label coverage."""
+    kind_names = sorted({str(k) for k in kinds})
+    with engine.begin() as connection:
+        _window_lock(connection, model, window)
+        connection.execute(
+            sa.delete(RESULTS).where(
+                RESULTS.c.model == model, RESULTS.c.window_start == window.start, RESULTS.c.kind.in_(kind_names)
+            )
+        )
+        if results:
+            connection.execute(pg_insert(RESULTS).values([_result_values(r) for r in results]))
+        connection.execute(
+            sa.update(RUNS)
+            .where(RUNS.c.model == model, RUNS.c.window_start == window.start)
+            .values(labelled_rows=labelled_rows, labels_checked_at=sa.func.now())
+        )
+    return len(results)
+
+
+def label_coverage(engine: Engine, model: str, start: datetime, end: datetime) -> dict[datetime, int | None]:
+    """Stored labelled-row counts of the model's succeeded windows starting in ``[start, end)``."""
+    statement = sa.select(RUNS.c.window_start, RUNS.c.labelled_rows).where(
+        RUNS.c.model == model, RUNS.c.status == "succeeded", RUNS.c.window_start >= start, RUNS.c.window_start < end
+    )
+    with engine.connect() as connection:
+        return {row.window_start.astimezone(UTC): row.labelled_rows for row in connection.execute(statement)}
 
 
 def mark_failed(engine: Engine, model: str, window: Window, error: str) -> None:

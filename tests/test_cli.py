@@ -128,4 +128,4 @@ def test_validate_and_db_upgrade(runner: CliRunner, store: sa.Engine, loan_confi
     validated = runner.invoke(app, ["validate", "--config", str(loan_config)])
     assert validated.exit_code == 0 and "ok loan" in validated.stdout
     upgraded = runner.invoke(app, ["db", "upgrade", "--config", str(loan_config)])
-    assert upgraded.exit_code == 0 and "revision 0001" in upgraded.stdout
+    assert upgraded.exit_code == 0 and "revision 0002" in upgraded.stdout

@@ -63,6 +63,6 @@ def test_embedded_postgres_starts_and_migrates(tmp_path: Path, monkeypatch: pyte
         }
     )
     databases = open_databases(config)
-    assert current_revision(databases.results) == "0001"
+    assert current_revision(databases.results) == "0002"
     with databases.data.connect() as connection:
         assert connection.execute(sa.text("SHOW server_version")).scalar_one().startswith("16")

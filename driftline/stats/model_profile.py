@@ -36,15 +36,23 @@ class ModelProfile:
 
     row_count: int
     features: dict[str, FeatureProfile] = field(default_factory=dict)
+    #: JSON-ready facts fitted on the reference besides per-column profiles (e.g. label rate per
+    #: score bin, reference performance). Empty for window profiles.
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"row_count": self.row_count, "features": {k: v.to_json() for k, v in self.features.items()}}
+        return {
+            "row_count": self.row_count,
+            "features": {k: v.to_json() for k, v in self.features.items()},
+            "extras": self.extras,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelProfile:
         return cls(
             row_count=int(data["row_count"]),
             features={k: profile_from_json(v) for k, v in data["features"].items()},
+            extras=dict(data.get("extras") or {}),
         )
 
     def merge(self, other: ModelProfile) -> ModelProfile:

@@ -94,5 +94,7 @@ class RunRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     flow_run_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    labelled_rows: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    labels_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,0 +1,107 @@
+"""Concept drift: has the target, or the relation between predictions and outcomes, changed?
+
+Rows (kind ``concept_drift``):
+
+* prediction drift — the prediction (and score) distribution against the reference;
+* label drift — the distribution of the labels that have arrived (needs ``performance.min_labels``);
+* relation — classifiers with scores: the label rate per reference score decile
+  (``label_rate_by_score``); regressors: the residual (label - prediction) distribution.
+"""
+
+from __future__ import annotations
+
+from prefect import task
+
+from driftline.config import RESIDUAL, ModelConfig
+from driftline.context import WindowContext
+from driftline.results import Kind, Result, Status
+from driftline.stats.concept import calibration_shift
+from driftline.stats.model_profile import numeric_values
+from driftline.stats.registry import ColumnKind
+from driftline.stats.verdict import judge
+from driftline.tasks._prefect import PURE
+from driftline.tasks.drift import compare_columns, size_reason
+from driftline.tasks.profiles import positive_indicator
+
+CONCEPT_METRICS: dict[ColumnKind, tuple[str, ...]] = {
+    "numeric": ("ks", "psi", "jensen_shannon"),
+    "categorical": ("chi_square", "psi", "jensen_shannon"),
+}
+#: Weighted mean change of the label rate per score decile: warning / alert.
+RELATION_LEVELS = (0.05, 0.10)
+
+
+def _label_columns(model: ModelConfig) -> set[str]:
+    return {c for c in (model.label_field, RESIDUAL if model.task == "regression" else None) if c}
+
+
+def evaluate_concept(context: WindowContext) -> list[Result]:
+    model, reference, current = context.model, context.reference, context.current
+    targets = [(c, k) for c, k in model.target_columns() if c not in (model.latency_column, model.error_column)]
+    labelled = 0
+    if model.label_field and model.label_field in context.frame:
+        labelled = int(context.frame[model.label_field].notna().sum())
+    min_labels = model.performance.min_labels
+    column_reasons = {
+        c: f"only {labelled} labelled rows in the window, fewer than performance.min_labels={min_labels}"
+        for c in _label_columns(model)
+        if labelled < min_labels
+    }
+    reason = size_reason(model, reference, current)
+    results = compare_columns(
+        model,
+        context.window,
+        reference,
+        current,
+        targets,
+        Kind.CONCEPT_DRIFT,
+        lambda kind: CONCEPT_METRICS[kind],
+        reason,
+        column_reasons,
+    )
+    for r in results:
+        role = (
+            "label"
+            if r.feature == model.label_field
+            else "residual"
+            if r.feature == RESIDUAL
+            else "score"
+            if r.feature == model.score_column
+            else "prediction"
+        )
+        r.details["target"] = role
+    if model.task == "classification" and model.score_column and model.label_field:
+        results.append(_relation(context, labelled, reason))
+    return results
+
+
+def _relation(context: WindowContext, labelled: int, reason: str | None) -> Result:
+    model = context.model
+    warning, alert = RELATION_LEVELS
+    base = {"warning": warning, "alert": alert, "labelled_rows": labelled}
+    calibration = (context.reference.extras.get("calibration") if context.reference else None) or {}
+    if reason is None and labelled < model.performance.min_labels:
+        reason = f"only {labelled} labelled rows, fewer than performance.min_labels={model.performance.min_labels}"
+    if reason is None and not calibration:
+        reason = "reference profile has no score/label summary"
+    if reason is not None:
+        return context.result(
+            Kind.CONCEPT_DRIFT,
+            "label_rate_by_score",
+            model.score_column,
+            None,
+            alert,
+            Status.UNKNOWN,
+            {**base, "reason": reason},
+        )
+    outcome = calibration_shift(
+        calibration, numeric_values(context.frame[model.score_column]), positive_indicator(context.frame, model)
+    )
+    status = judge(outcome.statistic, warning, alert, outcome.pvalue, model.drift.alpha)
+    details = {**outcome.details, **base, "p_value": outcome.pvalue, "alpha": model.drift.alpha, "target": "relation"}
+    return context.result(
+        Kind.CONCEPT_DRIFT, "label_rate_by_score", model.score_column, outcome.statistic, alert, status, details
+    )
+
+
+evaluate_concept_task = task(evaluate_concept, name="evaluate-concept-drift", **PURE)

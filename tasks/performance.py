@@ -1,0 +1,793 @@
+"""Model performance against the reference's own performance, overall and per feature segment.
+
+Pure computation: no database access. The caller loads the window's rows (with the late labels
+joined into the label column) and the reference performance stored with the reference profile.
+
+* :func:`compute_metrics` — scikit-learn metrics on the labelled rows of any set of rows.
+* :func:`reference_performance` — the reference's metrics, overall and per segment, as JSON.
+* :func:`evaluate_performance` — one ``performance`` result per metric, plus one per feature for
+  the segment whose performance fell the most.
+
+Verdicts
+--------
+Each metric may degrade by a *relative* tolerance (``performance.tolerance[metric]``, else
+``performance.default_tolerance``) from its reference value. For a metric where higher is better
+the alert bound is ``reference - |reference| * alert`` (``reference * (1 - alert)`` for a positive
+reference); where lower is better (log loss, Brier score, calibration error, MAE, RMSE, MAPE) it is
+``reference + |reference| * alert``. A value beyond a bound (strictly) is a warning or an alert.
+
+Calibration error is biased upwards by sampling noise (a perfectly calibrated model has an ECE of
+about 0.02 on 3,000 rows and 0.08 on 100), so a relative bound on it would flag every window. Its
+level counts only when the window's miscalibration is also significant: a Hosmer-Lemeshow test on
+the same ten score bins (chi-square with one degree of freedom per non-empty bin) below ``ALPHA``.
+
+Segments
+--------
+Numeric features are cut into the reference profile's coarse bins (about 10 groups of its 200
+quantile bins, ~equal reference mass each), named by interval, e.g. ``[41.0, 48.5)``; categorical
+features into the reference's most frequent categories, the rest ``__other__``; NULLs are the
+segment ``__missing__``. Each segment's primary metric (classification: ``roc_auc`` when the model
+has a score column, else ``accuracy``; regression: ``mae``) is compared with the same segment on
+the reference. Picking the worst of many small segments would flag noise on unchanged data, so a
+segment's level counts only when its degradation is also significant: a one-sided test of the
+difference from the reference segment with both sides' sampling variance (accuracy: binomial
+variance; ROC AUC: Hanley-McNeil; MAE: Welch's t on the absolute errors), Bonferroni-adjusted over
+the segments compared, below ``ALPHA``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from scipy import stats
+from sklearn import metrics as skm
+
+from driftline.config import ModelConfig
+from driftline.context import WindowContext
+from driftline.results import Kind, Result, Status
+from driftline.stats.model_profile import ModelProfile, categorical_values, fit_model_profile, numeric_values
+from driftline.stats.profile import OTHER, CategoricalProfile, FeatureProfile, NumericProfile
+from driftline.tasks._prefect import PURE
+
+#: Version of the JSON written by :func:`reference_performance`.
+REFERENCE_PERFORMANCE_VERSION = 1
+#: The label column the label join writes when labels come from a separate table.
+JOINED_LABEL_COLUMN = "__label__"
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1")
+SCORE_METRICS = ("roc_auc", "log_loss", "brier_score", "calibration_error")
+REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
+LOWER_IS_BETTER = frozenset({"log_loss", "brier_score", "calibration_error", "mae", "rmse", "mape"})
+CALIBRATION_BINS = 10
+#: Categorical features: the most frequent reference categories that get a segment of their own.
+MAX_CATEGORY_SEGMENTS = 10
+MISSING = "__missing__"
+#: Significance level of a segment's degradation (Bonferroni over the segments compared) and of the
+#: window's miscalibration. ``performance.alpha`` overrides it once the config has such a field.
+ALPHA = 0.01
+#: Fewest labelled rows a segment needs, at least: ``max(this, ceil(min_labels / 5))``.
+MIN_SEGMENT_LABELS = 10
+
+NAN = float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------------------------
+
+
+def compute_metrics(
+    task: str,
+    y_true: Any,
+    y_pred: Any,
+    y_score: Any = None,
+    positive_label: float | str = 1,
+    *,
+    only: Collection[str] | None = None,
+) -> dict[str, float]:
+    """scikit-learn's metrics on the rows whose label is known.
+
+    Classification: ``accuracy`` (prediction equals label), and ``precision``, ``recall``, ``f1`` of
+    ``positive_label``; with ``y_score`` (probability of the positive class) also ``roc_auc``,
+    ``log_loss``, ``brier_score`` and ``calibration_error`` (see :func:`expected_calibration_error`).
+    Regression: ``mae``, ``rmse``, ``mape``, ``r2``.
+
+    Rows with a NULL/NaN label are left out; so are rows whose prediction (or, for the score
+    metrics, score) is NULL/NaN. Labels and predictions are compared as numbers when every value
+    (and ``positive_label``) is numeric, else as text. A metric that is undefined on the rows —
+    no rows, one class only for ``roc_auc``, no predicted positives for ``precision``, fewer than
+    two rows for ``r2``, scores outside [0, 1] for the probability metrics — is NaN, never an
+    exception. ``only`` restricts the computation to some of the metrics.
+    """
+    truth, pred = _series(y_true), _series(y_pred)
+    score = None if y_score is None else _series(y_score)
+    if len(pred) != len(truth) or (score is not None and len(score) != len(truth)):
+        raise ValueError("y_true, y_pred and y_score must have the same length")
+    names: tuple[str, ...]
+    if task == "regression":
+        names = REGRESSION_METRICS
+        computed = _regression_metrics(truth, pred)
+    elif task == "classification":
+        names = CLASSIFICATION_METRICS + (SCORE_METRICS if score is not None else ())
+        computed = _classification_metrics(truth, pred, score, positive_label, only)
+    else:
+        raise ValueError(f"unknown task {task!r}; expected 'classification' or 'regression'")
+    wanted = [n for n in names if only is None or n in only]
+    return {name: float(computed.get(name, NAN)) for name in wanted}
+
+
+def expected_calibration_error(y_true: Any, y_score: Any, n_bins: int = CALIBRATION_BINS) -> float:
+    """Expected calibration error over ``n_bins`` equal-width score bins of [0, 1].
+
+    ``ECE = sum_b (n_b / N) * |mean(y in b) - mean(score in b)|`` over the non-empty bins ``b``,
+    where ``y`` is 1 for the positive class. The bins are those of
+    ``sklearn.calibration.calibration_curve(strategy="uniform")`` (right-closed, the first also
+    holding 0), so ``ECE = sum(counts * |prob_true - prob_pred|) / N`` with its outputs.
+    NaN with no rows, or with a score outside [0, 1].
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    s = np.asarray(y_score, dtype=np.float64)
+    if y.size == 0 or s.size != y.size or not np.all((s >= 0) & (s <= 1)):
+        return NAN
+    inner_edges = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
+    bins = np.searchsorted(inner_edges, s)  # calibration_curve's assignment
+    counts = np.bincount(bins, minlength=n_bins)
+    positives = np.bincount(bins, weights=y, minlength=n_bins)
+    score_sums = np.bincount(bins, weights=s, minlength=n_bins)
+    nonempty = counts > 0
+    gaps = np.abs(positives[nonempty] - score_sums[nonempty])  # n_b * |mean(y) - mean(score)|
+    return float(gaps.sum() / y.size)
+
+
+def calibration_pvalue(y_true: Any, y_score: Any, n_bins: int = CALIBRATION_BINS) -> float:
+    """P-value that the scores are calibrated: Hosmer-Lemeshow on ``n_bins`` equal-width score bins.
+
+    ``H = sum_b (O_b - sum(score in b))^2 / sum(score * (1 - score) in b)`` over the non-empty bins,
+    chi-square with one degree of freedom per bin (the scores are not fitted to these rows). A bin
+    whose scores are all 0 or 1 and whose outcomes disagree gives 0. NaN with no rows or a score
+    outside [0, 1].
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    s = np.asarray(y_score, dtype=np.float64)
+    if y.size == 0 or s.size != y.size or not np.all((s >= 0) & (s <= 1)):
+        return NAN
+    bins = np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1)[1:-1], s)
+    observed = np.bincount(bins, weights=y, minlength=n_bins)
+    expected = np.bincount(bins, weights=s, minlength=n_bins)
+    variance = np.bincount(bins, weights=s * (1 - s), minlength=n_bins)
+    counted = np.bincount(bins, minlength=n_bins) > 0
+    gap = np.abs(observed - expected)
+    if np.any(counted & (variance <= 1e-12) & (gap > 1e-9)):
+        return 0.0
+    usable = counted & (variance > 1e-12)
+    if not usable.any():
+        return 1.0
+    statistic = float(np.sum(gap[usable] ** 2 / variance[usable]))
+    return float(stats.chi2.sf(statistic, int(usable.sum())))
+
+
+def _series(values: Any) -> pd.Series:
+    if isinstance(values, pd.Series):
+        return values.reset_index(drop=True)
+    return pd.Series(np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values)
+
+
+def _guarded(fn: Callable[[], float]) -> float:
+    """A metric, or NaN where scikit-learn finds it undefined (it warns or raises)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return float(fn())
+        except (ValueError, TypeError, ZeroDivisionError, FloatingPointError):
+            return NAN
+
+
+def _numeric_or_none(values: pd.Series) -> np.ndarray | None:
+    """Float values when every non-null value is a number, else None."""
+    if values.dtype == bool:
+        return values.to_numpy(dtype=np.float64)
+    converted = pd.to_numeric(values, errors="coerce")
+    if int(converted.isna().sum()) != int(values.isna().sum()):
+        return None
+    return converted.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _comparable(*columns: pd.Series, positive_label: float | str) -> tuple[list[np.ndarray], Any]:
+    """Columns (without nulls) and the positive label as numbers if they all are, else as text."""
+    numeric = [_numeric_or_none(c) for c in columns]
+    try:
+        positive: Any = float(positive_label)
+    except (TypeError, ValueError):
+        positive = None
+    if positive is not None and all(n is not None for n in numeric):
+        return [n for n in numeric if n is not None], positive
+    return [c.astype(str).to_numpy(dtype=object) for c in columns], str(positive_label)
+
+
+def _classification_metrics(
+    truth: pd.Series,
+    pred: pd.Series,
+    score: pd.Series | None,
+    positive_label: float | str,
+    only: Collection[str] | None,
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+
+    def wanted(name: str) -> bool:
+        return only is None or name in only
+
+    labelled = truth.notna().to_numpy()
+
+    keep = labelled & pred.notna().to_numpy()
+    if keep.any() and any(wanted(n) for n in CLASSIFICATION_METRICS):
+        (t, p), positive = _comparable(truth[keep], pred[keep], positive_label=positive_label)
+        true_pos, pred_pos = t == positive, p == positive
+        if wanted("accuracy"):
+            out["accuracy"] = _guarded(lambda: skm.accuracy_score(t, p))
+        if wanted("precision"):
+            out["precision"] = _guarded(lambda: skm.precision_score(true_pos, pred_pos, zero_division=np.nan))
+        if wanted("recall"):
+            out["recall"] = _guarded(lambda: skm.recall_score(true_pos, pred_pos, zero_division=np.nan))
+        if wanted("f1"):
+            out["f1"] = _guarded(lambda: skm.f1_score(true_pos, pred_pos, zero_division=np.nan))
+
+    if score is None or not any(wanted(n) for n in SCORE_METRICS):
+        return out
+    s_all = pd.to_numeric(score, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    keep = labelled & np.isfinite(s_all)
+    if not keep.any():
+        return out
+    (t,), positive = _comparable(truth[keep], positive_label=positive_label)
+    y = (t == positive).astype(np.int64)
+    s = s_all[keep]
+    if wanted("roc_auc") and 0 < y.sum() < y.size:
+        out["roc_auc"] = _guarded(lambda: skm.roc_auc_score(y, s))
+    if np.all((s >= 0) & (s <= 1)):  # the probability metrics need probabilities
+        if wanted("log_loss"):
+            out["log_loss"] = _guarded(lambda: skm.log_loss(y, s, labels=[0, 1]))
+        if wanted("brier_score"):
+            out["brier_score"] = _guarded(lambda: skm.brier_score_loss(y, s, pos_label=1, labels=[0, 1]))
+        if wanted("calibration_error"):
+            out["calibration_error"] = expected_calibration_error(y, s)
+    return out
+
+
+def _regression_metrics(truth: pd.Series, pred: pd.Series) -> dict[str, float]:
+    t_all = pd.to_numeric(truth, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    p_all = pd.to_numeric(pred, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    keep = np.isfinite(t_all) & np.isfinite(p_all)
+    if not keep.any():
+        return {}
+    t, p = t_all[keep], p_all[keep]
+    return {
+        "mae": _guarded(lambda: skm.mean_absolute_error(t, p)),
+        "rmse": _guarded(lambda: skm.root_mean_squared_error(t, p)),
+        "mape": _guarded(lambda: skm.mean_absolute_percentage_error(t, p)),
+        "r2": _guarded(lambda: skm.r2_score(t, p)) if t.size >= 2 else NAN,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Segments
+# --------------------------------------------------------------------------------------------
+
+
+def _number(value: float) -> str:
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return repr(float(f"{value:.6g}"))
+
+
+def numeric_segment_names(profile: NumericProfile) -> list[str]:
+    """The interval of each coarse group of a reference numeric profile, e.g. ``[41.0, 48.5)``."""
+    edges, groups = profile.edges, profile.groups
+    names: list[str] = []
+    for group in range(int(groups.max()) + 1 if groups.size else 0):
+        members = np.flatnonzero(groups == group)
+        first, last = int(members.min()), int(members.max())
+        # Count index 0 is below edges[0]; i in 1..len(edges)-1 is [edges[i-1], edges[i]) (the last one
+        # closed); len(edges) is above edges[-1].
+        if first == 0 or edges.size == 0:
+            opening, low = "(", -math.inf
+        elif first == len(edges):
+            opening, low = "(", float(edges[-1])
+        else:
+            opening, low = "[", float(edges[first - 1])
+        if last >= len(edges):
+            high, closing = math.inf, ")"
+        else:
+            high, closing = float(edges[last]), ("]" if last == len(edges) - 1 and last > 0 else ")")
+        name = f"{opening}{_number(low)}, {_number(high)}{closing}"
+        names.append(name if name not in names else f"{name} #{group}")
+    return names
+
+
+def top_categories(profile: CategoricalProfile, limit: int = MAX_CATEGORY_SEGMENTS) -> list[str]:
+    """The reference's most frequent categories (ties by name); each is its own segment."""
+    ranked = sorted(profile.counts.items(), key=lambda item: (-item[1], item[0]))
+    return [category for category, _ in ranked[:limit]]
+
+
+def assign_segments(column: pd.Series, profile: FeatureProfile) -> np.ndarray:
+    """The segment name of every row: a coarse reference bin, a top category, ``__other__`` or ``__missing__``."""
+    if isinstance(profile, NumericProfile):
+        values = numeric_values(column)
+        names = np.asarray(numeric_segment_names(profile) or ["(-inf, inf)"], dtype=object)
+        edges = profile.edges
+        index = np.searchsorted(edges, values, side="right")
+        if edges.size:
+            index[values == edges[-1]] = len(edges) - 1
+        groups = profile.groups if profile.groups.size == len(edges) + 1 else np.zeros(len(edges) + 1, np.int64)
+        segments = names[groups[np.minimum(index, len(groups) - 1)]]
+        segments[np.isnan(values)] = MISSING
+        return segments
+    values = categorical_values(column)
+    missing = np.array([v is None for v in values], dtype=bool)
+    text = np.array([str(v) for v in values], dtype=object)
+    top = set(top_categories(profile))
+    segments = np.array([t if t in top else OTHER for t in text], dtype=object)
+    segments[missing] = MISSING
+    return segments
+
+
+def segment_metric(model: ModelConfig) -> str:
+    """The primary metric compared per segment."""
+    if model.task == "regression":
+        return "mae"
+    return "roc_auc" if model.score_column else "accuracy"
+
+
+def min_segment_labels(model: ModelConfig) -> int:
+    return max(MIN_SEGMENT_LABELS, math.ceil(model.performance.min_labels / 5))
+
+
+# --------------------------------------------------------------------------------------------
+# Rows
+# --------------------------------------------------------------------------------------------
+
+
+def label_column_for(model: ModelConfig) -> str | None:
+    """Where a frame holds the label: the model's label column, else the joined ``__label__``."""
+    if model.label_column:
+        return model.label_column
+    return JOINED_LABEL_COLUMN if model.labels is not None else None
+
+
+@dataclass
+class _Rows:
+    """The columns the metrics need, aligned by position."""
+
+    truth: pd.Series
+    pred: pd.Series
+    score: pd.Series | None
+
+    @property
+    def rows(self) -> int:
+        return len(self.truth)
+
+    @property
+    def labelled(self) -> int:
+        return int(self.truth.notna().sum())
+
+    def subset(self, mask: np.ndarray) -> _Rows:
+        return _Rows(
+            self.truth[mask].reset_index(drop=True),
+            self.pred[mask].reset_index(drop=True),
+            None if self.score is None else self.score[mask].reset_index(drop=True),
+        )
+
+
+def _rows(model: ModelConfig, frame: pd.DataFrame, label_column: str | None) -> _Rows:
+    def column(name: str | None) -> pd.Series:
+        if name is not None and name in frame.columns:
+            return frame[name].reset_index(drop=True)
+        return pd.Series(np.full(len(frame), np.nan), dtype=np.float64)
+
+    score = column(model.score_column) if model.task == "classification" and model.score_column else None
+    return _Rows(column(label_column), column(model.prediction_column), score)
+
+
+def _metrics(model: ModelConfig, rows: _Rows, only: Collection[str] | None = None) -> dict[str, float]:
+    return compute_metrics(model.task, rows.truth, rows.pred, rows.score, model.performance.positive_label, only=only)
+
+
+def _json_float(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _segment_table(model: ModelConfig, rows: _Rows, segments: np.ndarray) -> dict[str, dict[str, Any]]:
+    metric = segment_metric(model)
+    labelled = rows.truth.notna().to_numpy()
+    table: dict[str, dict[str, Any]] = {}
+    for name in pd.unique(segments):
+        mask = segments == name
+        value, sampling = _segment_statistics(model, metric, rows.subset(mask))
+        table[str(name)] = {
+            "rows": int(mask.sum()),
+            "labelled_rows": int((mask & labelled).sum()),
+            "value": _json_float(value),
+            **sampling,
+        }
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# Reference
+# --------------------------------------------------------------------------------------------
+
+
+def reference_performance(
+    model: ModelConfig,
+    reference_frame: pd.DataFrame,
+    profile: ModelProfile | None = None,
+    label_column: str | None = None,
+) -> dict[str, Any]:
+    """The reference's performance on its labelled rows, overall and per segment, JSON-serialisable.
+
+    ``profile`` is the stored reference profile whose bins define the numeric segments; when not
+    given it is fitted from ``reference_frame`` (the same rows give the same bins). ``label_column``
+    defaults to :func:`label_column_for`. Undefined metrics are ``null``. Shape::
+
+        {"version": 1, "task": "classification", "label_column": "label", "positive_label": 1,
+         "rows": 9600, "labelled_rows": 9600, "label_coverage": 1.0,
+         "metrics": {"accuracy": 0.75, ..., "roc_auc": 0.83},
+         "segment_metric": "roc_auc", "min_segment_labels": 10,
+         "segments": {"income": {"column_kind": "numeric",
+                                 "segments": {"(-inf, 37190.4)": {"rows": 960, "labelled_rows": 960,
+                                                                  "value": 0.82}, ...}}, ...}}
+    """
+    label_column = label_column or label_column_for(model)
+    rows = _rows(model, reference_frame, label_column)
+    if profile is None:
+        profile = fit_model_profile(reference_frame, model.features.numeric, model.features.categorical)
+    segments: dict[str, Any] = {}
+    if model.performance.segments:
+        for feature, kind in model.features.items():
+            feature_profile = profile.features.get(feature)
+            if feature_profile is None or feature not in reference_frame.columns:
+                continue
+            assigned = assign_segments(reference_frame[feature].reset_index(drop=True), feature_profile)
+            segments[feature] = {"column_kind": kind, "segments": _segment_table(model, rows, assigned)}
+    labelled = rows.labelled
+    return {
+        "version": REFERENCE_PERFORMANCE_VERSION,
+        "task": model.task,
+        "label_column": label_column,
+        "positive_label": model.performance.positive_label,
+        "rows": rows.rows,
+        "labelled_rows": labelled,
+        "label_coverage": _json_float(labelled / rows.rows) if rows.rows else None,
+        "metrics": {name: _json_float(value) for name, value in _metrics(model, rows).items()},
+        "segment_metric": segment_metric(model),
+        "min_segment_labels": min_segment_labels(model),
+        "segments": segments,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Verdicts
+# --------------------------------------------------------------------------------------------
+
+
+def tolerance_for(model: ModelConfig, metric: str) -> tuple[float, float]:
+    """Relative (warning, alert) degradation allowed for a metric; ``segment_x`` falls back to ``x``."""
+    tolerances = model.performance.tolerance
+    levels = tolerances.get(metric) or tolerances.get(metric.removeprefix("segment_"))
+    levels = levels or model.performance.default_tolerance
+    return levels.warning, levels.alert
+
+
+def bound(metric: str, reference: float, tolerance: float) -> float:
+    """The value beyond which ``metric`` has degraded by more than ``tolerance`` relative to ``reference``."""
+    if metric.removeprefix("segment_") in LOWER_IS_BETTER:
+        return reference + abs(reference) * tolerance
+    return reference - abs(reference) * tolerance
+
+
+def degradation(metric: str, reference: float, value: float) -> float:
+    """Relative change for the worse (negative: better). With a zero reference, ``inf`` if worse at all."""
+    worse = (value - reference) if metric.removeprefix("segment_") in LOWER_IS_BETTER else (reference - value)
+    if reference == 0:
+        return math.inf if worse > 0 else 0.0 if worse == 0 else -math.inf
+    return worse / abs(reference)
+
+
+def _beyond(metric: str, value: float, limit: float) -> bool:
+    return value > limit if metric.removeprefix("segment_") in LOWER_IS_BETTER else value < limit
+
+
+def _status(metric: str, value: float, warning_bound: float, alert_bound: float) -> Status:
+    if _beyond(metric, value, alert_bound):
+        return Status.ALERT
+    if _beyond(metric, value, warning_bound):
+        return Status.WARNING
+    return Status.OK
+
+
+def _reference_problem(model: ModelConfig, reference_perf: dict[str, Any] | None) -> str | None:
+    if reference_perf is None:
+        return "no reference performance"
+    if reference_perf.get("task") != model.task:
+        return f"reference performance was computed for task {reference_perf.get('task')!r}, not {model.task!r}"
+    labelled = int(reference_perf.get("labelled_rows") or 0)
+    if labelled < model.performance.min_labels:
+        return f"reference has {labelled} labelled rows, fewer than min_labels={model.performance.min_labels}"
+    return None
+
+
+def evaluate_performance(
+    context: WindowContext, reference_perf: dict[str, Any] | None, label_column: str | None = None
+) -> list[Result]:
+    """One ``performance`` result per metric, and one per feature for its most degraded segment.
+
+    ``value`` is the window's metric on its labelled rows, ``threshold`` the alert bound derived from
+    the reference value. Fewer than ``performance.min_labels`` labelled rows make every result
+    ``unknown`` (with the reason). No label column (``label_column``, default
+    :func:`label_column_for`) or performance disabled: no results.
+    """
+    model = context.model
+    label_column = label_column or label_column_for(model)
+    if label_column is None or not model.performance.enabled:
+        return []
+    frame = context.frame
+    rows = _rows(model, frame, label_column)
+    labelled = rows.labelled
+    coverage = labelled / rows.rows if rows.rows else 0.0
+    counts = {"labelled_rows": labelled, "rows": rows.rows, "label_coverage": round(coverage, 6)}
+
+    reason = None
+    if label_column not in frame.columns:
+        reason = f"label column {label_column!r} is not in the window's rows"
+    elif labelled < model.performance.min_labels:
+        reason = f"{labelled} labelled rows, fewer than min_labels={model.performance.min_labels}"
+    reference_reason = _reference_problem(model, reference_perf)
+    reference_metrics = (reference_perf or {}).get("metrics", {})
+
+    results = []
+    for metric, value in _metrics(model, rows).items():
+        warning, alert = tolerance_for(model, metric)
+        ref_value = _json_float(reference_metrics.get(metric))
+        details: dict[str, Any] = {
+            **counts,
+            "reference_value": ref_value,
+            "tolerance": {"warning": warning, "alert": alert},
+        }
+        details["direction"] = "lower_is_better" if metric in LOWER_IS_BETTER else "higher_is_better"
+        alert_bound = warning_bound = None
+        if ref_value is not None:
+            alert_bound, warning_bound = bound(metric, ref_value, alert), bound(metric, ref_value, warning)
+            details["warning"] = warning_bound
+        why = reason or reference_reason
+        if why is None and ref_value is None:
+            why = f"{metric} is undefined on the reference"
+        if why is None and not math.isfinite(value):
+            why = f"{metric} is undefined on the window's labelled rows"
+        if why is not None:
+            status = Status.UNKNOWN
+            details["reason"] = why
+        else:
+            assert alert_bound is not None and warning_bound is not None
+            status = _status(metric, value, warning_bound, alert_bound)
+            if metric == "calibration_error":
+                y, s = _scored(model, rows)
+                p_value = calibration_pvalue(y, s)
+                details |= {"p_value": _json_float(p_value), "alpha": _alpha(model), "test": "hosmer_lemeshow"}
+                if status is not Status.OK and not p_value < _alpha(model):
+                    status = Status.OK
+                    details["reason"] = "miscalibration not significant"
+        results.append(context.result(Kind.PERFORMANCE, metric, None, _json_float(value), alert_bound, status, details))
+
+    if model.performance.segments:
+        for feature, kind in model.features.items():
+            results.append(_segment_result(context, rows, feature, kind, reference_perf, reason or reference_reason))
+    return results
+
+
+@dataclass
+class _SegmentOutcome:
+    name: str
+    rows: int
+    labelled_rows: int
+    value: float
+    reference_value: float
+    reference_labelled_rows: int
+    degradation: float
+    p_value: float
+
+
+def _segment_result(
+    context: WindowContext,
+    rows: _Rows,
+    feature: str,
+    kind: str,
+    reference_perf: dict[str, Any] | None,
+    reason: str | None,
+) -> Result:
+    model = context.model
+    metric = segment_metric(model)
+    name = f"segment_{metric}"
+    warning, alert = tolerance_for(model, name)
+    minimum = min_segment_labels(model)
+    details: dict[str, Any] = {
+        "column_kind": kind,
+        "min_segment_labels": minimum,
+        "tolerance": {"warning": warning, "alert": alert},
+    }
+
+    def unknown(why: str) -> Result:
+        return context.result(Kind.PERFORMANCE, name, feature, None, None, Status.UNKNOWN, {**details, "reason": why})
+
+    if reason is not None:
+        return unknown(reason)
+    assert reference_perf is not None
+    reference_segments = (reference_perf.get("segments") or {}).get(feature, {}).get("segments")
+    if reference_perf.get("segment_metric") != metric or not reference_segments:
+        return unknown(f"no reference {metric} per segment of {feature!r}")
+    profile = context.reference.features.get(feature) if context.reference is not None else None
+    if profile is None or feature not in context.frame.columns:
+        return unknown(f"feature {feature!r} is not in the reference profile or the window's rows")
+
+    segments = assign_segments(context.frame[feature].reset_index(drop=True), profile)
+    labelled = rows.truth.notna().to_numpy()
+    compared: list[_SegmentOutcome] = []
+    for segment in pd.unique(segments):
+        mask = segments == segment
+        n_labelled = int((mask & labelled).sum())
+        ref = reference_segments.get(str(segment)) or {}
+        ref_value = _json_float(ref.get("value"))
+        ref_labelled = int(ref.get("labelled_rows") or 0)
+        if n_labelled < minimum or ref_value is None or ref_labelled < minimum:
+            continue
+        value, sampling = _segment_statistics(model, metric, rows.subset(mask))
+        if not math.isfinite(value):
+            continue
+        compared.append(
+            _SegmentOutcome(
+                str(segment),
+                int(mask.sum()),
+                n_labelled,
+                value,
+                ref_value,
+                ref_labelled,
+                degradation(metric, ref_value, value),
+                _degradation_pvalue(metric, value, sampling, ref_value, ref),
+            )
+        )
+    if not compared:
+        return unknown(
+            f"no segment of {feature!r} has {minimum} labelled rows and a defined {metric} "
+            "in both the window and the reference"
+        )
+
+    compared.sort(key=lambda s: (-s.degradation, s.p_value))
+    worst = compared[0]
+    alpha = _alpha(model)
+    p_adjusted = min(1.0, worst.p_value * len(compared))
+    alert_bound, warning_bound = bound(name, worst.reference_value, alert), bound(name, worst.reference_value, warning)
+    status = _status(name, worst.value, warning_bound, alert_bound)
+    if status is not Status.OK and not p_adjusted < alpha:
+        status = Status.OK
+        details["reason"] = "degradation not significant"
+    details |= {
+        "segment": worst.name,
+        "rows": worst.rows,
+        "labelled_rows": worst.labelled_rows,
+        "reference_value": worst.reference_value,
+        "reference_labelled_rows": worst.reference_labelled_rows,
+        "degradation": _json_float(worst.degradation),
+        "warning": warning_bound,
+        "p_value": _json_float(worst.p_value),
+        "p_value_adjusted": p_adjusted,
+        "alpha": alpha,
+        "segments_compared": len(compared),
+        "worst_segments": [
+            {
+                "segment": s.name,
+                "value": s.value,
+                "reference_value": s.reference_value,
+                "degradation": _json_float(s.degradation),
+                "rows": s.rows,
+                "labelled_rows": s.labelled_rows,
+            }
+            for s in compared[:3]
+        ],
+    }
+    return context.result(Kind.PERFORMANCE, name, feature, worst.value, alert_bound, status, details)
+
+
+def _segment_statistics(model: ModelConfig, metric: str, rows: _Rows) -> tuple[float, dict[str, Any]]:
+    """A segment's primary metric and what its sampling variance needs (stored with the reference).
+
+    accuracy: ``n`` rows compared; roc_auc: ``positives`` and ``negatives``; mae: ``n`` and the
+    standard deviation of the absolute errors ``error_std``.
+    """
+    value = _metrics(model, rows, only=[metric])[metric]
+    if metric == "accuracy":
+        return value, {"n": int((rows.truth.notna() & rows.pred.notna()).sum())}
+    if metric == "roc_auc":
+        y, _ = _scored(model, rows)
+        return value, {"positives": int(y.sum()), "negatives": int(y.size - y.sum())}
+    t = pd.to_numeric(rows.truth, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    p = pd.to_numeric(rows.pred, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    errors = np.abs(t - p)[np.isfinite(t) & np.isfinite(p)]
+    return value, {"n": int(errors.size), "error_std": _json_float(np.std(errors, ddof=1)) if errors.size > 1 else None}
+
+
+def _degradation_pvalue(
+    metric: str, value: float, window: dict[str, Any], reference: float, reference_stats: dict[str, Any]
+) -> float:
+    """One-sided p-value that a segment's ``metric`` is worse than on the reference only by chance.
+
+    A normal approximation of the difference, with the sampling variance of both sides (the
+    reference's when its counts are stored; older references count as exact): accuracy — binomial
+    variance at the reference accuracy; ROC AUC — Hanley & McNeil (1982) at the reference AUC; MAE —
+    Welch's t on the absolute errors.
+    """
+
+    def inverse(count: Any) -> float:
+        return 1.0 / count if count else 0.0
+
+    if metric == "accuracy":
+        a = min(max(reference, 0.0), 1.0)
+        variance = a * (1 - a) * (inverse(window.get("n")) + inverse(reference_stats.get("n")))
+        return _normal_pvalue(value - reference, variance)
+    if metric == "roc_auc":
+        variance = _auc_variance(reference, window.get("positives"), window.get("negatives"))
+        if reference_stats.get("positives") and reference_stats.get("negatives"):
+            variance += _auc_variance(reference, reference_stats["positives"], reference_stats["negatives"])
+        return _normal_pvalue(value - reference, variance)
+    # mae: larger errors are worse.
+    n, n0 = int(window.get("n") or 0), int(reference_stats.get("n") or 0)
+    sd, sd0 = window.get("error_std") or 0.0, reference_stats.get("error_std") or 0.0
+    var_w, var_r = sd * sd / n if n else 0.0, (sd0 * sd0 / n0 if n0 else 0.0)
+    if var_w + var_r <= 0:
+        return _normal_pvalue(reference - value, 0.0)
+    dof = (var_w + var_r) ** 2 / ((var_w**2 / (n - 1) if n > 1 else 0.0) + (var_r**2 / (n0 - 1) if n0 > 1 else 0.0))
+    return float(stats.t.cdf((reference - value) / math.sqrt(var_w + var_r), dof))
+
+
+def _normal_pvalue(difference: float, variance: float) -> float:
+    """P(Z <= difference / sd): small when ``difference`` (better minus worse) is far below zero."""
+    if not math.isfinite(difference):
+        return 1.0
+    if variance <= 0:
+        return 0.0 if difference < 0 else 1.0
+    return float(stats.norm.cdf(difference / math.sqrt(variance)))
+
+
+def _alpha(model: ModelConfig) -> float:
+    return float(getattr(model.performance, "alpha", ALPHA))
+
+
+def _scored(model: ModelConfig, rows: _Rows) -> tuple[np.ndarray, np.ndarray]:
+    """1/0 for the positive class, and the score, on the labelled rows that have a score."""
+    if rows.score is None:
+        return np.empty(0, np.int64), np.empty(0)
+    s = pd.to_numeric(rows.score, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    keep = rows.truth.notna().to_numpy() & np.isfinite(s)
+    (t,), positive = _comparable(rows.truth[keep], positive_label=model.performance.positive_label)
+    return (t == positive).astype(np.int64), s[keep]
+
+
+def _auc_variance(auc: float, positives: Any, negatives: Any) -> float:
+    """Hanley & McNeil (1982): the variance of an AUC of ``auc`` estimated on these class counts."""
+    if not positives or not negatives:
+        return 0.0
+    a = min(max(auc, 0.0), 1.0)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    return max((a * (1 - a) + (positives - 1) * (q1 - a * a) + (negatives - 1) * (q2 - a * a)), 0.0) / (
+        positives * negatives
+    )
+
+
+reference_performance_task = task(reference_performance, name="reference-performance", **PURE)
+evaluate_performance_task = task(evaluate_performance, name="evaluate-performance", **PURE)

@@ -1,0 +1,98 @@
+"""The statistics registry: names, kinds, default levels, and lookups."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from driftline.stats import distances as d
+from driftline.stats.profile import fit_numeric, profile_categorical, profile_numeric
+from driftline.stats.registry import (
+    DEFAULT_METRICS,
+    REGISTRY,
+    Statistic,
+    get_statistic,
+    known_names,
+)
+
+ALL = [(kind, name) for kind, table in REGISTRY.items() for name in table]
+
+
+def sample_profiles(kind: str) -> tuple[object, object]:
+    rng = np.random.default_rng(61)
+    if kind == "numeric":
+        ref = fit_numeric(rng.normal(size=2_000))
+        return ref, profile_numeric(rng.normal(0.4, 1.0, 500), ref)
+    ref_c = profile_categorical(rng.choice(["a", "b", "c"], size=2_000, p=[0.5, 0.3, 0.2]).tolist())
+    return ref_c, profile_categorical(rng.choice(["a", "b", "c", "new"], size=500).tolist())
+
+
+def test_registry_has_both_kinds() -> None:
+    assert set(REGISTRY) == {"numeric", "categorical"}
+    assert set(REGISTRY["numeric"]) == {"ks", "wasserstein", "psi", "jensen_shannon", "hellinger", "tvd"}
+    assert set(REGISTRY["categorical"]) == {
+        "chi_square", "psi", "jensen_shannon", "hellinger", "tvd", "unseen_share"
+    }
+    assert known_names() == set(REGISTRY["numeric"]) | set(REGISTRY["categorical"])
+
+
+@pytest.mark.parametrize(("kind", "name"), ALL)
+def test_levels_are_ordered_and_positive(kind: str, name: str) -> None:
+    statistic = REGISTRY[kind][name]
+    assert isinstance(statistic, Statistic)
+    assert statistic.name == name
+    assert 0 < statistic.warning <= statistic.alert
+    assert statistic.description
+
+
+@pytest.mark.parametrize(("kind", "name"), ALL)
+def test_statistic_accepts_exactly_its_own_kind(kind: str, name: str) -> None:
+    statistic = get_statistic(kind, name)  # type: ignore[arg-type]
+    assert statistic.kinds == frozenset({kind})
+    own = statistic.compute(*sample_profiles(kind))
+    assert isinstance(own, d.StatResult)
+    assert math.isfinite(own.statistic) and own.statistic > 0
+    assert own.pvalue is None or 0.0 <= own.pvalue <= 1.0
+    # Profiles of the other kind are rejected loudly, never turned into a number.
+    other = "categorical" if kind == "numeric" else "numeric"
+    with pytest.raises((TypeError, AttributeError)):
+        statistic.compute(*sample_profiles(other))
+
+
+@pytest.mark.parametrize(("kind", "name"), ALL)
+def test_effect_names_a_value_the_statistic_returns(kind: str, name: str) -> None:
+    statistic = REGISTRY[kind][name]
+    result = statistic.compute(*sample_profiles(kind))
+    if statistic.effect == "cramers_v":
+        assert name == "chi_square"
+        assert 0.0 <= result.details["cramers_v"] <= 1.0
+    else:
+        assert statistic.effect == "statistic"
+
+
+def test_same_idea_has_same_levels_on_both_kinds() -> None:
+    for name in set(REGISTRY["numeric"]) & set(REGISTRY["categorical"]):
+        numeric, categorical = REGISTRY["numeric"][name], REGISTRY["categorical"][name]
+        assert (numeric.warning, numeric.alert) == (categorical.warning, categorical.alert), name
+
+
+def test_unknown_statistic_raises_keyerror_listing_known_names() -> None:
+    with pytest.raises(KeyError) as caught:
+        get_statistic("numeric", "kolmogorov")
+    message = str(caught.value)
+    assert "'kolmogorov'" in message
+    for name in REGISTRY["numeric"]:
+        assert name in message
+    assert "unseen_share" not in message  # only the names valid for that kind
+    with pytest.raises(KeyError, match="unseen_share"):
+        get_statistic("categorical", "ks")
+
+
+@pytest.mark.parametrize("kind", list(DEFAULT_METRICS))
+def test_default_metrics_exist(kind: str) -> None:
+    assert DEFAULT_METRICS[kind]
+    assert len(set(DEFAULT_METRICS[kind])) == len(DEFAULT_METRICS[kind])
+    for name in DEFAULT_METRICS[kind]:
+        assert get_statistic(kind, name).name == name  # type: ignore[arg-type]
