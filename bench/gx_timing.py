@@ -185,7 +185,7 @@ def main() -> None:
     with engine.connect() as connection:
         server = connection.execute(sa.text("SHOW server_version")).scalar()
     _log(f"machine: {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, "
-         f"PostgreSQL {server}")
+         f"PostgreSQL {server}; load average {os.getloadavg()[0]:.1f}")
     seed(engine, args.rows, args.reseed)
 
     measured: dict[str, tuple[float, list[float]]] = {}
@@ -291,7 +291,8 @@ def main() -> None:
     _log(f"failing expectations (both backends): {failing or 'none'}")
     _log("backends agree on every expectation" if not disagree else f"backends DISAGREE: {disagree}")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    _log(f"peak RSS {rss:.0f} MB; total {time.perf_counter() - total_started:.0f} s")
+    _log(f"peak RSS {rss:.0f} MB (the read included); load average now {os.getloadavg()[0]:.1f}; "
+         f"total {time.perf_counter() - total_started:.0f} s")
 
 
 if __name__ == "__main__":

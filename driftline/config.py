@@ -272,7 +272,7 @@ class ModelConfig(_Strict):
             "labels": self.labels.model_dump() if self.labels else None,
             "reference": [self.reference.start.isoformat(), self.reference.end.isoformat()],
             "bins": [profile.FINE_BINS, profile.COARSE_BINS, profile.MAX_STORED_CATEGORIES],
-            "version": 2,
+            "version": 3,
         }
         return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -15,6 +15,7 @@ from driftline.errors import DriftlineError
 from driftline.results import Status, worst
 from driftline.tasks.artifacts import publish_summary_task
 from driftline.tasks.extract import read_rows_task, verify_columns_task
+from driftline.tasks.labels import labelled_in, refresh_late_labels_task
 from driftline.tasks.monitors import builtin_monitors, run_monitor_task
 from driftline.tasks.profiles import ensure_reference_task, profile_window_task
 from driftline.tasks.store import claim_run_task, mark_failed, save_window_task
@@ -48,12 +49,16 @@ def monitor_model(model: str, window_end: datetime | None = None, config_path: s
         monitors = builtin_monitors()
         results = [r for monitor in monitors for r in run_monitor_task(monitor, context)]
         kinds = {m.kind for m in monitors}
-        save_window_task(databases.results, model, window, results, kinds, len(frame), time.perf_counter() - started)
+        save_window_task(databases.results, model, window, results, kinds, len(frame), time.perf_counter() - started,
+                         labelled_in(frame, model_config))
     except Exception as exc:
         # Record the failure in the run log, then let Prefect mark the run Failed too.
         message = str(exc) if isinstance(exc, DriftlineError) else f"{type(exc).__name__}: {exc}"
         mark_failed(databases.results, model, window, message)
         raise
+    refreshed = refresh_late_labels_task(databases.data, databases.results, model_config, reference, window, logger)
+    if refreshed:
+        logger.info("late labels: re-evaluated %d earlier windows", len(refreshed))
     publish_summary_task(model, window, results)
     counts = {s.value: sum(1 for r in results if r.status == s) for s in Status}
     verdict = worst([r.status for r in results])
@@ -66,6 +71,7 @@ def monitor_model(model: str, window_end: datetime | None = None, config_path: s
         "status": str(verdict),
         "counts": counts,
         "alerts": sorted({r.feature or r.metric for r in results if r.status == Status.ALERT}),
+        "refreshed_windows": refreshed,
     }
 
 

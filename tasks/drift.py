@@ -102,7 +102,7 @@ def compare_columns(
             )
             continue
         p_adj = adjusted.get((column, statistic.name))
-        effect = outcome.details.get("cramers_v", np.nan) if statistic.effect == "cramers_v" else outcome.statistic
+        effect = outcome.details.get("cohens_w", np.nan) if statistic.effect == "cohens_w" else outcome.statistic
         details = {**outcome.details, **base}
         if outcome.pvalue is not None:
             details |= {"p_value": outcome.pvalue, "p_value_adjusted": p_adj, "alpha": alpha}

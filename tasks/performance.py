@@ -252,7 +252,7 @@ def _classification_metrics(
         if wanted("log_loss"):
             out["log_loss"] = _guarded(lambda: skm.log_loss(y, s, labels=[0, 1]))
         if wanted("brier_score"):
-            out["brier_score"] = _guarded(lambda: skm.brier_score_loss(y, s, pos_label=1, labels=[0, 1]))
+            out["brier_score"] = _guarded(lambda: skm.brier_score_loss(y, s, pos_label=1))
         if wanted("calibration_error"):
             out["calibration_error"] = expected_calibration_error(y, s)
     return out
@@ -443,7 +443,12 @@ def reference_performance(
          "segment_metric": "roc_auc", "min_segment_labels": 10,
          "segments": {"income": {"column_kind": "numeric",
                                  "segments": {"(-inf, 37190.4)": {"rows": 960, "labelled_rows": 960,
-                                                                  "value": 0.82}, ...}}, ...}}
+                                                                  "value": 0.82, "positives": 470,
+                                                                  "negatives": 490}, ...}}, ...}}
+
+    A segment's ``value`` is the ``segment_metric``; beside it what its sampling variance needs:
+    ``positives``/``negatives`` (roc_auc), ``n`` (accuracy: rows compared), ``n``/``error_std``
+    (mae). Segment names: see :func:`assign_segments`.
     """
     label_column = label_column or label_column_for(model)
     rows = _rows(model, reference_frame, label_column)

@@ -14,6 +14,7 @@ from driftline.stats.concept import fit_calibration
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values, window_model_profile
 from driftline.tasks._prefect import IO, PURE
 from driftline.tasks.extract import read_rows
+from driftline.tasks.performance import reference_performance
 from driftline.tasks.store import load_reference, store_reference
 from driftline.window import Window
 
@@ -51,9 +52,12 @@ def fit_extras(frame: pd.DataFrame, model: ModelConfig) -> dict[str, Any]:
 
 
 def fit_reference(frame: pd.DataFrame, model: ModelConfig) -> ModelProfile:
+    """Profiles of every feature and target column, plus the reference's calibration and performance."""
     numeric, categorical = profiled_columns(model)
     profile = fit_model_profile(frame, numeric, categorical)
     profile.extras = fit_extras(frame, model)
+    if model.label_field:
+        profile.extras["performance"] = reference_performance(model, frame, profile)
     return profile
 
 

@@ -119,7 +119,8 @@ def ks_numeric(reference: NumericProfile, window: NumericProfile) -> StatResult:
     statistic = float(np.max(np.abs(cdf_ref - cdf_win)))
     big, small = max(n, m), min(n, m)
     effective = big * small / (big + small)
-    pvalue = float(np.clip(sps.distributions.kstwo.sf(statistic, np.round(effective)), 0.0, 1.0))
+    # At least 1: with one value on each side scipy's formula gets n = 0 and returns NaN.
+    pvalue = float(np.clip(sps.distributions.kstwo.sf(statistic, max(1.0, np.round(effective))), 0.0, 1.0))
     return StatResult(statistic, pvalue, {"reference_rows": n, "window_rows": m})
 
 
@@ -219,14 +220,16 @@ def chi_square_categorical(reference: CategoricalProfile, window: CategoricalPro
     -----
     Equals ``scipy.stats.chi2_contingency([ref_counts, window_counts], correction=False)`` on the
     aligned buckets (see :func:`aligned_categories`). Buckets empty on both sides are dropped.
-    ``details["cramers_v"]`` is the effect size ``sqrt(chi2 / N)`` used by the verdict.
+    ``details["cohens_w"]`` is the effect size used by the verdict: ``sqrt(chi2 * (1/n + 1/m))``,
+    Cohen's w of the difference between the two distributions. Unlike Cramer's V it does not shrink
+    as the reference grows (for n << m it tends to ``sqrt(sum((q - p)**2 / p))``).
     """
     if (undefined := _categorical_sizes(reference, window)) is not None:
         return undefined
     _, ref, win = aligned_categories(reference, window)
     statistic, pvalue, dof = binned_chi_square(ref, win)
-    total = ref.sum() + win.sum()
-    return StatResult(statistic, pvalue, {"dof": dof, "cramers_v": math.sqrt(statistic / total) if total else 0.0})
+    scale = 1 / ref.sum() + 1 / win.sum()
+    return StatResult(statistic, pvalue, {"dof": dof, "cohens_w": math.sqrt(statistic * scale)})
 
 
 def _categorical(metric: Any) -> Any:

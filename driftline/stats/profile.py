@@ -50,6 +50,9 @@ class NumericProfile:
     maximum: float = float("nan")
     total: float = 0.0
     total_sq: float = 0.0
+    #: Moments are sums of ``x - shift`` (the reference's median), so the variance of values that
+    #: are large but close together (epoch seconds, prices) does not cancel away.
+    shift: float = 0.0
 
     @property
     def n(self) -> int:
@@ -58,14 +61,15 @@ class NumericProfile:
 
     @property
     def mean(self) -> float:
-        return self.total / self.n if self.n else float("nan")
+        return self.shift + self.total / self.n if self.n else float("nan")
 
     @property
     def std(self) -> float:
-        """Population standard deviation from the moments; NaN when there are no values."""
+        """Population standard deviation from the shifted moments; NaN when there are no values."""
         if not self.n:
             return float("nan")
-        variance = max(self.total_sq / self.n - self.mean**2, 0.0)
+        centred = self.total / self.n
+        variance = max(self.total_sq / self.n - centred**2, 0.0)
         return float(np.sqrt(variance))
 
     def coarse_counts(self) -> IntArray:
@@ -75,6 +79,8 @@ class NumericProfile:
         """Sum of two profiles on the same edges (e.g. hours into a day)."""
         if not np.array_equal(self.edges, other.edges):
             raise ValueError("cannot merge numeric profiles with different bin edges")
+        if self.shift != other.shift:
+            raise ValueError("cannot merge numeric profiles with different moment shifts")
         return NumericProfile(
             edges=self.edges,
             groups=self.groups,
@@ -86,6 +92,7 @@ class NumericProfile:
             maximum=float(np.fmax(self.maximum, other.maximum)),
             total=self.total + other.total,
             total_sq=self.total_sq + other.total_sq,
+            shift=self.shift,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -101,6 +108,7 @@ class NumericProfile:
             "maximum": _json_float(self.maximum),
             "total": self.total,
             "total_sq": self.total_sq,
+            "shift": self.shift,
         }
 
     @classmethod
@@ -116,6 +124,7 @@ class NumericProfile:
             maximum=_float(data["maximum"]),
             total=float(data["total"]),
             total_sq=float(data["total_sq"]),
+            shift=float(data.get("shift", 0.0)),
         )
 
 
@@ -214,6 +223,8 @@ def fit_numeric(values: npt.ArrayLike, fine_bins: int = FINE_BINS, coarse_bins: 
     else:
         edges = np.empty(0, dtype=np.float64)
     counts = _bin_counts(finite, edges)
+    shift = float(np.median(finite)) if finite.size else 0.0
+    centred = finite - shift
     return NumericProfile(
         edges=edges,
         groups=_coarse_groups(counts, coarse_bins),
@@ -223,8 +234,9 @@ def fit_numeric(values: npt.ArrayLike, fine_bins: int = FINE_BINS, coarse_bins: 
         neg_inf=neg_inf,
         minimum=float(finite.min()) if finite.size else float("nan"),
         maximum=float(finite.max()) if finite.size else float("nan"),
-        total=float(finite.sum()),
-        total_sq=float(np.dot(finite, finite)),
+        total=float(centred.sum()),
+        total_sq=float(np.dot(centred, centred)),
+        shift=shift,
     )
 
 
@@ -243,6 +255,7 @@ def profile_numeric(values: npt.ArrayLike, reference: NumericProfile) -> Numeric
     counts = _bin_counts(finite, reference.edges)
     if reference.edges.size == 0:
         counts = np.array([finite.size], dtype=np.int64)
+    centred = finite - reference.shift
     return NumericProfile(
         edges=reference.edges,
         groups=reference.groups if len(reference.groups) == len(counts) else np.zeros(len(counts), np.int64),
@@ -252,8 +265,9 @@ def profile_numeric(values: npt.ArrayLike, reference: NumericProfile) -> Numeric
         neg_inf=neg_inf,
         minimum=float(finite.min()) if finite.size else float("nan"),
         maximum=float(finite.max()) if finite.size else float("nan"),
-        total=float(finite.sum()),
-        total_sq=float(np.dot(finite, finite)),
+        total=float(centred.sum()),
+        total_sq=float(np.dot(centred, centred)),
+        shift=reference.shift,
     )
 
 

@@ -14,7 +14,7 @@ from driftline.stats import distances as d
 
 ColumnKind = Literal["numeric", "categorical"]
 #: What the effect-size thresholds are compared with: the statistic itself, or a detail of it.
-Effect = Literal["statistic", "cramers_v"]
+Effect = Literal["statistic", "cohens_w"]
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,10 @@ REGISTRY: dict[ColumnKind, dict[str, Statistic]] = {
                 "chi_square",
                 "categorical",
                 d.chi_square_categorical,
-                0.1,
-                0.2,
-                "chi-square test of homogeneity; levels apply to Cramer's V",
-                effect="cramers_v",
+                0.15,
+                0.3,
+                "chi-square test of homogeneity; levels apply to Cohen's w (0.1 small, 0.3 medium, 0.5 large)",
+                effect="cohens_w",
             ),
             _entry("psi", "categorical", d.psi_categorical, 0.1, 0.25, "population stability index over categories"),
             _entry("jensen_shannon", "categorical", d.js_categorical, 0.1, 0.2, "Jensen-Shannon distance (base 2)"),

@@ -1,14 +1,15 @@
 """Drift statistics checked against scipy and closed forms on the RAW rows.
 
-Tolerances are stated next to each check. Measured on these seeds (and on a wider sweep of
-6 seeds x 5 size pairs while writing the tests):
+Tolerances are stated next to each check. Measured on these seeds (a wider sweep of 6 seeds x
+5 size pairs while writing the tests gave the same picture):
 
 * KS: profile statistic <= ``ks_2samp`` statistic, and the gap is at most the largest reference bin
-  mass (<= 0.005 for continuous data, 0 for the Poisson shape); worst observed gap 0.003.
-  Tolerance 0.01.
+  mass (<= 0.005 for continuous data, 0 for the Poisson shape); worst observed gap 0.004.
+  Tolerance 0.01. Worst observed |p_profile - p_ks_2samp(asymp)| 0.092 (only where p is large).
 * Wasserstein: |profile W1 * std - scipy W1| <= 5% of scipy W1 + 0.02 reference std for location
-  shifts and unchanged data (worst observed: 1.4% beyond the 0.02 sd term); scale changes, which
-  move window mass into the wide reference tail bins, within 20% + 0.02 sd (worst observed 14%).
+  shifts and unchanged data (worst observed: 2.2% beyond the 0.02 sd term; 9.3% relative on its
+  own, for a 0.1 sd shift); scale changes, which move window mass into the wide reference tail
+  bins, within 20% + 0.02 sd (worst observed 12% beyond the sd term, 16% relative on its own).
 * Categorical chi-square / JS / Hellinger / TVD / PSI / unseen share: exact (rel 1e-9 or 1e-12).
 """
 
@@ -94,7 +95,7 @@ def test_ks_matches_scipy_ks_2samp_within_0_01(shape: str, sizes: tuple[int, int
         n_eff = round(ref.n * win.n / (ref.n + win.n))
         assert result.pvalue == pytest.approx(sps.kstwo.sf(result.statistic, n_eff), rel=1e-9, abs=1e-300)
         # Against the raw test: sandwiched between the raw p-value and the p-value of the raw
-        # statistic minus the largest bin mass, and loosely close (measured max |diff| 0.11).
+        # statistic minus the largest bin mass, and loosely close (measured max |diff| 0.092).
         assert raw.pvalue - 1e-12 <= result.pvalue
         assert result.pvalue <= sps.kstwo.sf(raw.statistic - largest_reference_bin_mass(ref), n_eff) + 1e-12
         assert (result.pvalue < 1e-3 and raw.pvalue < 1e-3) or abs(result.pvalue - raw.pvalue) < 0.15
@@ -304,8 +305,9 @@ def test_chi_square_categorical_equals_chi2_contingency(k: int) -> None:
     assert result.statistic == pytest.approx(expected.statistic, rel=1e-9)
     assert result.pvalue == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
     assert result.details["dof"] == expected.dof == k - 1
-    total = len(reference) + 800
-    assert result.details["cramers_v"] == pytest.approx(math.sqrt(expected.statistic / total), rel=1e-12)
+    # Cohen's w of the difference: sqrt(chi2 * (1/n + 1/m)), independent of the sample sizes.
+    scale = 1 / len(reference) + 1 / 800
+    assert result.details["cohens_w"] == pytest.approx(math.sqrt(expected.statistic * scale), rel=1e-12)
 
 
 def test_chi_square_pools_unseen_window_categories_into_one_bucket() -> None:
@@ -391,7 +393,7 @@ def test_unseen_share_closed_form(overflow: int) -> None:
 def test_single_category_on_both_sides_is_no_drift() -> None:
     ref, win = profile_categorical(["only"] * 200), profile_categorical(["only"] * 30 + [None])
     chi = d.chi_square_categorical(ref, win)
-    assert (chi.statistic, chi.pvalue, chi.details["dof"], chi.details["cramers_v"]) == (0.0, 1.0, 0, 0.0)
+    assert (chi.statistic, chi.pvalue, chi.details["dof"], chi.details["cohens_w"]) == (0.0, 1.0, 0, 0.0)
     for name, statistic in REGISTRY["categorical"].items():
         result = statistic.compute(ref, win)
         assert result.statistic == pytest.approx(0.0, abs=1e-7), name
@@ -404,7 +406,8 @@ def test_window_of_only_unseen_categories() -> None:
     assert d.js_categorical(ref, win).statistic == pytest.approx(1.0, abs=1e-12)
     assert d.hellinger_categorical(ref, win).statistic == 1.0
     chi = d.chi_square_categorical(ref, win)
-    assert chi.details["cramers_v"] == pytest.approx(1.0)
+    # Disjoint supports: chi2 = N = 140 on the 2 x 2 table, so w = sqrt(140 * (1/100 + 1/40)).
+    assert chi.details["cohens_w"] == pytest.approx(math.sqrt(140 * (1 / 100 + 1 / 40)))
     assert chi.pvalue < 1e-20
 
 
@@ -486,8 +489,8 @@ DISTANCES = {"psi": d.psi, "js": d.js_distance, "hellinger": d.hellinger, "tvd":
 def test_distance_of_a_vector_to_itself_is_zero(pair: tuple[np.ndarray, np.ndarray]) -> None:
     p, _ = pair
     for name, distance in DISTANCES.items():
-        # Hellinger's sqrt(1 - sum(sqrt(p p))) can see 1 - (1 - 1e-16): sqrt gives ~1e-8.
-        assert distance(p, p) == pytest.approx(0.0, abs=2e-8), name
+        # Hellinger is sqrt(1 - sum(sqrt(p p))): a rounding error of ~1e-15 in the sum gives ~3e-8.
+        assert distance(p, p) == pytest.approx(0.0, abs=1e-7), name
 
 
 @settings(max_examples=50, deadline=None)
@@ -508,7 +511,7 @@ def test_bounded_distances_lie_in_unit_interval(pair: tuple[np.ndarray, np.ndarr
     assert d.psi(p, q) >= -1e-12  # a symmetric KL divergence is never negative
     # Closed forms, from first principles.
     assert d.tvd(p, q) == pytest.approx(closed_tvd(p, q), rel=1e-9, abs=1e-12)
-    assert d.hellinger(p, q) == pytest.approx(closed_hellinger(p, q), rel=1e-6, abs=2e-8)
+    assert d.hellinger(p, q) == pytest.approx(closed_hellinger(p, q), rel=1e-6, abs=1e-7)
     assert d.js_distance(p, q) == pytest.approx(closed_js(p, q), rel=1e-6, abs=1e-7)
     assert d.psi(p, q) == pytest.approx(closed_psi(p, q), rel=1e-9, abs=1e-12)
 

@@ -121,7 +121,10 @@ def test_profile_numeric_counts_add_up_and_separate_nan_from_inf(n: int) -> None
     np.testing.assert_array_equal(win.counts, expected)
     assert win.edges is ref.edges or np.array_equal(win.edges, ref.edges)
     np.testing.assert_array_equal(win.groups, ref.groups)
-    assert win.total == pytest.approx(finite.sum(), rel=1e-12, abs=1e-12)
+    # Moments are sums of (x - shift), the shift being the reference median.
+    assert win.shift == ref.shift
+    assert win.total == pytest.approx((finite - ref.shift).sum(), rel=1e-9, abs=1e-9)
+    assert win.mean == pytest.approx(finite.mean(), rel=1e-9)
 
 
 def test_nan_and_infinities_are_never_binned() -> None:
@@ -130,7 +133,9 @@ def test_nan_and_infinities_are_never_binned() -> None:
     assert (ref.n, ref.nulls, ref.pos_inf, ref.neg_inf) == (3, 1, 2, 1)
     assert (ref.minimum, ref.maximum) == (1.0, 3.0)
     assert np.isfinite(ref.edges).all()
-    assert ref.total == 6.0 and ref.total_sq == 14.0
+    # Shifted by the median (2.0): sum(x - 2) = 0 and sum((x - 2) ** 2) = 2.
+    assert ref.shift == 2.0 and ref.total == 0.0 and ref.total_sq == 2.0
+    assert ref.mean == 2.0 and ref.std == pytest.approx(math.sqrt(2 / 3))
     win = profile_numeric([np.inf, np.inf, np.nan, -np.inf], ref)
     assert (win.n, win.nulls, win.pos_inf, win.neg_inf) == (0, 1, 2, 1)
     assert math.isnan(win.minimum) and math.isnan(win.maximum) and math.isnan(win.mean)
@@ -398,10 +403,16 @@ def test_model_profile_merge_keeps_features_missing_from_the_other_side() -> Non
     assert merged.features["f"] == CategoricalProfile({"x": 3})
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation: std comes from raw moments "
-                   "(total_sq / n - mean**2), which cancels catastrophically when std/mean < ~1e-7; "
-                   "at 1e8 + N(0, 1) it reads 2.0, at 1.7e9 + N(0, 1) (epoch seconds) 0.0, which "
-                   "makes wasserstein 'undefined'. A fix needs shifted or Welford moments in the profile")
-def test_std_survives_a_large_offset() -> None:
-    values = 1e8 + np.random.default_rng(91).normal(0.0, 1.0, 10_000)
-    assert fit_numeric(values).std == pytest.approx(values.std(), rel=0.01)
+@pytest.mark.parametrize("offset", [1e8, 1.7e9])
+def test_std_survives_a_large_offset(offset: float) -> None:
+    """Regression: raw moments (total_sq / n - mean**2) read 2.0 at 1e8 + N(0, 1) and 0.0 at epoch
+    seconds; the moments are now shifted by the reference median."""
+    rng = np.random.default_rng(91)
+    values = offset + rng.normal(0.0, 1.0, 10_000)
+    reference = fit_numeric(values)
+    assert reference.std == pytest.approx(values.std(), rel=0.01)
+    assert reference.mean == pytest.approx(values.mean(), rel=1e-12)
+    window_values = offset + rng.normal(0.5, 2.0, 5_000)
+    window = profile_numeric(window_values, reference)
+    assert window.std == pytest.approx(window_values.std(), rel=0.01)
+    assert window.mean == pytest.approx(window_values.mean(), rel=1e-12)

@@ -135,8 +135,8 @@ def window_verdicts(reference: dict[str, NumericProfile], window: dict[str, Nume
         adjusted = adjust_pvalues([o.pvalue for o in outcomes])
         for outcome, p_adj in zip(outcomes, adjusted, strict=True):
             effect = (
-                outcome.details.get("cramers_v", float("nan"))
-                if statistic.effect == "cramers_v"
+                outcome.details.get("cohens_w", float("nan"))
+                if statistic.effect == "cohens_w"
                 else outcome.statistic
             )
             statuses.append(judge(effect, statistic.warning, statistic.alert, p_adj, ALPHA))

@@ -204,7 +204,7 @@ def test_calibration_error_alerts_only_on_significant_miscalibration() -> None:
     model = _model()
     reference = _frame(7, 10_000)
     # Unchanged: the window's ECE is several times the reference's from noise alone, but not significant.
-    overall, _ = _evaluate(model, reference, _frame(8, 500))
+    overall, _ = _evaluate(model, reference, _frame(18, 500))
     ece = overall["calibration_error"]
     assert ece.value is not None and ece.threshold is not None and ece.value > ece.threshold
     assert ece.status is Status.OK and ece.details["reason"] == "miscalibration not significant"
@@ -294,7 +294,8 @@ def test_numeric_segments_are_the_reference_coarse_bins_named_by_interval() -> N
     names = numeric_segment_names(profile)
     assert len(names) == 10
     assert names[0].startswith("(-inf, ") and names[-1].endswith(", inf)")
-    assert names[1] == "[99.0, 199.0)" or names[1].startswith("[")
+    assert names[1] == "[99.9, 199.8)"
+    assert numeric_segment_names(fit_numeric(np.full(50, 5.0))) == ["(-inf, 5.0]", "(5.0, inf)"]
     values = pd.Series([-5.0, 0.0, 150.0, 999.0, 5000.0, np.nan])
     segments = assign_segments(values, profile)
     assert segments[0] == segments[1] == names[0]
@@ -443,3 +444,13 @@ def test_regression_performance() -> None:
     assert overall["mae"].status is Status.ALERT and overall["rmse"].status is Status.ALERT
     assert overall["mae"].value == pytest.approx(skm.mean_absolute_error(worse["label"], worse["prediction"]))
     assert segments["vehicle"].status is Status.ALERT
+
+
+def test_segments_with_too_few_labels_are_unknown() -> None:
+    model = _model(score_column=None, performance={"min_labels": 100})  # a segment needs 20 labelled rows
+    window = _frame(71, 1100, label_share=0.1)
+    overall, segments = _evaluate(model, _frame(70, 10_000), window)
+    assert overall["accuracy"].status is not Status.UNKNOWN
+    income = segments["income"]
+    assert income.status is Status.UNKNOWN and "20 labelled rows" in income.details["reason"]
+    assert segments["region"].status is not Status.UNKNOWN
