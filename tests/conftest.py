@@ -34,13 +34,31 @@ def _reachable(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database of this session's own (created on the server, dropped at the end), so concurrent
+    test runs never share a results schema. Falls back to the server's database itself when the
+    role may not create databases."""
     url = os.environ.get("DRIFTLINE_TEST_DATABASE_URL", DEFAULT_TEST_URL)
-    if _reachable(url):
-        return url
-    from driftline.embedded import start_embedded
+    if not _reachable(url):
+        from driftline.embedded import start_embedded
 
-    return start_embedded(tmp_path_factory.mktemp("pgdata"))
+        url = start_embedded(tmp_path_factory.mktemp("pgdata"))
+    name = f"driftline_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.ProgrammingError:
+        admin.dispose()
+        yield url
+        return
+    yield sa.make_url(url).set(database=name).render_as_string(hide_password=False)
+    from driftline.storage.engine import dispose_all
+
+    dispose_all()
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
