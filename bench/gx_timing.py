@@ -153,13 +153,13 @@ def import_seconds(repeat: int) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
-def window_query(engine: sa.Engine, model: Any) -> str:
-    """The window's rows as SQL text for GX's query asset (identifiers quoted by SQLAlchemy)."""
+def window_query(engine: sa.Engine, model: Any, end: datetime = WINDOW_END) -> str:
+    """The window's rows (up to ``end``) as SQL text for GX's query asset (identifiers quoted by SQLAlchemy)."""
     from driftline.tasks.extract import log_table
 
     table = log_table(model)
     ts = table.c[model.timestamp_column]
-    statement = sa.select(*(table.c[c] for c in model.columns())).where(ts >= WINDOW_START, ts < WINDOW_END)
+    statement = sa.select(*(table.c[c] for c in model.columns())).where(ts >= WINDOW_START, ts < end)
     return str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
 
 
@@ -175,6 +175,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--small-rows", type=int, default=10_000, help="rows of the 'typical hour' comparison")
     parser.add_argument("--reseed", action="store_true")
     parser.add_argument("--database-url", default=os.environ.get("DRIFTLINE_TEST_DATABASE_URL", DEFAULT_URL))
     args = parser.parse_args()
@@ -210,7 +211,7 @@ def main() -> None:
     context = WindowContext(model=model, window=window, frame=frame, reference=reference,
                             current=window_model_profile(frame, reference))
     parameters = completeness.window_parameters(context)
-    dtypes = dict(frame.dtypes.items())
+    kinds = completeness.value_kinds(frame, model.features.categorical)
 
     # -- fixed costs ----------------------------------------------------------------------------
     import great_expectations  # noqa: F401  (its import is timed above, in fresh processes)
@@ -227,7 +228,7 @@ def main() -> None:
     measured["pandas data source + asset + batch definition"] = _timed(pandas_source, repeat)[:2]
 
     def suite() -> Any:
-        planned = completeness.plan_expectations(model, reference, dtypes)
+        planned = completeness.plan_expectations(model, reference, kinds)
         return planned, completeness.build_suite(f"bench_{next(contexts)}", planned)[0]
 
     median, times, (planned, gx_suite) = _timed(suite, repeat)
@@ -266,6 +267,30 @@ def main() -> None:
     median, times, sql_results = _timed(sql_run, repeat)
     measured["PostgreSQL query asset: GX suite run"] = (median, times)
     _log(f"SQL run: first {first_sql:.2f} s, then {times}")
+
+    # -- a typical hour: the window's first ~--small-rows rows -----------------------------------
+    small_end = WINDOW_START + timedelta(seconds=3600 * args.small_rows / max(len(frame), 1))
+    small_frame = frame[frame["ts"] < small_end].reset_index(drop=True)
+    small_source = gx_context.data_sources.add_postgres("bench_pg_small", connection_string=args.database_url)
+    small_definition = small_source.add_query_asset(
+        "window", query=window_query(engine, model, small_end)
+    ).add_batch_definition_whole_table("window")
+
+    def small_pandas_run() -> list[Any]:
+        return completeness.run_suite(model, small_frame, gx_suite, parameters)
+
+    def small_sql_run() -> list[Any]:
+        return list(small_definition.get_batch().validate(gx_suite, result_format=completeness.RESULT_FORMAT,
+                                                          expectation_parameters=parameters).results)
+
+    small_pandas_run()  # warm-up, as for the full window
+    small_sql_run()
+    median, times, small_pandas = _timed(small_pandas_run, repeat)
+    measured[f"{len(small_frame):,} rows, pandas frame: GX suite run"] = (median, times)
+    median, times, small_sql = _timed(small_sql_run, repeat)
+    measured[f"{len(small_frame):,} rows, PostgreSQL query asset: GX suite run"] = (median, times)
+    if _summary(small_pandas) != _summary(small_sql):
+        _log("small window: backends DISAGREE")
 
     # -- same answers? --------------------------------------------------------------------------
     by_pandas, by_sql = _summary(pandas_results), _summary(sql_results)

@@ -94,28 +94,51 @@ def _mostly(allowed_share: float) -> float:
     return round(1.0 - min(max(allowed_share, 0.0), 1.0), 12)
 
 
-def _category_values(categories: list[str], dtype: Any) -> list[Any]:
-    """The reference categories (stored as text) in the type the window's column holds.
+def value_kinds(frame: pd.DataFrame, columns: list[str]) -> dict[str, str]:
+    """What each column holds: ``number``, ``bool`` or ``text`` (judged on its non-null values).
 
-    A numeric or boolean column compares with numbers or booleans, not their text; the profile
-    stored ``str(value)``, so parse it back. Unparseable text cannot occur in such a column, so it is
-    dropped.
+    The reference profile stores categories as text (``str(value)``); a numeric or boolean column
+    must be compared with numbers or booleans, or every value would look unseen.
     """
-    if dtype is not None and pd.api.types.is_bool_dtype(dtype):
+    kinds = {}
+    for column in columns:
+        if column not in frame:
+            continue
+        series = frame[column]
+        if pd.api.types.is_bool_dtype(series.dtype):
+            kinds[column] = "bool"
+        elif pd.api.types.is_numeric_dtype(series.dtype):
+            kinds[column] = "number"
+        elif series.dtype == object:
+            inferred = pd.api.types.infer_dtype(series.dropna().head(1000), skipna=True)
+            if inferred == "boolean":
+                kinds[column] = "bool"
+            elif inferred in ("integer", "floating", "decimal", "mixed-integer-float"):
+                kinds[column] = "number"
+            else:
+                kinds[column] = "text"
+        else:
+            kinds[column] = "text"
+    return kinds
+
+
+def _category_values(categories: list[str], kind: str | None) -> list[Any]:
+    """The reference categories (stored as text) as the values the window's column holds."""
+    if kind == "bool":
         return [c == "True" for c in categories if c in ("True", "False")]
-    if dtype is not None and pd.api.types.is_numeric_dtype(dtype):
+    if kind == "number":
         values = []
         for category in categories:
             try:
                 values.append(float(category))
-            except ValueError:
+            except ValueError:  # text cannot occur in a numeric column
                 continue
         return values
     return list(categories)
 
 
 def plan_expectations(
-    model: ModelConfig, reference: ModelProfile | None, dtypes: Mapping[str, Any] | None = None
+    model: ModelConfig, reference: ModelProfile | None, kinds: Mapping[str, str] | None = None
 ) -> list[PlannedExpectation]:
     """The expectations for one model, in a stable order, each with a unique (metric, feature).
 
@@ -126,9 +149,9 @@ def plan_expectations(
     reference
         The reference profile. ``None``, an empty reference, or a feature missing from it skips the
         reference-based expectations (feature nulls, category set, value range) for that feature.
-    dtypes
-        The window frame's column dtypes, so the reference categories are compared as numbers for
-        a numeric column. Optional.
+    kinds
+        :func:`value_kinds` of the window's categorical columns, so the reference categories are
+        compared as numbers (booleans) in a numeric (boolean) column. Default: text.
 
     Notes
     -----
@@ -139,7 +162,7 @@ def plan_expectations(
     """
     quality = model.quality
     builtin = _severity(quality.severity)
-    dtypes = dtypes or {}
+    kinds = kinds or {}
     planned: list[tuple[str, dict[str, Any], str | None, Status, str]] = []
 
     def add(kind: str, kwargs: dict[str, Any], feature: str | None, severity: Status = builtin) -> None:
@@ -179,7 +202,7 @@ def plan_expectations(
                 "expect_column_values_to_be_in_set",
                 {
                     "column": column,
-                    "value_set": _category_values(sorted(profile.counts), dtypes.get(column)),
+                    "value_set": _category_values(sorted(profile.counts), kinds.get(column)),
                     "mostly": _mostly(quality.new_category_tolerance),
                 },
                 column,
@@ -210,8 +233,8 @@ def plan_expectations(
     )
 
     for spec in quality.expectations:
-        column = spec.kwargs.get("column")
-        planned.append((spec.type, dict(spec.kwargs), column if isinstance(column, str) else None,
+        target = spec.kwargs.get("column")
+        planned.append((spec.type, dict(spec.kwargs), target if isinstance(target, str) else None,
                         _severity(spec.severity), "user"))
 
     return _unique_keys(planned)
@@ -359,9 +382,11 @@ def window_parameters(context: WindowContext) -> dict[str, Any]:
 
 
 def _release(definition: Any) -> None:
-    """Drop the window's frame that GX's execution engine keeps after a run (memory)."""
+    """Drop the window's frame that GX's execution engine keeps after a run (it would live until the next)."""
     try:
-        definition.data_asset.datasource.get_execution_engine().batch_manager.reset_batch_cache()
+        manager = definition.data_asset.datasource.get_execution_engine().batch_manager
+        manager.reset_batch_cache()
+        manager.batch_data_cache.clear()  # reset_batch_cache() leaves the data itself cached
     except Exception:  # only a memory optimisation
         pass
 
@@ -401,10 +426,12 @@ def jsonable(value: Any, limit: int | None = None) -> Any:
     if isinstance(value, (float, np.floating, Decimal)):
         number = float(value)
         return number if math.isfinite(number) else None
-    if isinstance(value, (datetime, date, pd.Timestamp)):
-        return value.isoformat()
     if value is pd.NaT or value is pd.NA:
         return None
+    if isinstance(value, (datetime, date, pd.Timestamp)):
+        return value.isoformat()
+    if isinstance(value, np.datetime64):
+        return None if np.isnat(value) else str(value)
     if isinstance(value, Mapping):
         return {str(k): jsonable(v, limit) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, np.ndarray)):
@@ -540,7 +567,7 @@ def evaluate_completeness(context: WindowContext) -> list[Result]:
     if not model.quality.enabled:
         return []
     frame = context.frame
-    planned = plan_expectations(model, context.reference, dict(frame.dtypes.items()))
+    planned = plan_expectations(model, context.reference, value_kinds(frame, model.features.categorical))
     cached = _suite_for(model, planned)
     parameters = window_parameters(context)
     gx_results = run_suite(model, frame, cached.suite, parameters)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: GX fields Driftline sets itself; a user may not pass them in ``kwargs``.
@@ -54,7 +55,7 @@ def accepted_arguments(expectation_type: str) -> list[str]:
     return [name for name in cls.__fields__ if name not in RESERVED_ARGUMENTS]  # type: ignore[attr-defined]
 
 
-def _describe_errors(expectation_type: str, errors: list[dict[str, Any]], accepted: list[str]) -> str:
+def _describe_errors(expectation_type: str, errors: Sequence[Mapping[str, Any]], accepted: list[str]) -> str:
     """One readable sentence from GX's (pydantic v1) validation errors: the first problem per argument."""
     seen: dict[str, str] = {}
     if any(str(e.get("loc", ("",))[0]) != "__root__" for e in errors):

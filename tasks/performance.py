@@ -16,6 +16,27 @@ the alert bound is ``reference - |reference| * alert`` (``reference * (1 - alert
 reference); where lower is better (log loss, Brier score, calibration error, MAE, RMSE, MAPE) it is
 ``reference + |reference| * alert``. A value beyond a bound (strictly) is a warning or an alert.
 
+A level reached by the relative bound counts only when the degradation is also *significant*: a
+one-sided test that the window is worse than the reference, with the sampling noise of both sides
+(the reference's where :func:`reference_performance` stored what it needs — its ``sampling``
+block; an older reference without it counts as exact), below ``ALPHA``. Otherwise the result is
+``ok`` with ``details["reason"] = "degradation not significant"``; ``details`` carries the
+``p_value``, the ``test`` and ``alpha`` either way. Near ``min_labels`` the relative tolerance
+alone is well inside the sampling noise of most metrics (on unchanged data a 10% relative drop of
+log loss, Brier score, precision or recall is common at 100 labelled rows). The tests:
+
+* ``accuracy``, ``precision`` (accuracy among predicted positives), ``recall`` (accuracy among
+  actual positives): two-proportion z-test with the pooled proportion (``two_proportion_z``).
+* ``log_loss``, ``brier_score``, ``mae``, ``mape``: the metric is the mean of a per-row loss; Welch's
+  t on the two means, each side's variance from its own per-row standard deviation (``welch_t``).
+  ``rmse``: the same on the squared errors, i.e. on the mean squared error (``welch_t_mse``).
+* ``roc_auc``: normal approximation with Hanley & McNeil (1982) variances at the reference AUC.
+* ``f1`` (approximation): F1 falls only if precision or recall falls, so the smaller of their two
+  p-values, Bonferroni-adjusted for the two (``min_precision_recall``; ``tested`` names which).
+* ``r2`` (approximation): ``1 - MSE / Var(y)``; the MSE test, so a window whose labels merely vary
+  less (same errors) is not flagged (``welch_t_mse``).
+* ``calibration_error``: see below.
+
 Calibration error is biased upwards by sampling noise (a perfectly calibrated model has an ECE of
 about 0.02 on 3,000 rows and 0.08 on 100), so a relative bound on it would flag every window. Its
 level counts only when the window's miscalibration is also significant: a Hosmer-Lemeshow test on
@@ -57,7 +78,7 @@ from driftline.stats.profile import OTHER, CategoricalProfile, FeatureProfile, N
 from driftline.tasks._prefect import PURE
 
 #: Version of the JSON written by :func:`reference_performance`.
-REFERENCE_PERFORMANCE_VERSION = 1
+REFERENCE_PERFORMANCE_VERSION = 2
 #: The label column the label join writes when labels come from a separate table.
 JOINED_LABEL_COLUMN = "__label__"
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1")
@@ -68,8 +89,8 @@ CALIBRATION_BINS = 10
 #: Categorical features: the most frequent reference categories that get a segment of their own.
 MAX_CATEGORY_SEGMENTS = 10
 MISSING = "__missing__"
-#: Significance level of a segment's degradation (Bonferroni over the segments compared) and of the
-#: window's miscalibration. ``performance.alpha`` overrides it once the config has such a field.
+#: Significance level of a degradation (overall; per segment Bonferroni over the segments compared)
+#: and of the window's miscalibration. ``performance.alpha`` overrides it once the config has such a field.
 ALPHA = 0.01
 #: Fewest labelled rows a segment needs, at least: ``max(this, ceil(min_labels / 5))``.
 MIN_SEGMENT_LABELS = 10
@@ -437,16 +458,20 @@ def reference_performance(
     given it is fitted from ``reference_frame`` (the same rows give the same bins). ``label_column``
     defaults to :func:`label_column_for`. Undefined metrics are ``null``. Shape::
 
-        {"version": 1, "task": "classification", "label_column": "label", "positive_label": 1,
+        {"version": 2, "task": "classification", "label_column": "label", "positive_label": 1,
          "rows": 9600, "labelled_rows": 9600, "label_coverage": 1.0,
          "metrics": {"accuracy": 0.75, ..., "roc_auc": 0.83},
+         "sampling": {"n": 9600, "predicted_positives": 4810, "actual_positives": 4795,
+                      "positives": 4795, "negatives": 4805, "log_loss_std": 0.41, "brier_score_std": 0.17},
          "segment_metric": "roc_auc", "min_segment_labels": 10,
          "segments": {"income": {"column_kind": "numeric",
                                  "segments": {"(-inf, 37190.4)": {"rows": 960, "labelled_rows": 960,
                                                                   "value": 0.82, "positives": 470,
                                                                   "negatives": 490}, ...}}, ...}}
 
-    A segment's ``value`` is the ``segment_metric``; beside it what its sampling variance needs:
+    ``sampling`` is what the significance tests of the overall metrics need (see
+    :func:`overall_sampling`). A segment's ``value`` is the ``segment_metric``; beside it what its
+    sampling variance needs:
     ``positives``/``negatives`` (roc_auc), ``n`` (accuracy: rows compared), ``n``/``error_std``
     (mae). Segment names: see :func:`assign_segments`.
     """
@@ -472,6 +497,7 @@ def reference_performance(
         "labelled_rows": labelled,
         "label_coverage": _json_float(labelled / rows.rows) if rows.rows else None,
         "metrics": {name: _json_float(value) for name, value in _metrics(model, rows).items()},
+        "sampling": overall_sampling(model, rows),
         "segment_metric": segment_metric(model),
         "min_segment_labels": min_segment_labels(model),
         "segments": segments,
@@ -556,9 +582,14 @@ def evaluate_performance(
         reason = f"{labelled} labelled rows, fewer than min_labels={model.performance.min_labels}"
     reference_reason = _reference_problem(model, reference_perf)
     reference_metrics = (reference_perf or {}).get("metrics", {})
+    values = _metrics(model, rows)
+    tests: dict[str, _Test] = {}
+    if reason is None and reference_reason is None:
+        tests = _overall_tests(values, overall_sampling(model, rows), reference_metrics, reference_perf or {})
+    alpha = _alpha(model)
 
     results = []
-    for metric, value in _metrics(model, rows).items():
+    for metric, value in values.items():
         warning, alert = tolerance_for(model, metric)
         ref_value = _json_float(reference_metrics.get(metric))
         details: dict[str, Any] = {
@@ -585,16 +616,152 @@ def evaluate_performance(
             if metric == "calibration_error":
                 y, s = _scored(model, rows)
                 p_value = calibration_pvalue(y, s)
-                details |= {"p_value": _json_float(p_value), "alpha": _alpha(model), "test": "hosmer_lemeshow"}
-                if status is not Status.OK and not p_value < _alpha(model):
+                details |= {"p_value": _json_float(p_value), "alpha": alpha, "test": "hosmer_lemeshow"}
+                if status is not Status.OK and not p_value < alpha:
                     status = Status.OK
                     details["reason"] = "miscalibration not significant"
+            elif metric in tests:
+                test = tests[metric]
+                details |= {"p_value": _json_float(test.p_value), "alpha": alpha, "test": test.name}
+                if test.tested is not None:
+                    details["tested"] = test.tested
+                if status is not Status.OK and not test.p_value < alpha:
+                    status = Status.OK
+                    details["reason"] = "degradation not significant"
         results.append(context.result(Kind.PERFORMANCE, metric, None, _json_float(value), alert_bound, status, details))
 
     if model.performance.segments:
         for feature, kind in model.features.items():
             results.append(_segment_result(context, rows, feature, kind, reference_perf, reason or reference_reason))
     return results
+
+
+def overall_sampling(model: ModelConfig, rows: _Rows) -> dict[str, Any]:
+    """What the significance tests of the overall metrics need, on the labelled rows, as JSON.
+
+    Classification: ``n`` (rows with a label and a prediction: accuracy's denominator),
+    ``predicted_positives`` (precision's), ``actual_positives`` (recall's); with a score column
+    also ``positives`` and ``negatives`` (labelled rows with a score: ROC AUC's Hanley-McNeil
+    variance) and, when the scores are probabilities, ``log_loss_std`` and ``brier_score_std``: the
+    standard deviations of the per-row log loss (scores clipped to ``[eps, 1 - eps]`` as
+    scikit-learn does) and squared error, whose means are the metrics. Regression: ``n`` and the
+    standard deviations of the per-row absolute error (``mae_std``), squared error (``mse_std``)
+    and absolute percentage error (``mape_std``, ``|y - p| / max(|y|, eps)`` as scikit-learn).
+    A standard deviation needs two rows, else it is ``null``.
+    """
+    if model.task == "regression":
+        t = pd.to_numeric(rows.truth, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        p = pd.to_numeric(rows.pred, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        keep = np.isfinite(t) & np.isfinite(p)
+        t, p = t[keep], p[keep]
+        errors = np.abs(t - p)
+        eps = np.finfo(np.float64).eps
+        return {
+            "n": int(errors.size),
+            "mae_std": _std(errors),
+            "mse_std": _std(errors**2),
+            "mape_std": _std(errors / np.maximum(np.abs(t), eps)),
+        }
+    keep = (rows.truth.notna() & rows.pred.notna()).to_numpy()
+    out: dict[str, Any] = {"n": int(keep.sum()), "predicted_positives": 0, "actual_positives": 0}
+    if keep.any():
+        (t, p), positive = _comparable(
+            rows.truth[keep], rows.pred[keep], positive_label=model.performance.positive_label
+        )
+        out["predicted_positives"], out["actual_positives"] = int((p == positive).sum()), int((t == positive).sum())
+    if rows.score is None:
+        return out
+    y, s = _scored(model, rows)
+    out |= {"positives": int(y.sum()), "negatives": int(y.size - y.sum())}
+    if y.size and np.all((s >= 0) & (s <= 1)):
+        eps = np.finfo(np.float64).eps
+        clipped = np.clip(s, eps, 1 - eps)
+        out["log_loss_std"] = _std(-(y * np.log(clipped) + (1 - y) * np.log1p(-clipped)))
+        out["brier_score_std"] = _std((y - s) ** 2)
+    return out
+
+
+def _std(values: np.ndarray) -> float | None:
+    return _json_float(np.std(values, ddof=1)) if values.size > 1 else None
+
+
+@dataclass
+class _Test:
+    """A one-sided test that a metric is worse on the window than on the reference."""
+
+    name: str
+    p_value: float
+    #: The metric whose test gates another (f1: precision or recall).
+    tested: str | None = None
+
+
+def _overall_tests(
+    values: dict[str, float],
+    window: dict[str, Any],
+    reference_metrics: dict[str, Any],
+    reference_perf: dict[str, Any],
+) -> dict[str, _Test]:
+    """The significance test of each overall metric defined on both sides (calibration error aside).
+
+    ``window`` is :func:`overall_sampling` of the window's rows; the reference's is the stored
+    ``sampling`` (absent from references before version 2: they count as exact).
+    """
+    reference = reference_perf.get("sampling") or {}
+    tests: dict[str, _Test] = {}
+
+    def both(metric: str) -> tuple[float, float] | None:
+        value, ref_value = values.get(metric, NAN), _json_float(reference_metrics.get(metric))
+        if ref_value is None or not math.isfinite(value):
+            return None
+        return value, ref_value
+
+    for metric, count in (("accuracy", "n"), ("precision", "predicted_positives"), ("recall", "actual_positives")):
+        if pair := both(metric):
+            p_value = _proportion_pvalue(pair[0], window.get(count), pair[1], reference.get(count))
+            tests[metric] = _Test("two_proportion_z", p_value)
+    if pair := both("roc_auc"):
+        variance = _auc_variance(pair[1], window.get("positives"), window.get("negatives"))
+        variance += _auc_variance(pair[1], reference.get("positives"), reference.get("negatives"))
+        tests["roc_auc"] = _Test("hanley_mcneil_z", _normal_pvalue(pair[0] - pair[1], variance))
+    scored, scored0 = _scored_rows(window), _scored_rows(reference)
+    for metric in ("log_loss", "brier_score", "mae", "mape"):
+        if pair := both(metric):
+            # The probability metrics are on the labelled rows with a score, the others on ``n``.
+            n, n0 = (scored, scored0) if metric in SCORE_METRICS else (window.get("n"), reference.get("n"))
+            std, std0 = window.get(f"{metric}_std"), reference.get(f"{metric}_std")
+            tests[metric] = _Test("welch_t", _welch_pvalue(pair[0], std, n, pair[1], std0, n0))
+    if pair := both("rmse"):
+        n, n0 = window.get("n"), reference.get("n")
+        mse = _welch_pvalue(pair[0] ** 2, window.get("mse_std"), n, pair[1] ** 2, reference.get("mse_std"), n0)
+        tests["rmse"] = _Test("welch_t_mse", mse)
+        if both("r2"):
+            tests["r2"] = _Test("welch_t_mse", mse, "mse")
+    if both("f1"):
+        gates = [(tests[m].p_value, m) for m in ("precision", "recall") if m in tests]
+        gates = [(p_value, m) for p_value, m in gates if not math.isnan(p_value)]
+        if gates:
+            p_value, tested = min(gates)
+            tests["f1"] = _Test("min_precision_recall", min(1.0, 2 * p_value), tested)
+    return tests
+
+
+def _scored_rows(sampling: dict[str, Any]) -> int:
+    return int(sampling.get("positives") or 0) + int(sampling.get("negatives") or 0)
+
+
+def _proportion_pvalue(value: float, n: Any, reference: float, n0: Any) -> float:
+    """One-sided p-value that a proportion of ``value`` on ``n`` rows is below ``reference`` by chance.
+
+    Two-proportion z-test with the pooled proportion; without ``n0`` the reference counts as exact
+    (variance at the reference proportion).
+    """
+    n, n0 = int(n or 0), int(n0 or 0)
+    if not n:
+        return NAN
+    pooled = (value * n + reference * n0) / (n + n0)
+    pooled = min(max(pooled, 0.0), 1.0)
+    variance = pooled * (1 - pooled) * (1 / n + (1 / n0 if n0 else 0.0))
+    return _normal_pvalue(value - reference, variance)
 
 
 @dataclass
@@ -751,12 +918,25 @@ def _degradation_pvalue(
             variance += _auc_variance(reference, reference_stats["positives"], reference_stats["negatives"])
         return _normal_pvalue(value - reference, variance)
     # mae: larger errors are worse.
-    n, n0 = int(window.get("n") or 0), int(reference_stats.get("n") or 0)
-    sd, sd0 = window.get("error_std") or 0.0, reference_stats.get("error_std") or 0.0
+    sd, sd0 = window.get("error_std"), reference_stats.get("error_std")
+    return _welch_pvalue(value, sd, window.get("n"), reference, sd0, reference_stats.get("n"))
+
+
+def _welch_pvalue(value: float, sd: Any, n: Any, reference: float, sd0: Any, n0: Any) -> float:
+    """One-sided p-value that a mean loss of ``value`` (window) exceeds ``reference`` only by chance.
+
+    Welch's t with the Welch-Satterthwaite degrees of freedom; ``sd``/``sd0`` are the per-row standard
+    deviations on ``n``/``n0`` rows. A side without them (an older reference) counts as exact.
+    """
+    n, n0 = int(n or 0), int(n0 or 0)
+    sd, sd0 = float(sd or 0.0), float(sd0 or 0.0)
     var_w, var_r = sd * sd / n if n else 0.0, (sd0 * sd0 / n0 if n0 else 0.0)
     if var_w + var_r <= 0:
         return _normal_pvalue(reference - value, 0.0)
-    dof = (var_w + var_r) ** 2 / ((var_w**2 / (n - 1) if n > 1 else 0.0) + (var_r**2 / (n0 - 1) if n0 > 1 else 0.0))
+    if not math.isfinite(value - reference):
+        return 1.0
+    denominator = (var_w**2 / (n - 1) if n > 1 else 0.0) + (var_r**2 / (n0 - 1) if n0 > 1 else 0.0)
+    dof = (var_w + var_r) ** 2 / denominator if denominator > 0 else math.inf
     return float(stats.t.cdf((reference - value) / math.sqrt(var_w + var_r), dof))
 
 

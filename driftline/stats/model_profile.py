@@ -70,7 +70,7 @@ def fit_model_profile(frame: pd.DataFrame, numeric: list[str], categorical: list
     for column in numeric:
         features[column] = fit_numeric(numeric_values(frame[column]))
     for column in categorical:
-        features[column] = fit_categorical(categorical_values(frame[column]))
+        features[column] = fit_categorical(frame[column])
     return ModelProfile(len(frame), features)
 
 
@@ -81,5 +81,5 @@ def window_model_profile(frame: pd.DataFrame, reference: ModelProfile) -> ModelP
         if isinstance(ref, NumericProfile):
             features[column] = profile_numeric(numeric_values(frame[column]), ref)
         elif isinstance(ref, CategoricalProfile):
-            features[column] = profile_categorical(categorical_values(frame[column]))
+            features[column] = profile_categorical(frame[column])
     return ModelProfile(len(frame), features)

@@ -98,3 +98,124 @@ class RunRow(Base):
     labels_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# --- Notifications and retraining (migration 0003) -------------------------------------------
+from sqlalchemy import LargeBinary, text  # noqa: E402  (kept with the classes that need them)
+
+
+class IncidentRow(Base):
+    """An open (or resolved) problem of one (model, kind): what notifications remember between windows."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("incidents_one_open", "model", "kind", unique=True, postgresql_where=text("state = 'open'")),
+        CheckConstraint("state IN ('open','resolved')", name="incidents_state_valid"),
+        CheckConstraint("severity IN ('warning','alert')", name="incidents_severity_valid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text, server_default="open")
+    severity: Mapped[str] = mapped_column(Text)
+    opened_window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reminders: Mapped[int] = mapped_column(Integer, server_default="0")
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class OutboxRow(Base):
+    """One message to deliver (Slack, e-mail, webhook, or a Prefect event that could not be sent)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("outbox_dedupe", "dedupe_key", unique=True),
+        Index("outbox_pending", "model", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        CheckConstraint("status IN ('pending','delivered','failed')", name="outbox_status_valid"),
+        CheckConstraint("channel IN ('slack','email','webhook','event')", name="outbox_channel_valid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(Text, nullable=True)
+    window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    transition: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    incident_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ModelVersionRow(Base):
+    """A retrained model that beat the current one on the holdout."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (Index("model_versions_key", "model", "version", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    estimator: Mapped[str] = mapped_column(Text)
+    artifact: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    features: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    train_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    train_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    metric: Mapped[str] = mapped_column(Text)
+    score: Mapped[float] = mapped_column(Float)
+    baseline_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    baseline_source: Mapped[str | None] = mapped_column(Text, nullable=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    flow_run_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ReferenceOverrideRow(Base):
+    """A reference range set by a retrain; honoured while the configured range is the one it replaced."""
+
+    __tablename__ = "reference_overrides"
+    __table_args__ = (
+        Index("reference_overrides_latest", "model", "id"),
+        CheckConstraint("reference_start < reference_end", name="reference_overrides_ordered"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(Text)
+    reference_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reference_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    config_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    config_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    model_version_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RetrainRunRow(Base):
+    """The retrain log: one row per retrain flow run (also the cooldown's memory)."""
+
+    __tablename__ = "retrain_runs"
+    __table_args__ = (
+        Index("retrain_runs_model_started", "model", "started_at"),
+        CheckConstraint(
+            "status IN ('running','promoted','rejected','skipped','failed')", name="retrain_runs_status_valid"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    flow_run_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

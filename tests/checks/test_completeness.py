@@ -13,15 +13,18 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from driftline.checks.completeness import evaluate_completeness, plan_expectations
+from driftline.checks import completeness
+from driftline.checks.completeness import evaluate_completeness, plan_expectations, value_kinds
 from driftline.config import ModelConfig, parse_config
 from driftline.context import WindowContext
 from driftline.errors import ConfigError
 from driftline.results import Kind, Result, Status
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, window_model_profile
+from driftline.stats.profile import CategoricalProfile
 from driftline.tasks.extract import read_rows
 from driftline.window import Window
 from tests.conftest import DAY, REFERENCE_END, REFERENCE_START, create_log_table, model_entry, synthetic_rows
@@ -267,6 +270,42 @@ def test_several_models_in_threads_match_serial_runs(
     assert [len(_failing(r)) for r in serial] == [1, 1, 1, 1]
 
 
+def test_an_expectation_gx_cannot_evaluate_is_unknown_and_alone(
+    engine: sa.Engine, quality_log: dict[str, Any], reference: ModelProfile
+) -> None:
+    # Config validation cannot know the table's columns; the run reports it instead of failing.
+    model = _model(quality_log["table"], expectations=[
+        {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "no_such_column", "regex": "x"}},
+    ])
+    results = evaluate_completeness(_context(engine, model, HOURS["clean"], reference))
+    broken = _one(results, "expect_column_values_to_match_regex", "no_such_column")
+    assert broken.status == Status.UNKNOWN and broken.value is None
+    assert "no_such_column" in broken.details["error"]
+    assert _failing(results) == {("expect_column_values_to_match_regex", "no_such_column")}
+
+
+def test_gx_keeps_no_window_data_after_a_run(
+    engine: sa.Engine, quality_log: dict[str, Any], reference: ModelProfile
+) -> None:
+    """Regression: GX's execution engine held each model's last frame until its next run."""
+    model = _model(quality_log["table"], name="released")
+    evaluate_completeness(_context(engine, model, HOURS["clean"], reference))
+    definition, _ = completeness._SOURCES["released"]
+    assert definition.data_asset.datasource.get_execution_engine().batch_manager.batch_data_cache == {}
+
+
+def test_reference_categories_compare_as_numbers_and_booleans_in_such_columns(reference: ModelProfile) -> None:
+    frame = pd.DataFrame({"code": [1, 2, None], "flag": [True, None, False], "name": ["a", None, "b"]})
+    assert value_kinds(frame, ["code", "flag", "name"]) == {"code": "number", "flag": "bool", "name": "text"}
+    entry = model_entry("m", "x.y", features={"numeric": [], "categorical": ["code", "flag"]})
+    model = parse_config({"models": [entry]}).models[0]
+    profile = ModelProfile(3, {"code": CategoricalProfile({"1.0": 2, "2.0": 1}),
+                               "flag": CategoricalProfile({"True": 2, "False": 1})})
+    planned = plan_expectations(model, profile, value_kinds(frame, ["code", "flag"]))
+    sets = {p.feature: p.kwargs["value_set"] for p in planned if p.type == "expect_column_values_to_be_in_set"}
+    assert sets == {"code": [1.0, 2.0], "flag": [False, True]}
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -291,4 +330,6 @@ def test_bad_user_expectation_is_a_clear_config_error(spec: dict[str, Any], mess
         parse_config({"models": [model_entry("loan", "loan_predictions", quality={"expectations": [spec]})]})
     assert str(caught.value).startswith("monitors.yaml: model 'loan': ")
     assert message in str(caught.value)
+
+
 

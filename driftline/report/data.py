@@ -1,0 +1,137 @@
+"""What a report shows, read from the results store (and optionally the prediction log)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from driftline.config import ModelConfig
+from driftline.errors import DriftlineError
+from driftline.results import Kind, Result
+from driftline.stats.model_profile import ModelProfile, window_model_profile
+from driftline.storage.models import ReferenceProfileRow, RunRow
+from driftline.tasks.extract import read_rows
+from driftline.tasks.store import load_reference, load_results
+from driftline.window import Window, parse_instant
+
+PROFILES = ReferenceProfileRow.__table__
+RUNS = RunRow.__table__
+
+
+@dataclass
+class ReportData:
+    """Everything one report is drawn from."""
+
+    model: ModelConfig
+    start: datetime | None
+    end: datetime | None
+    results: list[Result]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    reference: ModelProfile | None = None
+    #: Why the reference histograms are missing or come from an older definition, if so.
+    reference_note: str | None = None
+    #: The window whose rows were re-read to draw window distributions (the period's latest).
+    overlay_window: Window | None = None
+    overlay: ModelProfile | None = None
+    overlay_note: str | None = None
+
+
+def _instant(value: datetime | str | None) -> datetime | None:
+    return None if value is None else parse_instant(value)
+
+
+def load_runs_between(engine: Engine, model: str, start: datetime | None, end: datetime | None) -> list[dict[str, Any]]:
+    """The run log of ``model`` for windows starting in ``[start, end)``."""
+    statement = sa.select(RUNS).where(RUNS.c.model == model).order_by(RUNS.c.window_start)
+    if start is not None:
+        statement = statement.where(RUNS.c.window_start >= start)
+    if end is not None:
+        statement = statement.where(RUNS.c.window_start < end)
+    with engine.connect() as connection:
+        return [dict(row) for row in connection.execute(statement).mappings()]
+
+
+def reference_profile(engine: Engine, model: ModelConfig) -> tuple[ModelProfile | None, str | None]:
+    """The reference profile of the model's current definition, else its most recent one (with a note)."""
+    current = load_reference(engine, model.name, model.reference_definition())
+    if current is not None:
+        return current, None
+    statement = (
+        sa.select(PROFILES.c.profile, PROFILES.c.reference_start, PROFILES.c.reference_end)
+        .where(PROFILES.c.model == model.name)
+        .order_by(PROFILES.c.fitted_at.desc(), PROFILES.c.id.desc())
+        .limit(1)
+    )
+    with engine.connect() as connection:
+        row = connection.execute(statement).first()
+    if row is None:
+        return None, "no reference profile is stored for this model yet (a monitor run fits it)"
+    note = (
+        "the stored reference profile was fitted for an earlier configuration "
+        f"(reference {row.reference_start:%Y-%m-%d %H:%M}..{row.reference_end:%Y-%m-%d %H:%M} UTC)"
+    )
+    return ModelProfile.from_json(row.profile), note
+
+
+def _safe_reason(exc: Exception) -> str:
+    """One line, no SQL and no connection string."""
+    if isinstance(exc, DriftlineError):
+        return str(exc).splitlines()[0]
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else type(exc).__name__
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
+
+
+def window_overlay(
+    data_engine: Engine, model: ModelConfig, reference: ModelProfile, window: Window
+) -> tuple[ModelProfile | None, str | None]:
+    """Profile of one window's rows on the reference's bins, re-read from the prediction log."""
+    try:
+        frame = read_rows(data_engine, model, window.start, window.end)
+    except (DriftlineError, sa.exc.SQLAlchemyError) as exc:
+        return None, f"window rows could not be read: {_safe_reason(exc)}"
+    present = [c for c in reference.features if c in frame.columns]
+    if not present:
+        return None, "the window's rows have none of the profiled columns"
+    subset = ModelProfile(reference.row_count, {c: reference.features[c] for c in present})
+    return window_model_profile(frame, subset), None
+
+
+def load_report_data(
+    results_engine: Engine,
+    model: ModelConfig,
+    start: datetime | str | None,
+    end: datetime | str | None,
+    data_engine: Engine | None = None,
+) -> ReportData:
+    """Results, run log and reference profile of one model for windows starting in ``[start, end)``.
+
+    With ``data_engine`` the rows of the period's latest drift window are re-read from the prediction
+    log and profiled on the reference's bins, so the report can overlay window and reference
+    distributions (window profiles are not stored; only their results are).
+    """
+    begin, stop = _instant(start), _instant(end)
+    results = load_results(results_engine, model.name, begin, stop)
+    data = ReportData(
+        model=model,
+        start=begin,
+        end=stop,
+        results=results,
+        runs=load_runs_between(results_engine, model.name, begin, stop),
+    )
+    data.reference, data.reference_note = reference_profile(results_engine, model)
+    drift_windows = [r for r in results if r.kind == Kind.DATA_DRIFT]
+    if drift_windows:
+        latest = max(drift_windows, key=lambda r: r.window_start)
+        data.overlay_window = Window(latest.window_start, latest.window_end)
+    if data_engine is None:
+        data.overlay_note = "window distributions are not shown: the report was made without the prediction log"
+    elif data.reference is None or data.overlay_window is None:
+        data.overlay_note = "window distributions need a reference profile and at least one drift window"
+    else:
+        data.overlay, data.overlay_note = window_overlay(data_engine, model, data.reference, data.overlay_window)
+    return data

@@ -1,0 +1,273 @@
+"""Storage of notifications and retraining (migration 0003): the outbox, open incidents, the retrain
+log, model versions and reference overrides.
+
+``effective_reference_range(engine, model)`` / ``with_effective_reference(engine, model)`` give the
+reference a run must use: the configured range, unless a retrain moved it since (and the
+configured range is still the one that retrain replaced; editing monitors.yaml wins again).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Engine
+
+from driftline.config import ModelConfig, ReferenceRange
+from driftline.storage.models import (
+    IncidentRow,
+    ModelVersionRow,
+    OutboxRow,
+    ReferenceOverrideRow,
+    RetrainRunRow,
+)
+
+OUTBOX = OutboxRow.__table__
+INCIDENTS = IncidentRow.__table__
+VERSIONS = ModelVersionRow.__table__
+OVERRIDES = ReferenceOverrideRow.__table__
+RETRAINS = RetrainRunRow.__table__
+
+
+# --- outbox -----------------------------------------------------------------------------------
+
+
+def insert_messages(connection: sa.Connection, messages: list[dict[str, Any]]) -> list[int]:
+    """Insert outbox rows; a row whose ``dedupe_key`` exists already is skipped. Returns new ids."""
+    if not messages:
+        return []
+    statement = (
+        pg_insert(OUTBOX).values(messages).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(OUTBOX.c.id)
+    )
+    return [int(i) for i in connection.execute(statement).scalars()]
+
+
+def queue_events(engine: Engine, events: list[dict[str, Any]], reason: str) -> list[str]:
+    """Keep Prefect events that could not be sent, for a later delivery. Returns their ids."""
+    rows = [
+        {
+            "dedupe_key": f"event:{e['id']}",
+            "model": e["resource"].get("driftline.model", ""),
+            "kind": e["payload"].get("kind"),
+            "window_start": e["payload"].get("window_start"),
+            "transition": "event",
+            "channel": "event",
+            "payload": e,
+            "attempts": 1,
+            "last_error": reason[:1000],
+        }
+        for e in events
+    ]
+    with engine.begin() as connection:
+        insert_messages(connection, rows)
+    return [e["id"] for e in events]
+
+
+def claim_next(
+    connection: sa.Connection, now: datetime, model: str | None = None, channels: list[str] | None = None
+) -> dict[str, Any] | None:
+    """Lock the oldest due pending message; concurrent deliverers skip it (``FOR UPDATE SKIP LOCKED``)."""
+    statement = sa.select(OUTBOX).where(OUTBOX.c.status == "pending", OUTBOX.c.next_attempt_at <= now)
+    if model is not None:
+        statement = statement.where(OUTBOX.c.model == model)
+    if channels is not None:
+        statement = statement.where(OUTBOX.c.channel.in_(channels))
+    statement = statement.order_by(OUTBOX.c.id).limit(1).with_for_update(skip_locked=True)
+    row = connection.execute(statement).mappings().first()
+    return None if row is None else dict(row)
+
+
+def mark_delivered(connection: sa.Connection, message_id: int) -> None:
+    connection.execute(
+        sa.update(OUTBOX)
+        .where(OUTBOX.c.id == message_id)
+        .values(status="delivered", attempts=OUTBOX.c.attempts + 1, delivered_at=sa.func.now(), last_error=None)
+    )
+
+
+def mark_attempt_failed(
+    connection: sa.Connection, message: dict[str, Any], error: str, now: datetime, max_attempts: int
+) -> str:
+    """Count a failed attempt; back off exponentially (30 s .. 1 h); give up after ``max_attempts``."""
+    attempts = int(message["attempts"]) + 1
+    status = "failed" if attempts >= max_attempts else "pending"
+    delay = min(30 * 2 ** (attempts - 1), 3600)
+    connection.execute(
+        sa.update(OUTBOX)
+        .where(OUTBOX.c.id == message["id"])
+        .values(
+            status=status, attempts=attempts, last_error=error[:1000], next_attempt_at=now + timedelta(seconds=delay)
+        )
+    )
+    return status
+
+
+def outbox_messages(engine: Engine, model: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    statement = sa.select(OUTBOX).order_by(OUTBOX.c.id)
+    if model is not None:
+        statement = statement.where(OUTBOX.c.model == model)
+    if status is not None:
+        statement = statement.where(OUTBOX.c.status == status)
+    with engine.connect() as connection:
+        return [dict(r) for r in connection.execute(statement).mappings()]
+
+
+# --- incidents --------------------------------------------------------------------------------
+
+
+def lock_model(connection: sa.Connection, model: str) -> None:
+    """Serialise incident bookkeeping of one model (two windows of a model planned at once)."""
+    connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"incidents|{model}"})
+
+
+def open_incidents(connection: sa.Connection, model: str) -> dict[str, dict[str, Any]]:
+    statement = sa.select(INCIDENTS).where(INCIDENTS.c.model == model, INCIDENTS.c.state == "open")
+    return {row["kind"]: dict(row) for row in connection.execute(statement).mappings()}
+
+
+def open_incident(connection: sa.Connection, model: str, kind: str, severity: str, window_start: datetime,
+                  now: datetime) -> int:
+    statement = (
+        sa.insert(INCIDENTS)
+        .values(model=model, kind=kind, state="open", severity=severity, opened_window_start=window_start,
+                last_window_start=window_start, opened_at=now, last_notified_at=now)
+        .returning(INCIDENTS.c.id)
+    )
+    return int(connection.execute(statement).scalar_one())
+
+
+def update_incident(connection: sa.Connection, incident_id: int, **values: Any) -> None:
+    connection.execute(sa.update(INCIDENTS).where(INCIDENTS.c.id == incident_id).values(**values))
+
+
+def incidents(engine: Engine, model: str) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        statement = sa.select(INCIDENTS).where(INCIDENTS.c.model == model).order_by(INCIDENTS.c.id)
+        return [dict(r) for r in connection.execute(statement).mappings()]
+
+
+# --- reference overrides ----------------------------------------------------------------------
+
+
+def effective_reference_range(engine: Engine, model: ModelConfig) -> ReferenceRange:
+    """The reference range to use: the latest retrain override, if the configured range is unchanged since."""
+    statement = (
+        sa.select(OVERRIDES)
+        .where(OVERRIDES.c.model == model.name)
+        .order_by(OVERRIDES.c.id.desc())
+        .limit(1)
+    )
+    with engine.connect() as connection:
+        row = connection.execute(statement).mappings().first()
+    if row is None:
+        return model.reference
+    configured = (model.reference.start, model.reference.end)
+    if (row["config_start"].astimezone(UTC), row["config_end"].astimezone(UTC)) != configured:
+        return model.reference  # monitors.yaml was edited after the retrain: the file wins
+    return ReferenceRange(start=row["reference_start"], end=row["reference_end"])
+
+
+def with_effective_reference(engine: Engine, model: ModelConfig) -> ModelConfig:
+    """``model`` with its reference replaced by :func:`effective_reference_range` (same object if unchanged)."""
+    reference = effective_reference_range(engine, model)
+    return model if reference == model.reference else model.model_copy(update={"reference": reference})
+
+
+def set_reference_override(
+    engine: Engine,
+    model: ModelConfig,
+    start: datetime,
+    end: datetime,
+    model_version_id: int | None = None,
+    reason: str | None = None,
+    connection: sa.Connection | None = None,
+) -> int:
+    values = dict(
+        model=model.name,
+        reference_start=start,
+        reference_end=end,
+        config_start=model.reference.start,
+        config_end=model.reference.end,
+        model_version_id=model_version_id,
+        reason=reason,
+    )
+    statement = sa.insert(OVERRIDES).values(**values).returning(OVERRIDES.c.id)
+    if connection is not None:
+        return int(connection.execute(statement).scalar_one())
+    with engine.begin() as own:
+        return int(own.execute(statement).scalar_one())
+
+
+# --- model versions ---------------------------------------------------------------------------
+
+
+def latest_model_version(engine: Engine, model: str) -> dict[str, Any] | None:
+    statement = sa.select(VERSIONS).where(VERSIONS.c.model == model).order_by(VERSIONS.c.version.desc()).limit(1)
+    with engine.connect() as connection:
+        row = connection.execute(statement).mappings().first()
+    return None if row is None else dict(row)
+
+
+def record_model_version(connection: sa.Connection, values: dict[str, Any]) -> tuple[int, int]:
+    """Insert the next version of ``values['model']``; returns (row id, version). Caller holds the model lock."""
+    current = connection.execute(
+        sa.select(sa.func.coalesce(sa.func.max(VERSIONS.c.version), 0)).where(VERSIONS.c.model == values["model"])
+    ).scalar_one()
+    version = int(current) + 1
+    row_id = connection.execute(
+        sa.insert(VERSIONS).values(**values, version=version).returning(VERSIONS.c.id)
+    ).scalar_one()
+    return int(row_id), version
+
+
+# --- retrain log ------------------------------------------------------------------------------
+
+
+def claim_retrain(
+    engine: Engine, model: str, reason: str, flow_run_id: str | None, cooldown_hours: float, now: datetime | None = None
+) -> tuple[int, datetime | None]:
+    """Record a retrain; returns (row id, start of the previous one if it is within the cooldown).
+
+    When the second value is not None the new row is already ``skipped``. An advisory lock makes two
+    simultaneous triggers (drift and performance in the same hour) one retrain and one skip.
+    """
+    now = now or datetime.now(UTC)
+    with engine.begin() as connection:
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"retrain|{model}"})
+        previous = connection.execute(
+            sa.select(sa.func.max(RETRAINS.c.started_at)).where(
+                RETRAINS.c.model == model, RETRAINS.c.status.in_(["running", "promoted", "rejected"])
+            )
+        ).scalar_one()
+        blocked = previous is not None and now - previous < timedelta(hours=cooldown_hours)
+        row_id = connection.execute(
+            sa.insert(RETRAINS)
+            .values(
+                model=model,
+                status="skipped" if blocked else "running",
+                reason=reason[:1000],
+                flow_run_id=flow_run_id,
+                started_at=now,
+                finished_at=now if blocked else None,
+                details={"cooldown_hours": cooldown_hours, "previous_start": previous.isoformat()} if blocked else {},
+            )
+            .returning(RETRAINS.c.id)
+        ).scalar_one()
+    return int(row_id), (previous if blocked else None)
+
+
+def finish_retrain(engine: Engine, run_id: int, status: str, details: dict[str, Any]) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(RETRAINS)
+            .where(RETRAINS.c.id == run_id)
+            .values(status=status, details=details, finished_at=sa.func.now())
+        )
+
+
+def retrain_runs(engine: Engine, model: str) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        statement = sa.select(RETRAINS).where(RETRAINS.c.model == model).order_by(RETRAINS.c.id)
+        return [dict(r) for r in connection.execute(statement).mappings()]
