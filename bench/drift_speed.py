@@ -27,8 +27,11 @@ def synthetic(rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     columns: dict[str, object] = {}
     shapes = [
-        lambda n: rng.normal(0, 1, n), lambda n: rng.lognormal(0, 1, n), lambda n: rng.exponential(2, n),
-        lambda n: rng.uniform(0, 10, n), lambda n: rng.poisson(4, n).astype(float),
+        lambda n: rng.normal(0, 1, n),
+        lambda n: rng.lognormal(0, 1, n),
+        lambda n: rng.exponential(2, n),
+        lambda n: rng.uniform(0, 10, n),
+        lambda n: rng.poisson(4, n).astype(float),
     ]
     for i in range(15):
         values = shapes[i % 5](rows) + (shift if i < 3 else 0.0)
@@ -47,10 +50,21 @@ def main() -> None:
     args = parser.parse_args()
     numeric = [f"n{i:02d}" for i in range(15)]
     categorical = [f"c{i}" for i in range(5)]
-    config = parse_config({"models": [{
-        "name": "bench", "table": "t", "timestamp_column": "ts", "task": "regression", "prediction_column": "p",
-        "features": {"numeric": numeric, "categorical": categorical},
-        "reference": {"start": "2026-01-01", "end": "2026-01-08"}}]}).models[0]
+    config = parse_config(
+        {
+            "models": [
+                {
+                    "name": "bench",
+                    "table": "t",
+                    "timestamp_column": "ts",
+                    "task": "regression",
+                    "prediction_column": "p",
+                    "features": {"numeric": numeric, "categorical": categorical},
+                    "reference": {"start": "2026-01-01", "end": "2026-01-08"},
+                }
+            ]
+        }
+    ).models[0]
     reference = fit_model_profile(synthetic(200_000, 1), numeric, categorical)
     window_frame = synthetic(args.rows, 2, shift=0.5)
     window = Window(datetime(2026, 1, 8, tzinfo=UTC), datetime(2026, 1, 8, 1, tzinfo=UTC))
@@ -67,7 +81,8 @@ def main() -> None:
     print(f"window {args.rows:,} rows x 20 features, reference 200,000 rows, median of {args.repeat}")
     print(f"  profile window on reference bins: {statistics.median(profile_times):.3f} s")
     print(f"  evaluate {len(results)} drift results:  {statistics.median(evaluate_times):.3f} s")
-    print(f"  total:                            {statistics.median(profile_times) + statistics.median(evaluate_times):.3f} s")
+    total = statistics.median(profile_times) + statistics.median(evaluate_times)
+    print(f"  total:                            {total:.3f} s")
     print(f"  alerted features: {alerted}")
 
 

@@ -185,8 +185,10 @@ def main() -> None:
     engine = sa.create_engine(args.database_url)
     with engine.connect() as connection:
         server = connection.execute(sa.text("SHOW server_version")).scalar()
-    _log(f"machine: {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, "
-         f"PostgreSQL {server}; load average {os.getloadavg()[0]:.1f}")
+    _log(
+        f"machine: {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, "
+        f"PostgreSQL {server}; load average {os.getloadavg()[0]:.1f}"
+    )
     seed(engine, args.rows, args.reseed)
 
     measured: dict[str, tuple[float, list[float]]] = {}
@@ -203,13 +205,16 @@ def main() -> None:
     started = time.perf_counter()
     frame = read_rows(engine, model, WINDOW_START, WINDOW_END)
     read_seconds = time.perf_counter() - started
-    _log(f"read_rows: {len(frame):,} rows x {frame.shape[1]} columns in {read_seconds:.1f} s "
-         f"({frame.memory_usage(deep=True).sum() / 1e6:.0f} MB in pandas)")
+    _log(
+        f"read_rows: {len(frame):,} rows x {frame.shape[1]} columns in {read_seconds:.1f} s "
+        f"({frame.memory_usage(deep=True).sum() / 1e6:.0f} MB in pandas)"
+    )
     # The reference: the same distribution (a profile fitted on the window itself; not timed).
     reference = fit_model_profile(frame, model.features.numeric, model.features.categorical)
     window = Window(WINDOW_START, WINDOW_END)
-    context = WindowContext(model=model, window=window, frame=frame, reference=reference,
-                            current=window_model_profile(frame, reference))
+    context = WindowContext(
+        model=model, window=window, frame=frame, reference=reference, current=window_model_profile(frame, reference)
+    )
     parameters = completeness.window_parameters(context)
     kinds = completeness.value_kinds(frame, model.features.categorical)
 
@@ -249,8 +254,11 @@ def main() -> None:
 
     def sql_run() -> list[Any]:
         batch = sql_definition.get_batch()
-        return list(batch.validate(gx_suite, result_format=completeness.RESULT_FORMAT,
-                                   expectation_parameters=parameters).results)
+        return list(
+            batch.validate(
+                gx_suite, result_format=completeness.RESULT_FORMAT, expectation_parameters=parameters
+            ).results
+        )
 
     def monitor_run() -> list[Any]:
         return completeness.evaluate_completeness(context)
@@ -280,8 +288,11 @@ def main() -> None:
         return completeness.run_suite(model, small_frame, gx_suite, parameters)
 
     def small_sql_run() -> list[Any]:
-        return list(small_definition.get_batch().validate(gx_suite, result_format=completeness.RESULT_FORMAT,
-                                                          expectation_parameters=parameters).results)
+        return list(
+            small_definition.get_batch()
+            .validate(gx_suite, result_format=completeness.RESULT_FORMAT, expectation_parameters=parameters)
+            .results
+        )
 
     small_pandas_run()  # warm-up, as for the full window
     small_sql_run()
@@ -303,21 +314,27 @@ def main() -> None:
 
     # -- report ---------------------------------------------------------------------------------
     _log("")
-    _log(f"data: {len(frame):,} rows x {frame.shape[1]} columns in one hour; {len(planned)} expectations; "
-         f"median of {repeat}")
+    _log(
+        f"data: {len(frame):,} rows x {frame.shape[1]} columns in one hour; {len(planned)} expectations; "
+        f"median of {repeat}"
+    )
     _log(f"| {'step':<72} | median s | runs s |")
     _log(f"|{'-' * 74}|---------:|--------|")
     for name, (median, runs) in measured.items():
         _log(f"| {name:<72} | {median:8.3f} | {', '.join(f'{t:.3f}' for t in runs)} |")
     _log(f"| {'(for scale) read_rows of the window into pandas':<72} | {read_seconds:8.3f} | 1 run |")
     _log("")
-    _log(f"first runs (not in the medians): pandas {first_pandas:.2f} s, monitor {first_monitor:.2f} s, "
-         f"SQL {first_sql:.2f} s")
+    _log(
+        f"first runs (not in the medians): pandas {first_pandas:.2f} s, monitor {first_monitor:.2f} s, "
+        f"SQL {first_sql:.2f} s"
+    )
     _log(f"failing expectations (both backends): {failing or 'none'}")
     _log("backends agree on every expectation" if not disagree else f"backends DISAGREE: {disagree}")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    _log(f"peak RSS {rss:.0f} MB (the read included); load average now {os.getloadavg()[0]:.1f}; "
-         f"total {time.perf_counter() - total_started:.0f} s")
+    _log(
+        f"peak RSS {rss:.0f} MB (the read included); load average now {os.getloadavg()[0]:.1f}; "
+        f"total {time.perf_counter() - total_started:.0f} s"
+    )
 
 
 if __name__ == "__main__":
