@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,22 +51,69 @@ class Features(_Strict):
         return [(c, "numeric") for c in self.numeric] + [(c, "categorical") for c in self.categorical]
 
 
-class ReferenceRange(_Strict):
-    """The rows that define "normal": ``[start, end)`` of the prediction log."""
+_DURATION = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
 
-    start: datetime
-    end: datetime
+
+def parse_duration(text: Any) -> timedelta:
+    """``"12h"``, ``"7d"``, ``"2w"`` -> timedelta (whole hours, days or weeks)."""
+    if isinstance(text, timedelta):
+        return text
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"expected a duration like 12h, 7d or 2w, got {text!r}")
+    amount, unit = int(match.group(1)), match.group(2)
+    if amount <= 0:
+        raise ValueError("the duration must be positive")
+    return {"h": timedelta(hours=amount), "d": timedelta(days=amount), "w": timedelta(weeks=amount)}[unit]
+
+
+class ReferenceRange(_Strict):
+    """The rows that define "normal".
+
+    Fixed: ``[start, end)`` of the prediction log. Rolling: ``last: 7d`` — the 7 days before the
+    window's day (``[floor_day(window_start) - 7d, floor_day(window_start))``), so the reference is
+    refitted at most once a day, not every hour.
+    """
+
+    start: datetime | None = None
+    end: datetime | None = None
+    last: timedelta | None = None
 
     @field_validator("start", "end", mode="before")
     @classmethod
-    def _utc(cls, value: Any) -> datetime:
-        return parse_instant(value)
+    def _utc(cls, value: Any) -> datetime | None:
+        return None if value is None else parse_instant(value)
+
+    @field_validator("last", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta | None:
+        return None if value is None else parse_duration(value)
 
     @model_validator(mode="after")
     def _ordered(self) -> ReferenceRange:
+        if self.last is not None:
+            if self.start is not None or self.end is not None:
+                raise ValueError("give either start and end, or last, not both")
+            return self
+        if self.start is None or self.end is None:
+            raise ValueError("give start and end (a fixed range) or last (a rolling one, e.g. 7d)")
         if not self.start < self.end:
             raise ValueError("start must be before end")
         return self
+
+    @property
+    def rolling(self) -> bool:
+        return self.last is not None
+
+    def span_for(self, window_start: datetime | None = None) -> tuple[datetime, datetime]:
+        """The concrete ``[start, end)`` used for a window starting at ``window_start``."""
+        if self.last is None:
+            assert self.start is not None and self.end is not None
+            return self.start, self.end
+        if window_start is None:
+            raise ValueError("a rolling reference needs the window it is for")
+        end = window_start.replace(hour=0, minute=0, second=0, microsecond=0)
+        return end - self.last, end
 
 
 class Levels(_Strict):
@@ -260,8 +308,10 @@ class ModelConfig(_Strict):
             raise ValueError("set either label_column or labels, not both")
         return self
 
-    def reference_definition(self) -> str:
-        """Hash of everything that shapes the reference profile; a change means a refit."""
+    def reference_definition(self, window_start: datetime | None = None) -> str:
+        """Hash of everything that shapes the reference profile; a change means a refit.
+
+        For a rolling reference the concrete range depends on the window (``window_start``)."""
         from driftline.stats import profile
 
         definition = {
@@ -270,7 +320,7 @@ class ModelConfig(_Strict):
             "features": self.features.model_dump(),
             "targets": self.target_columns(),
             "labels": self.labels.model_dump() if self.labels else None,
-            "reference": [self.reference.start.isoformat(), self.reference.end.isoformat()],
+            "reference": [t.isoformat() for t in self.reference.span_for(window_start)],
             "bins": [profile.FINE_BINS, profile.COARSE_BINS, profile.MAX_STORED_CATEGORIES],
             "version": 3,
         }

@@ -40,7 +40,7 @@ def monitor_model(model: str, window_end: datetime | None = None, config_path: s
     claim_run_task(databases.results, model, window, str(flow_run.id) if flow_run.id else None)
     try:
         verify_columns_task(databases.data, model_config)
-        reference = ensure_reference_task(databases.data, databases.results, model_config)
+        reference = ensure_reference_task(databases.data, databases.results, model_config, window)
         frame = read_rows_task(databases.data, model_config, window.start, window.end)
         current = profile_window_task(frame, reference, model_config)
         context = WindowContext(

@@ -14,7 +14,7 @@ from driftline.stats.model_profile import ModelProfile
 from driftline.tasks._prefect import IO
 from driftline.tasks.extract import labelled_counts, read_rows
 from driftline.tasks.monitors import label_dependent_monitors
-from driftline.tasks.profiles import profile_window
+from driftline.tasks.profiles import ensure_reference, profile_window
 from driftline.tasks.store import label_coverage, save_label_refresh
 from driftline.window import HOUR, Window
 
@@ -54,9 +54,13 @@ def refresh_late_labels(
         if stored[window_start] == now:
             continue
         window = Window(window_start, window_start + HOUR)
+        # A rolling reference may differ for an earlier day; a fixed one is the same stored profile.
+        own_reference = (
+            ensure_reference(data_engine, results_engine, model, window) if model.reference.rolling else reference
+        )
         frame = read_rows(data_engine, model, window.start, window.end)
-        current = profile_window(frame, reference, model)
-        context = WindowContext(model, window, frame, reference, current, data_engine, results_engine)
+        current = profile_window(frame, own_reference, model)
+        context = WindowContext(model, window, frame, own_reference, current, data_engine, results_engine)
         if logger is not None:
             context.logger = logger
         results = [r for monitor in monitors for r in run_guarded(monitor, context)]

@@ -61,17 +61,21 @@ def fit_reference(frame: pd.DataFrame, model: ModelConfig) -> ModelProfile:
     return profile
 
 
-def ensure_reference(data_engine: Engine, results_engine: Engine, model: ModelConfig) -> ModelProfile | None:
+def ensure_reference(
+    data_engine: Engine, results_engine: Engine, model: ModelConfig, window: Window | None = None
+) -> ModelProfile | None:
     """The stored reference profile for the model's current definition, fitted and stored if missing.
 
-    Returns ``None`` when the reference range has no rows (nothing is stored, so rows logged into
-    the range later are still picked up).
+    ``window`` places a rolling reference (``reference: {last: 7d}``). Returns ``None`` when the
+    reference range has no rows (nothing is stored, so rows logged into the range later are still
+    picked up).
     """
-    definition = model.reference_definition()
+    window_start = window.start if window is not None else None
+    definition = model.reference_definition(window_start)
     stored = load_reference(results_engine, model.name, definition)
     if stored is not None:
         return stored
-    span = Window(model.reference.start, model.reference.end)
+    span = Window(*model.reference.span_for(window_start))
     frame = read_rows(data_engine, model, span.start, span.end)
     if frame.empty:
         return None

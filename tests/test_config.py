@@ -134,3 +134,32 @@ def test_reference_definition_changes_with_features() -> None:
         one.reference_definition()
         == parse_config({"models": [model_entry("loan", "t")]}).models[0].reference_definition()
     )
+
+
+def test_rolling_reference_spans_the_days_before_the_window() -> None:
+    from datetime import UTC, datetime
+
+    entry = model_entry("loan", "t", reference={"last": "7d"})
+    model = parse_config({"models": [entry]}).models[0]
+    assert model.reference.rolling
+    start, end = model.reference.span_for(datetime(2026, 3, 8, 13, tzinfo=UTC))
+    assert (start, end) == (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 8, tzinfo=UTC))
+    # Every hour of one day shares the reference (one fit a day); the next day moves it.
+    same_day = model.reference_definition(datetime(2026, 3, 8, 23, tzinfo=UTC))
+    assert model.reference_definition(datetime(2026, 3, 8, 1, tzinfo=UTC)) == same_day
+    assert model.reference_definition(datetime(2026, 3, 9, 0, tzinfo=UTC)) != same_day
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        ({"last": "7x"}, "expected a duration like 12h, 7d or 2w"),
+        ({"last": "0d"}, "the duration must be positive"),
+        ({"last": "7d", "start": "2026-03-01T00:00:00Z"}, "give either start and end, or last, not both"),
+        ({"start": "2026-03-01T00:00:00Z"}, "give start and end (a fixed range) or last"),
+    ],
+)
+def test_reference_errors(reference: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config({"models": [model_entry("loan", "t", reference=reference)]})
+    assert message in str(error.value) and "model 'loan': reference" in str(error.value)

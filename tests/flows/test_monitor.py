@@ -98,3 +98,20 @@ def test_backfill_covers_consecutive_hours(store: sa.Engine, loan_config: Path) 
     assert not outcome["failed"]
     statuses = [o["status"] for o in outcome["succeeded"]]
     assert statuses[:2] == ["ok", "ok"] and statuses[2:] == ["alert", "alert"]
+
+
+def test_rolling_reference(
+    store: sa.Engine, loan_log: dict[str, Any], tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DRIFTLINE_DATABASE_URL", raising=False)
+    config = write_config(
+        tmp_path / "m.yaml", [model_entry("loan", loan_log["table"], reference={"last": "2d"})], database_url
+    )
+    assert monitor_model("loan", DAY + timedelta(hours=3), str(config))["status"] == "ok"
+    assert monitor_model("loan", DAY + timedelta(hours=15), str(config))["alerts"] == ["income"]
+    with store.connect() as connection:
+        spans = connection.execute(
+            sa.text("SELECT reference_start, reference_end FROM driftline.reference_profiles WHERE model = 'loan'")
+        ).all()
+    assert len(spans) == 1, "both hours of one day share one fitted reference"
+    assert spans[0][1] == DAY and spans[0][0] == DAY - timedelta(days=2)
