@@ -120,6 +120,7 @@ def run(
     _quiet_prefect(verbose)
     from driftline.connections import config_path, load_run_config, open_databases
     from driftline.tasks.extract import verify_columns
+    from driftline.tasks.monitors import monitors_for
 
     path = config_path(config)
     loaded = load_run_config(path)
@@ -128,6 +129,7 @@ def run(
     databases = open_databases(loaded)
     for model_config in models:
         verify_columns(databases.data, model_config)
+        monitors_for(model_config)  # user monitors import now: a bad path is a one-line error, not N failed hours
     outcomes = _run_windows([m.name for m in models], windows, str(path.resolve()))
     _print_outcomes(outcomes)
     if any(o["failed"] for o in outcomes):

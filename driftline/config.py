@@ -228,6 +228,24 @@ class OperationalConfig(_Strict):
     max_silence_minutes: float = Field(default=60, gt=0)
 
 
+class MonitorSpec(_Strict):
+    """One monitor to run every window: a built-in by name, or the user's own by ``path``
+    (``package.module:attribute``) or ``entry_point`` (a name in the ``driftline.monitors`` group)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    path: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_.]*)?$")
+    entry_point: str | None = None
+    kind: Literal["data_drift", "concept_drift", "performance", "data_quality", "operational"] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=120, gt=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MonitorSpec:
+        if self.path is not None and self.entry_point is not None:
+            raise ValueError("give path or entry_point, not both")
+        return self
+
+
 class ModelConfig(_Strict):
     """One monitored model: where its predictions are logged and how to judge them."""
 
@@ -249,6 +267,8 @@ class ModelConfig(_Strict):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     operational: OperationalConfig = Field(default_factory=OperationalConfig)
+    #: Which monitors run, in order. Absent: every built-in monitor.
+    monitors: list[MonitorSpec] | None = None
 
     @property
     def schema_and_table(self) -> tuple[str | None, str]:

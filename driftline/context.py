@@ -9,6 +9,7 @@ window still completes.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -80,20 +81,94 @@ class FunctionMonitor:
         return self.fn(context)
 
 
-def run_guarded(monitor: Monitor, context: WindowContext) -> list[Result]:
-    """Run one monitor; an exception becomes one ``unknown`` result of its kind, not a failed window."""
-    try:
-        return list(monitor(context))
-    except Exception as exc:  # a monitor's failure is its own
-        context.logger.warning("monitor %s failed: %s: %s", monitor.name, type(exc).__name__, exc)
-        return [
-            context.result(
-                monitor.kind,
-                f"monitor:{monitor.name}",
-                None,
-                None,
-                None,
-                Status.UNKNOWN,
-                {"reason": "monitor raised", "error": f"{type(exc).__name__}: {exc}"[:1000]},
+def _normalise(monitor: Monitor, context: WindowContext, produced: Any) -> list[Result]:
+    """Accept ``Result`` objects or dicts with the record's keys; pin them to this model and window."""
+    if produced is None:
+        return []
+    if isinstance(produced, Result | dict):
+        produced = [produced]
+    results = []
+    for item in produced:
+        if isinstance(item, dict):
+            item = context.result(
+                Kind(item.get("kind", monitor.kind)),
+                str(item["metric"]),
+                item.get("feature"),
+                item.get("value"),
+                item.get("threshold"),
+                Status(item.get("status", Status.UNKNOWN)),
+                dict(item.get("details") or {}),
             )
-        ]
+        if not isinstance(item, Result):
+            raise TypeError(f"monitor {monitor.name!r} returned {type(item).__name__}, not a Result")
+        if (item.model, item.window_start, item.window_end) != (
+            context.model.name,
+            context.window.start,
+            context.window.end,
+        ):
+            item = context.result(
+                item.kind, item.metric, item.feature, item.value, item.threshold, item.status, item.details
+            )
+        results.append(
+            Result(
+                item.model,
+                item.window_start,
+                item.window_end,
+                Kind(item.kind),
+                item.metric,
+                item.feature,
+                item.value,
+                item.threshold,
+                Status(item.status),
+                item.details,
+            )
+        )
+    return results
+
+
+def _failed(monitor: Monitor, context: WindowContext, reason: str, error: str) -> list[Result]:
+    return [
+        context.result(
+            monitor.kind,
+            f"monitor:{monitor.name}",
+            None,
+            None,
+            None,
+            Status.UNKNOWN,
+            {"reason": reason, "error": error[:1000]},
+        )
+    ]
+
+
+def run_guarded(monitor: Monitor, context: WindowContext, timeout: float | None = None) -> list[Result]:
+    """Run one monitor; an exception or a timeout becomes one ``unknown`` result of its kind.
+
+    A timed-out monitor's thread cannot be stopped from outside; it is abandoned (daemon thread)
+    and the window completes without it.
+    """
+    if timeout is None:
+        try:
+            return _normalise(monitor, context, monitor(context))
+        except Exception as exc:  # a monitor's failure is its own
+            context.logger.warning("monitor %s failed: %s: %s", monitor.name, type(exc).__name__, exc)
+            return _failed(monitor, context, "monitor raised", f"{type(exc).__name__}: {exc}")
+
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["results"] = _normalise(monitor, context, monitor(context))
+        except Exception as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name=f"monitor-{monitor.name}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        context.logger.warning("monitor %s timed out after %.0f s", monitor.name, timeout)
+        return _failed(monitor, context, f"monitor timed out after {timeout:g} s", "timeout")
+    if "error" in outcome:
+        exc = outcome["error"]
+        context.logger.warning("monitor %s failed: %s: %s", monitor.name, type(exc).__name__, exc)
+        return _failed(monitor, context, "monitor raised", f"{type(exc).__name__}: {exc}")
+    return list(outcome.get("results", []))

@@ -16,7 +16,7 @@ from driftline.results import Status, worst
 from driftline.tasks.artifacts import publish_summary_task
 from driftline.tasks.extract import read_rows_task, verify_columns_task
 from driftline.tasks.labels import labelled_in, refresh_late_labels_task
-from driftline.tasks.monitors import builtin_monitors, run_monitor_task
+from driftline.tasks.monitors import monitors_for, run_monitor_task
 from driftline.tasks.profiles import ensure_reference_task, profile_window_task
 from driftline.tasks.store import claim_run_task, mark_failed, save_window_task
 from driftline.window import Window, hourly_windows
@@ -46,9 +46,9 @@ def monitor_model(model: str, window_end: datetime | None = None, config_path: s
         context = WindowContext(
             model_config, window, frame, reference, current, databases.data, databases.results, logger=logger
         )
-        monitors = builtin_monitors()
+        monitors = monitors_for(model_config)
         results = [r for monitor in monitors for r in run_monitor_task(monitor, context)]
-        kinds = {m.kind for m in monitors}
+        kinds = {m.kind for m in monitors} | {r.kind for r in results}
         save_window_task(databases.results, model, window, results, kinds, len(frame), time.perf_counter() - started,
                          labelled_in(frame, model_config))
     except Exception as exc:

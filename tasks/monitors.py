@@ -1,10 +1,24 @@
-"""The built-in monitors, each a plain ``fn(context) -> list[Result]`` behind the one monitor contract."""
+"""Monitors: the built-in ones and the user's own, all behind the one contract
+``monitor(context) -> list[Result]`` (see :mod:`driftline.context`).
+
+Per model, ``monitors:`` in monitors.yaml lists which run (built-ins by name; user monitors by
+``path: package.module:attribute`` or ``entry_point: name`` in the ``driftline.monitors`` group),
+with ``params`` and a ``timeout_seconds``. Without the key every built-in runs.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
 from prefect import task
 
+from driftline.config import ModelConfig, MonitorSpec
 from driftline.context import FunctionMonitor, Monitor, WindowContext, run_guarded
+from driftline.errors import ConfigError
 from driftline.results import Kind, Result
 from driftline.tasks._prefect import PURE
 from driftline.tasks.concept import evaluate_concept
@@ -12,19 +26,46 @@ from driftline.tasks.drift import drift_monitor
 from driftline.tasks.operational import evaluate_operational
 from driftline.tasks.performance import evaluate_performance
 
+ENTRY_POINT_GROUP = "driftline.monitors"
+
 
 def performance_monitor(context: WindowContext) -> list[Result]:
     reference = context.reference.extras.get("performance") if context.reference else None
     return evaluate_performance(context, reference)
 
 
+def multivariate_monitor(context: WindowContext) -> list[Result]:
+    from driftline.tasks.multivariate import evaluate_multivariate
+
+    return evaluate_multivariate(context)
+
+
+#: name -> (kind, function, runs by default)
+BUILTIN: dict[str, tuple[Kind, Callable[[WindowContext], list[Result]], bool]] = {
+    "data_drift": (Kind.DATA_DRIFT, drift_monitor, True),
+    "concept_drift": (Kind.CONCEPT_DRIFT, evaluate_concept, True),
+    "operational": (Kind.OPERATIONAL, evaluate_operational, True),
+    "performance": (Kind.PERFORMANCE, performance_monitor, True),
+    "multivariate_drift": (Kind.DATA_DRIFT, multivariate_monitor, False),
+}
+
+
+@dataclass(frozen=True)
+class ConfiguredMonitor:
+    """A monitor with the parameters and timeout its spec gives; parameters reach it via the context."""
+
+    name: str
+    kind: Kind
+    fn: Callable[[WindowContext], Any]
+    params: dict[str, Any]
+    timeout_seconds: float | None
+
+    def __call__(self, context: WindowContext) -> Any:
+        return self.fn(context)
+
+
 def builtin_monitors() -> list[Monitor]:
-    return [
-        FunctionMonitor("data_drift", Kind.DATA_DRIFT, drift_monitor),
-        FunctionMonitor("concept_drift", Kind.CONCEPT_DRIFT, evaluate_concept),
-        FunctionMonitor("operational", Kind.OPERATIONAL, evaluate_operational),
-        FunctionMonitor("performance", Kind.PERFORMANCE, performance_monitor),
-    ]
+    return [FunctionMonitor(name, kind, fn) for name, (kind, fn, default) in BUILTIN.items() if default]
 
 
 def label_dependent_monitors() -> list[Monitor]:
@@ -35,9 +76,68 @@ def label_dependent_monitors() -> list[Monitor]:
     ]
 
 
-def run_monitor(monitor: Monitor, context: WindowContext) -> list[Result]:
-    """One monitor, guarded: its exception becomes an ``unknown`` result, never a failed window."""
-    return run_guarded(monitor, context)
+def _import_path(path: str) -> Any:
+    module_name, _, attribute = path.partition(":")
+    if not attribute:
+        module_name, _, attribute = path.rpartition(".")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"monitor path {path!r}: cannot import {module_name!r} ({exc})") from None
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise ConfigError(f"monitor path {path!r}: {module_name!r} has no attribute {attribute!r}")
+        target = getattr(target, part)
+    return target
+
+
+def _entry_point(name: str) -> Any:
+    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    if not found:
+        known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+        raise ConfigError(f"no monitor entry point {name!r} in group {ENTRY_POINT_GROUP!r}; installed: {known}")
+    return found[0].load()
+
+
+def resolve(spec: MonitorSpec) -> ConfiguredMonitor:
+    """A monitor from its spec; a class is instantiated with ``params``."""
+    if spec.path is None and spec.entry_point is None:
+        if spec.name not in BUILTIN:
+            raise ConfigError(f"monitor {spec.name!r} is not built in ({', '.join(BUILTIN)}); give path or entry_point")
+        kind, fn, _ = BUILTIN[spec.name]
+        return ConfiguredMonitor(spec.name, kind, fn, spec.params, spec.timeout_seconds)
+    target = _import_path(spec.path) if spec.path else _entry_point(str(spec.entry_point))
+    if isinstance(target, type):
+        target = target(**spec.params)
+    if not callable(target):
+        raise ConfigError(f"monitor {spec.name!r}: {type(target).__name__} is not callable")
+    declared = spec.kind or getattr(target, "kind", None)
+    if declared is None:
+        raise ConfigError(f"monitor {spec.name!r}: say which kind its results are (kind: data_drift, ...)")
+    return ConfiguredMonitor(spec.name, Kind(declared), target, spec.params, spec.timeout_seconds)
+
+
+def monitors_for(model: ModelConfig) -> list[ConfiguredMonitor]:
+    if model.monitors is None:
+        return [ConfiguredMonitor(name, kind, fn, {}, None) for name, (kind, fn, default) in BUILTIN.items() if default]
+    return [resolve(spec) for spec in model.monitors]
+
+
+def run_monitor(monitor: ConfiguredMonitor | Monitor, context: WindowContext) -> list[Result]:
+    """One monitor, guarded: its exception or timeout becomes an ``unknown`` result, never a failed window."""
+    params = getattr(monitor, "params", {})
+    scoped = WindowContext(
+        context.model,
+        context.window,
+        context.frame,
+        context.reference,
+        context.current,
+        context.data_engine,
+        context.results_engine,
+        dict(params),
+        context.logger,
+    )
+    return run_guarded(monitor, scoped, getattr(monitor, "timeout_seconds", None))
 
 
 run_monitor_task = task(run_monitor, name="monitor", task_run_name="monitor-{monitor.name}", **PURE)
