@@ -6,13 +6,16 @@ import time
 from datetime import datetime
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from driftline.connections import load_run_config, open_databases
 from driftline.context import WindowContext
 from driftline.errors import DriftlineError
 from driftline.results import Status, worst
+from driftline.tasks._prefect import is_transient
 from driftline.tasks.artifacts import publish_summary_task
 from driftline.tasks.extract import read_rows_task, verify_columns_task
 from driftline.tasks.labels import labelled_in, refresh_late_labels_task
@@ -31,35 +34,59 @@ def _run_name() -> str:
 @flow(name="monitor-model", flow_run_name=_run_name, log_prints=False)
 def monitor_model(model: str, window_end: datetime | None = None, config_path: str | None = None) -> dict[str, Any]:
     """Monitor one model for the hour ``[window_end - 1h, window_end)`` (default: the last full hour)."""
+    return monitor_window(model, window_end, config_path)
+
+
+def monitor_window(
+    model: str, window_end: datetime | None, config_path: str | None, as_tasks: bool = True
+) -> dict[str, Any]:
+    """The steps of one (model, window). Run by the ``monitor-model`` flow with every step a Prefect
+    task (visible in the UI), and by ``monitor-all``'s fan-out inside one task per model with the steps
+    as plain calls (``as_tasks=False``: a dozen task runs per model cost more than the work itself
+    when there are hundreds of models)."""
+
+    def step(t: Any) -> Any:
+        return t if as_tasks else t.fn
+
     logger = get_run_logger()
     config = load_run_config(config_path)
     model_config = config.model(model)
     window = Window.hour_ending(window_end)
     databases = open_databases(config)
     started = time.perf_counter()
-    claim_run_task(databases.results, model, window, str(flow_run.id) if flow_run.id else None)
+    step(claim_run_task)(databases.results, model, window, str(flow_run.id) if flow_run.id else None)
     try:
-        verify_columns_task(databases.data, model_config)
-        reference = ensure_reference_task(databases.data, databases.results, model_config, window)
-        frame = read_rows_task(databases.data, model_config, window.start, window.end)
-        current = profile_window_task(frame, reference, model_config)
+        step(verify_columns_task)(databases.data, model_config)
+        reference = step(ensure_reference_task)(databases.data, databases.results, model_config, window)
+        frame = step(read_rows_task)(databases.data, model_config, window.start, window.end)
+        current = step(profile_window_task)(frame, reference, model_config)
         context = WindowContext(
             model_config, window, frame, reference, current, databases.data, databases.results, logger=logger
         )
         monitors = monitors_for(model_config)
-        results = [r for monitor in monitors for r in run_monitor_task(monitor, context)]
+        results = [r for monitor in monitors for r in step(run_monitor_task)(monitor, context)]
         kinds = {m.kind for m in monitors} | {r.kind for r in results}
-        save_window_task(databases.results, model, window, results, kinds, len(frame), time.perf_counter() - started,
-                         labelled_in(frame, model_config))
+        step(save_window_task)(
+            databases.results,
+            model,
+            window,
+            results,
+            kinds,
+            len(frame),
+            time.perf_counter() - started,
+            labelled_in(frame, model_config),
+        )
     except Exception as exc:
         # Record the failure in the run log, then let Prefect mark the run Failed too.
         message = str(exc) if isinstance(exc, DriftlineError) else f"{type(exc).__name__}: {exc}"
         mark_failed(databases.results, model, window, message)
         raise
-    refreshed = refresh_late_labels_task(databases.data, databases.results, model_config, reference, window, logger)
+    refreshed = step(refresh_late_labels_task)(
+        databases.data, databases.results, model_config, reference, window, logger
+    )
     if refreshed:
         logger.info("late labels: re-evaluated %d earlier windows", len(refreshed))
-    publish_summary_task(model, window, results)
+    step(publish_summary_task)(model, window, results)
     counts = {s.value: sum(1 for r in results if r.status == s) for s in Status}
     verdict = worst([r.status for r in results])
     logger.info("%s %s: %s rows, verdict %s, %s", model, window.label(), len(frame), verdict, counts)
@@ -75,19 +102,45 @@ def monitor_model(model: str, window_end: datetime | None = None, config_path: s
     }
 
 
-@flow(name="monitor-all")
+#: One model's window as a task, so ``monitor-all`` fans out on the flow's task runner (threads by
+#: default; a Dask cluster with ``monitor_all.with_options(task_runner=DaskTaskRunner(...))``).
+#: Its inputs are plain strings and a datetime, so it runs on any worker.
+def _monitor_window_plain(model: str, window_end: datetime | None, config_path: str | None) -> dict[str, Any]:
+    return monitor_window(model, window_end, config_path, as_tasks=False)
+
+
+#: The window is idempotent, so a transient database error retries the whole model once.
+monitor_model_task = task(
+    _monitor_window_plain,
+    name="monitor-model",
+    task_run_name="{model}",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=is_transient,
+)
+
+#: Models monitored at once by ``monitor-all``'s default task runner.
+DEFAULT_CONCURRENCY = 4
+
+
+@flow(name="monitor-all", task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY))
 def monitor_all(window_end: datetime | None = None, config_path: str | None = None) -> dict[str, Any]:
-    """Every configured model for one hour. A failing model is reported as failed; the others still run."""
+    """Every configured model for one hour, concurrently on the flow's task runner. A failing model is
+    reported as failed; the others still run."""
     logger = get_run_logger()
     config = load_run_config(config_path)
+    end = Window.hour_ending(window_end).end  # one instant for every model, even across the hour
+    futures = {model.name: monitor_model_task.submit(model.name, end, config_path) for model in config.models}
     outcome: dict[str, Any] = {"succeeded": {}, "failed": {}}
-    for model in config.models:
-        state = monitor_model(model.name, window_end, config_path, return_state=True)
+    for name, future in futures.items():
+        future.wait()
+        state = future.state
         if state.is_completed():
-            outcome["succeeded"][model.name] = state.result()
+            outcome["succeeded"][name] = future.result()
         else:
-            outcome["failed"][model.name] = _state_message(state)
-            logger.error("model %s failed: %s", model.name, outcome["failed"][model.name])
+            outcome["failed"][name] = _state_message(state)
+            logger.error("model %s failed: %s", name, outcome["failed"][name])
     return outcome
 
 

@@ -34,6 +34,13 @@ def performance_monitor(context: WindowContext) -> list[Result]:
     return evaluate_performance(context, reference)
 
 
+def completeness_monitor(context: WindowContext) -> list[Result]:
+    # Great Expectations takes seconds to import: only when this monitor first runs.
+    from driftline.checks.completeness import evaluate_completeness
+
+    return evaluate_completeness(context)
+
+
 def multivariate_monitor(context: WindowContext) -> list[Result]:
     from driftline.tasks.multivariate import evaluate_multivariate
 
@@ -46,6 +53,7 @@ BUILTIN: dict[str, tuple[Kind, Callable[[WindowContext], list[Result]], bool]] =
     "concept_drift": (Kind.CONCEPT_DRIFT, evaluate_concept, True),
     "operational": (Kind.OPERATIONAL, evaluate_operational, True),
     "performance": (Kind.PERFORMANCE, performance_monitor, True),
+    "completeness": (Kind.DATA_QUALITY, completeness_monitor, True),
     "multivariate_drift": (Kind.DATA_DRIFT, multivariate_monitor, False),
 }
 

@@ -28,6 +28,9 @@ LAYER = {
     "driftline.deployments": 3,
     "driftline.cli": 3,
     "driftline.demo_runner": 3,
+    # Reports and batch comparison present results: they sit with the CLI.
+    "driftline.report": 3,
+    "driftline.compare": 3,
 }
 # Shared leaf modules (config, results, storage, ...) sit below tasks: they may import only stats.
 LEAF = 0.5
