@@ -163,6 +163,33 @@ def window_query(engine: sa.Engine, model: Any, end: datetime = WINDOW_END) -> s
     return str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
 
 
+def _memory_mb(field: str) -> float | None:
+    """``VmRSS``/``VmHWM`` of this process in MB (Linux), else None."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> float | None:
+    """Reset the peak-RSS mark (Linux ``clear_refs``); returns the current RSS in MB."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+            refs.write("5")
+    except OSError:
+        return None
+    return _memory_mb("VmRSS")
+
+
+def _peak_above(baseline: float | None) -> str:
+    peak = _memory_mb("VmHWM")
+    return "n/a" if baseline is None or peak is None else f"+{peak - baseline:.0f} MB"
+
+
 def _summary(results: list[Any]) -> dict[int, tuple[bool, Any]]:
     out = {}
     for r in results:
@@ -263,16 +290,20 @@ def main() -> None:
     def monitor_run() -> list[Any]:
         return completeness.evaluate_completeness(context)
 
+    baseline = _reset_peak()
     first_pandas = _timed(pandas_run, 1)[0]
     median, times, pandas_results = _timed(pandas_run, repeat)
+    memory = {"pandas frame": _peak_above(baseline)}
     measured["pandas frame: GX suite run"] = (median, times)
     _log(f"pandas run: first {first_pandas:.2f} s, then {times}")
     first_monitor = _timed(monitor_run, 1)[0]
     median, times, _ = _timed(monitor_run, repeat)
     measured["pandas frame: evaluate_completeness (plan, cached suite, run, results)"] = (median, times)
     _log(f"monitor run: first {first_monitor:.2f} s, then {times}")
+    baseline = _reset_peak()
     first_sql = _timed(sql_run, 1)[0]
     median, times, sql_results = _timed(sql_run, repeat)
+    memory["PostgreSQL query asset"] = _peak_above(baseline)
     measured["PostgreSQL query asset: GX suite run"] = (median, times)
     _log(f"SQL run: first {first_sql:.2f} s, then {times}")
 
@@ -328,6 +359,7 @@ def main() -> None:
         f"first runs (not in the medians): pandas {first_pandas:.2f} s, monitor {first_monitor:.2f} s, "
         f"SQL {first_sql:.2f} s"
     )
+    _log(f"peak memory of the GX runs above the process's RSS before them: {memory}")
     _log(f"failing expectations (both backends): {failing or 'none'}")
     _log("backends agree on every expectation" if not disagree else f"backends DISAGREE: {disagree}")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -61,6 +61,8 @@ PARTIAL_LIMIT = 5
 #: Lists in ``details.kwargs`` (a category set) are cut to this many items.
 KWARG_LIST_LIMIT = 20
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": PARTIAL_LIMIT}
+#: How long a run waits for another run of the same model (same process) before giving up.
+RUN_LOCK_TIMEOUT_SECONDS = 300.0
 
 _META_KEY = "driftline_index"
 
@@ -401,12 +403,16 @@ def run_suite(model: ModelConfig, frame: pd.DataFrame, suite: Any, parameters: d
     from great_expectations.validator.v1_validator import Validator
 
     definition, run_lock = _batch_definition(model.name)
-    with run_lock:
-        try:
-            validator = Validator(definition, result_format=RESULT_FORMAT, batch_parameters={"dataframe": frame})
-            outcome = validator.validate_expectation_suite(suite, parameters)
-        finally:
-            _release(definition)
+    # A run abandoned by a monitor timeout keeps its lock; wait a while, then report instead of hanging.
+    if not run_lock.acquire(timeout=RUN_LOCK_TIMEOUT_SECONDS):
+        raise TimeoutError(f"another completeness run of model {model.name!r} has held GX for "
+                           f"{RUN_LOCK_TIMEOUT_SECONDS:.0f} s")
+    try:
+        validator = Validator(definition, result_format=RESULT_FORMAT, batch_parameters={"dataframe": frame})
+        outcome = validator.validate_expectation_suite(suite, parameters)
+    finally:
+        _release(definition)
+        run_lock.release()
     return list(outcome.results)
 
 
