@@ -251,6 +251,87 @@ def results(
 
 @app.command()
 @one_line_errors
+def report(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name")],
+    config: ConfigOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file (or a folder for a generated name)")] = Path(
+        "report.html"
+    ),
+    url_base: Annotated[str | None, typer.Option("--url-base", help="Where reports are published (for links)")] = None,
+) -> None:
+    """Write one self-contained, offline HTML report of a model over [start, end) (default: the last 7 days)."""
+    from datetime import timedelta
+
+    from driftline.connections import load_run_config, open_databases
+    from driftline.report import write_report
+    from driftline.window import last_full_hour_end, parse_instant
+
+    loaded = load_run_config(config)
+    loaded.model(model)
+    databases = open_databases(loaded)
+    stop = parse_instant(end) if end else last_full_hour_end()
+    begin = parse_instant(start) if start else stop - timedelta(days=7)
+    path = write_report(databases.results, loaded, model, begin, stop, out, url_base, data_engine=databases.data)
+    console.print(f"report written: {path}")
+
+
+@app.command()
+@one_line_errors
+def compare(
+    reference: Annotated[str, typer.Option("--reference", help="CSV/Parquet file or a SQL query (SELECT ...)")],
+    current: Annotated[str, typer.Option("--current", help="CSV/Parquet file or a SQL query (SELECT ...)")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="monitors.yaml with the column roles")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model in --config whose roles to use")] = None,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="json or table")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write an HTML report here")] = None,
+) -> None:
+    """Compare two data sets once, with the same statistics and verdicts as the hourly drift."""
+    from driftline.compare import compare as compare_frames
+    from driftline.compare import compare_report, load_source
+    from driftline.config import load_config
+    from driftline.errors import ConfigError
+    from driftline.settings import load_settings
+
+    if output_format not in ("json", "table"):
+        raise ConfigError(f"--format must be json or table, not {output_format!r}")
+    model_config = None
+    database = None
+    if config is not None:
+        loaded = load_config(config)
+        model_config = loaded.model(model) if model else loaded.models[0]
+        database = loaded.database_url
+    settings = load_settings()
+    if settings.database_url is not None:
+        database = settings.database_url.get_secret_value()
+    reference_frame = load_source(reference, database)
+    current_frame = load_source(current, database)
+    records = compare_frames(reference_frame, current_frame, model_config)
+    roles = records.attrs.get("roles", {})
+    if output_format == "json":
+        sys.stdout.write(json.dumps(records.to_dict("records"), indent=2, allow_nan=False, default=str) + "\n")
+    else:
+        error_console.print("column roles: " + ", ".join(f"{c}={r}" for c, r in roles.items()), highlight=False)
+        table = Table(title=f"{len(records)} results")
+        for column in ("feature", "metric", "value", "threshold", "status"):
+            table.add_column(column)
+        for r in records.to_dict("records"):
+            value = "" if r["value"] is None else f"{r['value']:.4g}"
+            threshold = "" if r["threshold"] is None else f"{r['threshold']:.4g}"
+            table.add_row(
+                r["feature"] or "", r["metric"], value, threshold, f"[{STATUS_STYLE[r['status']]}]{r['status']}[/]"
+            )
+        console.print(table)
+    if out is not None:
+        path = compare_report(
+            reference_frame, current_frame, out, model_config, reference_name=reference, current_name=current
+        )
+        error_console.print(f"report written: {path}", highlight=False)
+
+
+@app.command()
+@one_line_errors
 def demo(
     home: Annotated[
         Path | None,

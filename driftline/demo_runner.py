@@ -65,9 +65,27 @@ def run_demo(home: Path | None, console: Console, progress_console: Console) -> 
         console.print(_summary_table(model.name, rows))
     for failure in failures:
         console.print(f"[bold magenta]failed[/] {failure}")
+
+    from driftline.report import write_report
+
+    reports = []
+    for model in config.models:
+        reports.append(
+            write_report(
+                databases.results,
+                config,
+                model.name,
+                DAY_START,
+                DAY_END,
+                base / f"report-{model.name}.html",
+                data_engine=databases.data,
+            )
+        )
     elapsed = time.perf_counter() - started
     console.print(f"\nMonitored {len(windows)} hours x {len(config.models)} models in {elapsed:.0f} s.")
     console.print("[bold]Where to look next[/]")
+    for path in reports:
+        console.print(f"  open {path}   (offline HTML report: verdict heatmap, distributions, performance, health)")
     console.print(
         f"  driftline results --config {config_file} --model loan "
         f"--start {DAY_START:%Y-%m-%dT12:00Z} --end {DAY_START:%Y-%m-%dT14:00Z} --format table"

@@ -22,12 +22,12 @@ Spec = dict[str, Any]
 STATUS_ORDER = ["ok", "unknown", "warning", "alert"]
 STATUS_COLOURS = ["#4c9a5f", "#b8b8b8", "#e8a33d", "#d2453d"]
 STATUS_SCALE = {"domain": STATUS_ORDER, "range": STATUS_COLOURS}
-SOURCE_SCALE = {"domain": ["reference", "window"], "range": ["#8a8f98", "#2f6fd0"]}
+SOURCE_COLOURS = ["#8a8f98", "#2f6fd0"]
 #: Numeric reference profiles have 200 quantile bins; the chart merges them into this many.
-DISPLAY_BINS = 40
+DISPLAY_BINS = 20
 #: Categorical charts show at most this many categories; the rest are merged.
 TOP_CATEGORIES = 15
-TIME_AXIS = {"title": None, "format": "%m-%d %H:%M", "labelAngle": 0, "labelOverlap": True, "tickCount": 8}
+TIME_AXIS = {"title": None, "labelAngle": 0, "labelOverlap": "greedy", "labelFlush": True}
 
 
 def ms(instant: datetime) -> int:
@@ -71,8 +71,13 @@ def status_heatmap(rows: list[dict[str, Any]], row_title: str, order: Sequence[s
                 },
                 "tooltip": [
                     {"field": "y", "title": row_title},
-                    {"field": "t", "type": "temporal", "title": "window start (UTC)", "format": "%Y-%m-%d %H:%M",
-                     "formatType": "utc"},
+                    {
+                        "field": "t",
+                        "type": "temporal",
+                        "title": "window start (UTC)",
+                        "format": "%Y-%m-%d %H:%M",
+                        "formatType": "utc",
+                    },
                     {"field": "s", "title": "status"},
                     {"field": "d", "title": "worst"},
                 ],
@@ -104,15 +109,22 @@ def timeseries(
         {"field": "v", "title": "value"},
         {"field": "s", "title": "status"},
     ]
-    tooltip += [{"field": k, "title": title} for k, title in (("w", "warning"), ("a", "alert"), ("r", "reference"))
-                if k in present]
+    tooltip += [
+        {"field": k, "title": title}
+        for k, title in (("w", "warning"), ("a", "alert"), ("r", "reference"))
+        if k in present
+    ]
     layers: list[Spec] = []
     if {"lo", "hi"} <= present:
         layers.append(
             {
                 "transform": [{"filter": "isValid(datum.lo) && isValid(datum.hi)"}],
                 "mark": {"type": "area", "opacity": 0.18, "color": "#2f6fd0"},
-                "encoding": {"x": x, "y": {"field": "lo", "type": "quantitative", "title": y_title}, "y2": {"field": "hi"}},
+                "encoding": {
+                    "x": x,
+                    "y": {"field": "lo", "type": "quantitative", "title": y_title},
+                    "y2": {"field": "hi"},
+                },
             }
         )
     for key, colour, dash in (("w", "#e8a33d", [4, 3]), ("a", "#d2453d", [4, 3]), ("r", "#555", [1, 2])):
@@ -120,8 +132,13 @@ def timeseries(
             layers.append(
                 {
                     "transform": [{"filter": f"isValid(datum.{key})"}],
-                    "mark": {"type": "line", "color": colour, "strokeDash": dash, "strokeWidth": 1.2,
-                             "interpolate": "step-after"},
+                    "mark": {
+                        "type": "line",
+                        "color": colour,
+                        "strokeDash": dash,
+                        "strokeWidth": 1.2,
+                        "interpolate": "step-after",
+                    },
                     "encoding": {"x": x, "y": {"field": key, "type": "quantitative", "title": y_title}},
                 }
             )
@@ -129,8 +146,10 @@ def timeseries(
         {
             "transform": [{"filter": "isValid(datum.v)"}],
             "mark": {"type": "line", "color": "#2f6fd0", "strokeWidth": 1.2},
-            "encoding": {"x": x, "y": {"field": "v", "type": "quantitative", "title": y_title,
-                                       "scale": {"zero": False}}},
+            "encoding": {
+                "x": x,
+                "y": {"field": "v", "type": "quantitative", "title": y_title, "scale": {"zero": False}},
+            },
         }
     )
     layers.append(
@@ -165,11 +184,21 @@ def coverage_chart(rows: list[dict[str, Any]], width: int | str = "container") -
             "encoding": {
                 "x": {"field": "t", "type": "temporal", "scale": {"type": "utc"}, "axis": TIME_AXIS},
                 "x2": {"field": "e"},
-                "y": {"field": "c", "type": "quantitative", "title": "label coverage",
-                      "scale": {"domain": [0, 1]}, "axis": {"format": "%"}},
+                "y": {
+                    "field": "c",
+                    "type": "quantitative",
+                    "title": "label coverage",
+                    "scale": {"domain": [0, 1]},
+                    "axis": {"format": "%"},
+                },
                 "tooltip": [
-                    {"field": "t", "type": "temporal", "title": "window start (UTC)", "format": "%m-%d %H:%M",
-                     "formatType": "utc"},
+                    {
+                        "field": "t",
+                        "type": "temporal",
+                        "title": "window start (UTC)",
+                        "format": "%m-%d %H:%M",
+                        "formatType": "utc",
+                    },
                     {"field": "c", "title": "coverage", "format": ".1%"},
                     {"field": "n", "title": "labelled rows"},
                     {"field": "r", "title": "rows"},
@@ -185,7 +214,9 @@ def _display_edges(edges: np.ndarray, bins: int = DISPLAY_BINS) -> np.ndarray:
     return np.unique(np.linspace(0, len(edges) - 1, min(bins, len(edges) - 1) + 1).round().astype(int))
 
 
-def numeric_distribution_rows(reference: NumericProfile, window: NumericProfile | None) -> list[dict[str, Any]]:
+def numeric_distribution_rows(
+    reference: NumericProfile, window: NumericProfile | None, window_label: str = "window"
+) -> list[dict[str, Any]]:
     """Density per display bin for the reference and (if given) the window, on the reference's bins.
 
     Window values beyond the reference range get one bin each side, drawn up to a quarter of the
@@ -197,7 +228,7 @@ def numeric_distribution_rows(reference: NumericProfile, window: NumericProfile 
     picks = _display_edges(edges)
     span = float(edges[-1] - edges[0]) or 1.0
     rows: list[dict[str, Any]] = []
-    for source, profile in (("reference", reference), ("window", window)):
+    for source, profile in (("reference", reference), (window_label, window)):
         if profile is None or profile.n == 0:
             continue
         counts = profile.counts
@@ -208,10 +239,19 @@ def numeric_distribution_rows(reference: NumericProfile, window: NumericProfile 
             count = int(cumulative[hi] - cumulative[lo])
             width = float(edges[hi] - edges[lo]) or span / 1000
             rows.append(
-                {"src": source, "x0": num(edges[lo]), "x1": num(edges[hi]), "n": count,
-                 "sh": num(count / total), "d": num(count / total / width)}
+                {
+                    "src": source,
+                    "x0": num(edges[lo]),
+                    "x1": num(edges[hi]),
+                    "n": count,
+                    "sh": num(count / total),
+                    "d": num(count / total / width),
+                }
             )
-        for side, count, extreme in (("below", int(counts[0]), profile.minimum), ("above", int(counts[-1]), profile.maximum)):
+        for side, count, extreme in (
+            ("below", int(counts[0]), profile.minimum),
+            ("above", int(counts[-1]), profile.maximum),
+        ):
             if count == 0:
                 continue
             limit = float(edges[0] if side == "below" else edges[-1])
@@ -221,17 +261,27 @@ def numeric_distribution_rows(reference: NumericProfile, window: NumericProfile 
                 clipped = limit - span / 100 if side == "below" else limit + span / 100
             x0, x1 = sorted((clipped, limit))
             rows.append(
-                {"src": source, "x0": num(x0), "x1": num(x1), "n": count, "sh": num(count / total),
-                 "d": num(count / total / (x1 - x0)), "note": f"{side} the reference range (extreme {num(far)})"}
+                {
+                    "src": source,
+                    "x0": num(x0),
+                    "x1": num(x1),
+                    "n": count,
+                    "sh": num(count / total),
+                    "d": num(count / total / (x1 - x0)),
+                    "note": f"{side} the reference range (extreme {num(far)})",
+                }
             )
     return rows
 
 
 def categorical_distribution_rows(
-    reference: CategoricalProfile, window: CategoricalProfile | None, top: int = TOP_CATEGORIES
+    reference: CategoricalProfile,
+    window: CategoricalProfile | None,
+    top: int = TOP_CATEGORIES,
+    window_label: str = "window",
 ) -> list[dict[str, Any]]:
     """Share per category for the reference and the window; the ``top`` largest, the rest merged."""
-    sources = [("reference", reference)] + ([("window", window)] if window is not None else [])
+    sources = [("reference", reference)] + ([(window_label, window)] if window is not None else [])
     shares: dict[str, dict[str, float]] = {}
     for source, profile in sources:
         total = profile.n
@@ -249,16 +299,30 @@ def categorical_distribution_rows(
         if per is None:
             continue
         for rank, category in enumerate(kept):
-            rows.append({"src": source, "c": category, "k": rank, "sh": num(per.get(category, 0.0)),
-                         "n": int(profile.counts.get(category, 0))})
+            rows.append(
+                {
+                    "src": source,
+                    "c": category,
+                    "k": rank,
+                    "sh": num(per.get(category, 0.0)),
+                    "n": int(profile.counts.get(category, 0)),
+                }
+            )
         if rest:
             merged = sum(per.get(c, 0.0) for c in rest)
-            rows.append({"src": source, "c": f"{len(rest)} more", "k": len(kept), "sh": num(merged),
-                         "n": int(sum(profile.counts.get(c, 0) for c in rest))})
+            rows.append(
+                {
+                    "src": source,
+                    "c": f"{len(rest)} more",
+                    "k": len(kept),
+                    "sh": num(merged),
+                    "n": int(sum(profile.counts.get(c, 0) for c in rest)),
+                }
+            )
     return rows
 
 
-def numeric_distribution(rows: list[dict[str, Any]], x_title: str) -> Spec:
+def numeric_distribution(rows: list[dict[str, Any]], x_title: str, window_label: str = "window") -> Spec:
     """Overlaid density histograms on the reference's (unequal-width) quantile bins."""
     spec = _base(430, 190)
     spec.update(
@@ -269,8 +333,12 @@ def numeric_distribution(rows: list[dict[str, Any]], x_title: str) -> Spec:
                 "x": {"field": "x0", "type": "quantitative", "title": x_title, "scale": {"zero": False}},
                 "x2": {"field": "x1"},
                 "y": {"field": "d", "type": "quantitative", "title": "density", "stack": None},
-                "color": {"field": "src", "type": "nominal", "scale": SOURCE_SCALE,
-                          "legend": {"title": None, "orient": "top"}},
+                "color": {
+                    "field": "src",
+                    "type": "nominal",
+                    "scale": {"domain": ["reference", window_label], "range": SOURCE_COLOURS},
+                    "legend": {"title": None, "orient": "top"},
+                },
                 "tooltip": [
                     {"field": "src", "title": "rows"},
                     {"field": "x0", "title": "from"},
@@ -285,7 +353,7 @@ def numeric_distribution(rows: list[dict[str, Any]], x_title: str) -> Spec:
     return spec
 
 
-def categorical_distribution(rows: list[dict[str, Any]], x_title: str) -> Spec:
+def categorical_distribution(rows: list[dict[str, Any]], x_title: str, window_label: str = "window") -> Spec:
     """Grouped bars: share of rows per category, reference beside window."""
     spec = _base(430, 190)
     spec.update(
@@ -293,12 +361,21 @@ def categorical_distribution(rows: list[dict[str, Any]], x_title: str) -> Spec:
             "data": {"values": rows},
             "mark": {"type": "bar", "tooltip": True},
             "encoding": {
-                "x": {"field": "c", "type": "nominal", "title": x_title, "sort": {"field": "k"},
-                      "axis": {"labelAngle": -30, "labelLimit": 120}},
-                "xOffset": {"field": "src", "sort": ["reference", "window"]},
+                "x": {
+                    "field": "c",
+                    "type": "nominal",
+                    "title": x_title,
+                    "sort": {"field": "k"},
+                    "axis": {"labelAngle": -30, "labelLimit": 120},
+                },
+                "xOffset": {"field": "src", "sort": ["reference", window_label]},
                 "y": {"field": "sh", "type": "quantitative", "title": "share of rows", "axis": {"format": "%"}},
-                "color": {"field": "src", "type": "nominal", "scale": SOURCE_SCALE,
-                          "legend": {"title": None, "orient": "top"}},
+                "color": {
+                    "field": "src",
+                    "type": "nominal",
+                    "scale": {"domain": ["reference", window_label], "range": SOURCE_COLOURS},
+                    "legend": {"title": None, "orient": "top"},
+                },
                 "tooltip": [
                     {"field": "src", "title": "rows"},
                     {"field": "c", "title": "category"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -77,13 +78,21 @@ def reference_profile(engine: Engine, model: ModelConfig) -> tuple[ModelProfile 
     return ModelProfile.from_json(row.profile), note
 
 
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)[^@\s]+@")
+
+
+def redact(text: str) -> str:
+    """Hide passwords of URLs that an error message may carry (``scheme://user:***@host``)."""
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + "***@", text)
+
+
 def _safe_reason(exc: Exception) -> str:
     """One line, no SQL and no connection string."""
     if isinstance(exc, DriftlineError):
         return str(exc).splitlines()[0]
     orig = getattr(exc, "orig", None)
     text = str(orig) if orig is not None else type(exc).__name__
-    return (text.strip().splitlines() or [type(exc).__name__])[0]
+    return redact((text.strip().splitlines() or [type(exc).__name__])[0])
 
 
 def window_overlay(
