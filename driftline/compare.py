@@ -68,7 +68,9 @@ def load_source(src: str, engine_or_url: Engine | str | None = None) -> pd.DataF
     """Read a CSV (.csv, .tsv, .csv.gz), Parquet (.parquet, .pq) file, or a SQL query (needs an engine or URL)."""
     if SQL_START.match(src):
         if engine_or_url is None:
-            raise ConfigError("a SQL query as a source needs a database (DRIFTLINE_DATABASE_URL or database_url in --config)")
+            raise ConfigError(
+                "a SQL query as a source needs a database (DRIFTLINE_DATABASE_URL or database_url in --config)"
+            )
         engine = engine_or_url
         if isinstance(engine_or_url, str):
             from driftline.storage.engine import get_engine
