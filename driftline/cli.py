@@ -309,10 +309,11 @@ def compare(
     current_frame = load_source(current, database)
     records = compare_frames(reference_frame, current_frame, model_config)
     roles = records.attrs.get("roles", {})
+    # Roles go to stderr so that --format json stays one parseable document on stdout.
+    error_console.print("column roles: " + ", ".join(f"{c}={r}" for c, r in roles.items()), highlight=False)
     if output_format == "json":
         sys.stdout.write(json.dumps(records.to_dict("records"), indent=2, allow_nan=False, default=str) + "\n")
     else:
-        error_console.print("column roles: " + ", ".join(f"{c}={r}" for c, r in roles.items()), highlight=False)
         table = Table(title=f"{len(records)} results")
         for column in ("feature", "metric", "value", "threshold", "status"):
             table.add_column(column)

@@ -129,3 +129,66 @@ def test_validate_and_db_upgrade(runner: CliRunner, store: sa.Engine, loan_confi
     assert validated.exit_code == 0 and "ok loan" in validated.stdout
     upgraded = runner.invoke(app, ["db", "upgrade", "--config", str(loan_config)])
     assert upgraded.exit_code == 0 and "revision 0002" in upgraded.stdout
+
+
+def test_compare_two_csv_files(runner: CliRunner, tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(11)
+    n = 2000
+    reference = pd.DataFrame(
+        {"income": rng.normal(50, 10, n), "age": rng.normal(40, 10, n), "region": rng.choice(["n", "s", "e"], n)}
+    )
+    current = reference.copy()
+    current["income"] = rng.normal(65, 10, n)
+    reference.to_csv(tmp_path / "reference.csv", index=False)
+    current.to_csv(tmp_path / "current.csv", index=False)
+    outcome = runner.invoke(
+        app,
+        [
+            "compare",
+            "--reference",
+            str(tmp_path / "reference.csv"),
+            "--current",
+            str(tmp_path / "current.csv"),
+            "--format",
+            "json",
+            "--out",
+            str(tmp_path / "c.html"),
+        ],
+    )
+    assert outcome.exit_code == 0, outcome.output
+    records = json.loads(outcome.stdout)
+    assert set(records[0]) >= RECORD_KEYS
+    alerted = {r["feature"] for r in records if r["status"] == "alert" and r["feature"]}
+    assert alerted == {"income"}
+    assert "income=numeric" in outcome.stderr and "region=categorical" in outcome.stderr
+    assert (tmp_path / "c.html").stat().st_size > 10_000
+
+
+def test_report_command(runner: CliRunner, store: sa.Engine, loan_config: Path, tmp_path: Path) -> None:
+    ran = runner.invoke(
+        app, ["run", "--config", str(loan_config), "--start", "2026-03-03T11:00Z", "--end", "2026-03-03T13:00Z"]
+    )
+    assert ran.exit_code == 0, ran.output
+    out = tmp_path / "loan.html"
+    made = runner.invoke(
+        app,
+        [
+            "report",
+            "--config",
+            str(loan_config),
+            "--model",
+            "loan",
+            "--start",
+            "2026-03-03T00:00Z",
+            "--end",
+            "2026-03-04T00:00Z",
+            "--out",
+            str(out),
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    html = out.read_text(encoding="utf-8")
+    assert "income" in html and "<script" in html and "cdn" not in html.lower()
