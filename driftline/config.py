@@ -340,9 +340,13 @@ class ModelConfig(_Strict):
             "features": self.features.model_dump(),
             "targets": self.target_columns(),
             "labels": self.labels.model_dump() if self.labels else None,
-            "reference": [t.isoformat() for t in self.reference.span_for(window_start)],
+            "reference": (
+                [t.isoformat() for t in self.reference.span_for(window_start)]
+                if window_start is not None or not self.reference.rolling
+                else ["last", self.reference.last.total_seconds() if self.reference.last else None]
+            ),
             "bins": [profile.FINE_BINS, profile.COARSE_BINS, profile.MAX_STORED_CATEGORIES],
-            "version": 3,
+            "version": 4,
         }
         return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -28,11 +28,14 @@ class Status(StrEnum):
     UNKNOWN = "unknown"
 
 
-STATUS_SEVERITY = {Status.OK: 0, Status.UNKNOWN: 1, Status.WARNING: 2, Status.ALERT: 3}
+#: For a summary verdict, ``unknown`` ranks lowest: a window whose checks are ok except a few that
+#: could not be judged (too few labels in a segment, say) is ``ok``; only if *nothing* could be
+#: judged is it ``unknown``. The individual rows keep their own status.
+STATUS_SEVERITY = {Status.UNKNOWN: 0, Status.OK: 1, Status.WARNING: 2, Status.ALERT: 3}
 
 
 def worst(statuses: list[Status]) -> Status:
-    """The most severe status (alert > warning > unknown > ok); ``ok`` for an empty list."""
+    """The most severe status (alert > warning > ok > unknown); ``ok`` for an empty list."""
     return max(statuses, key=STATUS_SEVERITY.__getitem__, default=Status.OK)
 
 

@@ -26,7 +26,8 @@ alone is well inside the sampling noise of most metrics (on unchanged data a 10%
 log loss, Brier score, precision or recall is common at 100 labelled rows). The tests:
 
 * ``accuracy``, ``precision`` (accuracy among predicted positives), ``recall`` (accuracy among
-  actual positives): two-proportion z-test with the pooled proportion (``two_proportion_z``).
+  actual positives): two-proportion z-test, on the arcsine scale with a continuity correction
+  (``two_proportion_z``; see :func:`_proportion_pvalue`).
 * ``log_loss``, ``brier_score``, ``mae``, ``mape``: the metric is the mean of a per-row loss; Welch's
   t on the two means, each side's variance from its own per-row standard deviation (``welch_t``).
   ``rmse``: the same on the squared errors, i.e. on the mean squared error (``welch_t_mse``).
@@ -93,7 +94,7 @@ MISSING = "__missing__"
 #: and of the window's miscalibration. ``performance.alpha`` overrides it once the config has such a field.
 ALPHA = 0.01
 #: Fewest labelled rows a segment needs, at least: ``max(this, ceil(min_labels / 5))``.
-MIN_SEGMENT_LABELS = 10
+MIN_SEGMENT_LABELS = 30  # below ~30 labelled rows a segment's ROC AUC is too noisy to judge
 
 NAN = float("nan")
 
@@ -166,6 +167,10 @@ def expected_calibration_error(y_true: Any, y_score: Any, n_bins: int = CALIBRAT
     return float(gaps.sum() / y.size)
 
 
+#: Minimum expected positives (and negatives) per Hosmer-Lemeshow group.
+MIN_EXPECTED = 5.0
+
+
 def calibration_pvalue(y_true: Any, y_score: Any, n_bins: int = CALIBRATION_BINS) -> float:
     """P-value that the scores are calibrated: Hosmer-Lemeshow on ``n_bins`` equal-width score bins.
 
@@ -186,11 +191,28 @@ def calibration_pvalue(y_true: Any, y_score: Any, n_bins: int = CALIBRATION_BINS
     gap = np.abs(observed - expected)
     if np.any(counted & (variance <= 1e-12) & (gap > 1e-9)):
         return 0.0
-    usable = counted & (variance > 1e-12)
-    if not usable.any():
+    # The chi-square approximation needs enough expected events per bin: a bin of scores near 0 with
+    # one positive would otherwise dominate the statistic (measured: 1.7% false alerts at 100 rows).
+    # Adjacent bins are merged, left to right, until each has >= 5 expected positives and negatives.
+    sizes = np.bincount(bins, minlength=n_bins).astype(float)
+    groups: list[tuple[float, float, float]] = []
+    acc = [0.0, 0.0, 0.0, 0.0]
+    for b in range(n_bins):
+        acc = [acc[0] + observed[b], acc[1] + expected[b], acc[2] + variance[b], acc[3] + sizes[b]]
+        if acc[1] >= MIN_EXPECTED and acc[3] - acc[1] >= MIN_EXPECTED:
+            groups.append((acc[0], acc[1], acc[2]))
+            acc = [0.0, 0.0, 0.0, 0.0]
+    if acc[3] > 0:
+        if groups:
+            last = groups.pop()
+            groups.append((last[0] + acc[0], last[1] + acc[1], last[2] + acc[2]))
+        else:
+            groups.append((acc[0], acc[1], acc[2]))
+    usable_groups = [(o, e, v) for o, e, v in groups if v > 1e-12]
+    if not usable_groups:
         return 1.0
-    statistic = float(np.sum(gap[usable] ** 2 / variance[usable]))
-    return float(stats.chi2.sf(statistic, int(usable.sum())))
+    statistic = float(sum((o - e) ** 2 / v for o, e, v in usable_groups))
+    return float(stats.chi2.sf(statistic, len(usable_groups)))
 
 
 def _series(values: Any) -> pd.Series:
@@ -561,9 +583,10 @@ def evaluate_performance(
     """One ``performance`` result per metric, and one per feature for its most degraded segment.
 
     ``value`` is the window's metric on its labelled rows, ``threshold`` the alert bound derived from
-    the reference value. Fewer than ``performance.min_labels`` labelled rows make every result
-    ``unknown`` (with the reason). No label column (``label_column``, default
-    :func:`label_column_for`) or performance disabled: no results.
+    the reference value; a warning or alert also needs a significant degradation (``details``:
+    ``p_value``, ``test``, ``alpha``; see the module docstring). Fewer than ``performance.min_labels``
+    labelled rows make every result ``unknown`` (with the reason). No label column
+    (``label_column``, default :func:`label_column_for`) or performance disabled: no results.
     """
     model = context.model
     label_column = label_column or label_column_for(model)
@@ -585,7 +608,7 @@ def evaluate_performance(
     values = _metrics(model, rows)
     tests: dict[str, _Test] = {}
     if reason is None and reference_reason is None:
-        tests = _overall_tests(values, overall_sampling(model, rows), reference_metrics, reference_perf or {})
+        tests = _overall_tests(values, overall_sampling(model, rows), reference_perf or {})
     alpha = _alpha(model)
 
     results = []
@@ -696,16 +719,15 @@ class _Test:
 
 
 def _overall_tests(
-    values: dict[str, float],
-    window: dict[str, Any],
-    reference_metrics: dict[str, Any],
-    reference_perf: dict[str, Any],
+    values: dict[str, float], window: dict[str, Any], reference_perf: dict[str, Any]
 ) -> dict[str, _Test]:
     """The significance test of each overall metric defined on both sides (calibration error aside).
 
-    ``window`` is :func:`overall_sampling` of the window's rows; the reference's is the stored
-    ``sampling`` (absent from references before version 2: they count as exact).
+    ``values`` are the window's metrics, ``window`` is :func:`overall_sampling` of its rows; the
+    reference's is the stored ``sampling`` (absent from references before version 2: they count as
+    exact).
     """
+    reference_metrics = reference_perf.get("metrics") or {}
     reference = reference_perf.get("sampling") or {}
     tests: dict[str, _Test] = {}
 
@@ -752,16 +774,26 @@ def _scored_rows(sampling: dict[str, Any]) -> int:
 def _proportion_pvalue(value: float, n: Any, reference: float, n0: Any) -> float:
     """One-sided p-value that a proportion of ``value`` on ``n`` rows is below ``reference`` by chance.
 
-    Two-proportion z-test with the pooled proportion; without ``n0`` the reference counts as exact
-    (variance at the reference proportion).
+    Two-proportion z-test on the variance-stabilised scale, ``asin(sqrt(p))`` with variance
+    ``1 / (4 n)`` per side, with a continuity correction of ``0.5 / n`` per side. The plain z-test
+    with the pooled variance is anti-conservative in this tail for proportions above 0.5 (its exact
+    size at ``ALPHA = 0.01`` is 1.4% at 0.75 on 150 rows, 2% at 0.9 on 100, 1.8% at 0.99 on 150);
+    this one's is at most 1.12% from 0.3 to 0.99 on 50 to 1,500 rows (exact binomial sums, the
+    reference proportion held fixed). Without ``n0`` the reference counts as exact.
     """
     n, n0 = int(n or 0), int(n0 or 0)
-    if not n:
+    if not n or not (math.isfinite(value) and math.isfinite(reference)):
         return NAN
-    pooled = (value * n + reference * n0) / (n + n0)
-    pooled = min(max(pooled, 0.0), 1.0)
-    variance = pooled * (1 - pooled) * (1 / n + (1 / n0 if n0 else 0.0))
-    return _normal_pvalue(value - reference, variance)
+    variance = 1 / (4 * n) + (1 / (4 * n0) if n0 else 0.0)
+    if value >= reference:
+        return _normal_pvalue(_arcsine(value) - _arcsine(reference), variance)
+    # Continuity correction: each side half a count towards the other (never past it).
+    corrected = _arcsine(value + 0.5 / n) - _arcsine(reference - (0.5 / n0 if n0 else 0.0))
+    return _normal_pvalue(min(corrected, 0.0), variance)
+
+
+def _arcsine(p: float) -> float:
+    return math.asin(math.sqrt(min(max(p, 0.0), 1.0)))
 
 
 @dataclass

@@ -275,7 +275,11 @@ def header(page: Page, data: ReportData, report_url: str | None, generated_at: d
     page.add(
         f'<p class="meta">Table {esc(model.table)} · task {esc(model.task)} · '
         f"{len(model.features.numeric)} numeric and {len(model.features.categorical)} categorical features · "
-        f"reference {esc(when(model.reference.start))} .. {esc(when(model.reference.end))} UTC</p>"
+        + (
+            f"reference: the {esc(str(model.reference.last))} before each window's day</p>"
+            if model.reference.rolling
+            else f"reference {esc(when(model.reference.start))} .. {esc(when(model.reference.end))} UTC</p>"
+        )
     )
     if report_url and re.match(r"^https?://", report_url, re.IGNORECASE):
         page.add(f'<p class="meta">This report: <a href="{esc(report_url)}">{esc(report_url)}</a></p>')

@@ -31,3 +31,12 @@ def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table_schema": "driftline"})
         return context.get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest migration shipped with this version of Driftline."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head

@@ -193,8 +193,8 @@ class ReferenceOverrideRow(Base):
     model: Mapped[str] = mapped_column(Text)
     reference_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     reference_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    config_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    config_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: The configured reference this override replaced (monitors.yaml edited since -> the file wins).
+    config_reference: Mapped[dict[str, Any]] = mapped_column(JSONB)
     model_version_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
