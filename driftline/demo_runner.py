@@ -102,18 +102,37 @@ def run_demo(home: Path | None, console: Console, progress_console: Console) -> 
 
 
 def _describe_hour(results: list[Result]) -> tuple[str, str]:
-    """Verdict and the most drifted features of one hour, e.g. ``income (psi 0.41)``."""
+    """Verdict and what was flagged in one hour, e.g. ``income (psi 0.41); concept: score``."""
     verdict = worst([r.status for r in results])
+    flagged = [r for r in results if r.status in (Status.ALERT, Status.WARNING)]
     by_feature: dict[str, list[Result]] = defaultdict(list)
-    for r in results:
-        if r.kind == Kind.DATA_DRIFT and r.status in (Status.ALERT, Status.WARNING) and r.feature:
+    for r in flagged:
+        if r.kind == Kind.DATA_DRIFT and r.feature:
             by_feature[r.feature].append(r)
     parts = []
-    for feature, flagged in sorted(by_feature.items(), key=lambda kv: -max(r.value or 0 for r in kv[1])):
-        psi = next((r for r in flagged if r.metric == "psi"), flagged[0])
-        parts.append(f"{feature} ({psi.metric} {psi.value:.2f})" if psi.value is not None else feature)
-    reasons = [str(r.details.get("reason")) for r in results if r.kind == Kind.OPERATIONAL and r.status != Status.OK]
-    return str(verdict), "; ".join(parts + reasons)
+    for feature, rows in sorted(by_feature.items(), key=lambda kv: -max(r.value or 0 for r in kv[1])):
+        shown = next((r for r in rows if r.metric == "psi"), rows[0])
+        parts.append(f"{feature} ({shown.metric} {shown.value:.2f})" if shown.value is not None else feature)
+    labels = {
+        Kind.CONCEPT_DRIFT: "concept",
+        Kind.PERFORMANCE: "performance",
+        Kind.DATA_QUALITY: "quality",
+        Kind.OPERATIONAL: "health",
+    }
+    for kind, label in labels.items():
+        names = []
+        for r in flagged:
+            if r.kind != kind:
+                continue
+            metric = r.metric.removeprefix("expect_column_values_to_").removeprefix("expect_")
+            names.append(
+                f"{metric}({r.feature})" if r.feature and kind != Kind.CONCEPT_DRIFT else (r.feature or metric)
+            )
+        if names:
+            parts.append(f"{label}: {', '.join(dict.fromkeys(names))}")
+    if any(r.metric == "row_count" and r.value == 0 for r in results):
+        parts.append("no rows logged in this hour")
+    return str(verdict), "; ".join(parts)
 
 
 def _summary_table(model: str, results: list[Result]) -> Table:
@@ -122,7 +141,7 @@ def _summary_table(model: str, results: list[Result]) -> Table:
     table.add_column("hour (UTC)")
     table.add_column("rows", justify="right")
     table.add_column("verdict")
-    table.add_column("what drifted (by how much)")
+    table.add_column("what was flagged (drift: by how much)")
     by_hour: dict[object, list[Result]] = defaultdict(list)
     for r in results:
         by_hour[r.window_start].append(r)

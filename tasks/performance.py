@@ -655,7 +655,17 @@ def evaluate_performance(
 
     if model.performance.segments:
         for feature, kind in model.features.items():
-            results.append(_segment_result(context, rows, feature, kind, reference_perf, reason or reference_reason))
+            results.append(
+                _segment_result(
+                    context,
+                    rows,
+                    feature,
+                    kind,
+                    reference_perf,
+                    reason or reference_reason,
+                    features=len(model.features.items()),
+                )
+            )
     return results
 
 
@@ -815,7 +825,10 @@ def _segment_result(
     kind: str,
     reference_perf: dict[str, Any] | None,
     reason: str | None,
+    features: int = 1,
 ) -> Result:
+    """The most degraded segment of one feature. Its p-value is Bonferroni-adjusted for the segments
+    compared *and* the features checked in the window (each feature gets one such test per hour)."""
     model = context.model
     metric = segment_metric(model)
     name = f"segment_{metric}"
@@ -875,7 +888,7 @@ def _segment_result(
     compared.sort(key=lambda s: (-s.degradation, s.p_value))
     worst = compared[0]
     alpha = _alpha(model)
-    p_adjusted = min(1.0, worst.p_value * len(compared))
+    p_adjusted = min(1.0, worst.p_value * len(compared) * max(features, 1))
     alert_bound, warning_bound = bound(name, worst.reference_value, alert), bound(name, worst.reference_value, warning)
     status = _status(name, worst.value, warning_bound, alert_bound)
     if status is not Status.OK and not p_adjusted < alpha:
@@ -893,6 +906,7 @@ def _segment_result(
         "p_value_adjusted": p_adjusted,
         "alpha": alpha,
         "segments_compared": len(compared),
+        "features_compared": max(features, 1),
         "worst_segments": [
             {
                 "segment": s.name,
