@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -400,9 +401,32 @@ def parse_config(raw: Any, source: str = "monitors.yaml") -> MonitorsConfig:
         raise ConfigError(f"{source}: {_describe(dict(first), raw)}{more}") from None
 
 
+_CACHE: dict[tuple[str, int, int], MonitorsConfig] = {}
+_CACHE_LOCK = threading.Lock()
+
+
 def load_config(path: str | Path) -> MonitorsConfig:
-    """Read and validate monitors.yaml."""
+    """Read and validate monitors.yaml; cached per process while the file is unchanged (size and
+    mtime), since monitor-all loads it once per model and a large file takes a while to validate."""
     file = Path(path)
+    try:
+        stat = file.stat()
+        key = (str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = None
+    if key is not None:
+        with _CACHE_LOCK:
+            cached = _CACHE.get(key)
+        if cached is not None:
+            return cached
+    loaded = _load_config(file)
+    if key is not None:
+        with _CACHE_LOCK:
+            _CACHE[key] = loaded
+    return loaded
+
+
+def _load_config(file: Path) -> MonitorsConfig:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
