@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect.schedules import Cron
 
+from driftline.deployments.up import retrain_deployment
 from driftline.flows.monitor import backfill, monitor_all
 
 HOURLY_AT_MINUTE_5 = "5 * * * *"
@@ -25,6 +26,7 @@ def build_deployments(config_path: str, cron: str = HOURLY_AT_MINUTE_5) -> list[
             parameters={"config_path": config_path},
             description="One model over [start, end) hour by hour.",
         ),
+        retrain_deployment(config_path),
     ]
 
 

@@ -251,6 +251,55 @@ def results(
 
 @app.command()
 @one_line_errors
+def up(
+    config: ConfigOption = None,
+    port: Annotated[int, typer.Option("--port", help="Prefect server port")] = 4200,
+    cron: Annotated[str, typer.Option("--cron", help="Schedule of monitor-all (UTC)")] = "5 * * * *",
+    no_ui: Annotated[bool, typer.Option("--no-ui", help="Start the server without its UI")] = False,
+) -> None:
+    """A complete local setup: a Prefect server on PostgreSQL, a process worker, the deployments and automations."""
+    _quiet_prefect(False)
+    from driftline.deployments.up import up as start
+
+    outcome = start(config, port=port, ui=not no_ui, cron=cron)
+    console.print(
+        f"Prefect API: {outcome['api_url']}  (server pid {outcome['server_pid']}, worker pid {outcome['worker_pid']})"
+    )
+    console.print(f"deployments: {', '.join(outcome['deployments'])}")
+    console.print(f"export PREFECT_API_URL={outcome['api_url']}   # then `driftline run`, or wait for minute 5")
+
+
+@app.command()
+@one_line_errors
+def deploy(
+    config: ConfigOption = None,
+    pool: Annotated[str, typer.Option("--pool", help="Work pool (process type; created if missing)")] = "driftline",
+    cron: Annotated[str, typer.Option("--cron", help="Schedule of monitor-all (UTC)")] = "5 * * * *",
+    no_automations: Annotated[bool, typer.Option("--no-automations", help="Do not (re)apply automations")] = False,
+) -> None:
+    """Register monitor-all, backfill and retrain, and the automations, on the Prefect server at PREFECT_API_URL."""
+    _quiet_prefect(False)
+    from driftline.deployments.up import deploy as register
+
+    outcome = register(config, work_pool=pool, cron=cron, automations=not no_automations)
+    console.print(f"deployments on pool {outcome['work_pool']}: {', '.join(outcome['deployments'])}")
+    for verb, names in (outcome.get("automations") or {}).items():
+        if names:
+            console.print(f"automations {verb}: {', '.join(names)}")
+
+
+@app.command()
+@one_line_errors
+def down() -> None:
+    """Stop the worker and the Prefect server that `driftline up` started."""
+    from driftline.deployments.up import down as stop
+
+    for name, stopped in stop().items():
+        console.print(f"{name}: {'stopped' if stopped else 'not running'}")
+
+
+@app.command()
+@one_line_errors
 def report(
     model: Annotated[str, typer.Option("--model", "-m", help="Model name")],
     config: ConfigOption = None,

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from driftline.errors import ConfigError
+from driftline.notifications_config import ActionsConfig, NotificationsConfig
 from driftline.stats.registry import REGISTRY, ColumnKind
 from driftline.window import parse_instant
 
@@ -270,6 +271,10 @@ class ModelConfig(_Strict):
     operational: OperationalConfig = Field(default_factory=OperationalConfig)
     #: Which monitors run, in order. Absent: every built-in monitor.
     monitors: list[MonitorSpec] | None = None
+    #: Where warnings and alerts are sent (overrides the top-level ``notifications`` key by key).
+    notifications: NotificationsConfig | None = None
+    #: What Prefect automations do on alerts: retrain, call a CI/CD webhook.
+    actions: ActionsConfig | None = None
 
     @property
     def schema_and_table(self) -> tuple[str | None, str]:
@@ -347,13 +352,15 @@ class ModelConfig(_Strict):
                 else ["last", self.reference.last.total_seconds() if self.reference.last else None]
             ),
             "bins": [profile.FINE_BINS, profile.COARSE_BINS, profile.MAX_STORED_CATEGORIES],
-            "version": 4,
+            "version": 5,
         }
         return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class MonitorsConfig(_Strict):
     database_url: str | None = None
+    #: Defaults for every model's notifications.
+    notifications: NotificationsConfig | None = None
     models: list[ModelConfig] = Field(min_length=1)
 
     @model_validator(mode="after")

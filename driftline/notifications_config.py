@@ -129,6 +129,9 @@ class RetrainAction(_Strict):
     min_improvement: float = Field(default=0.0, ge=0)
 
 
+_PROMOTED: Literal["retrain_promoted"] = "retrain_promoted"
+
+
 class CicdWebhookAction(_Strict):
     """Call a CI/CD webhook (Prefect CallWebhook action) on a promoted model or on an alert."""
 
@@ -136,7 +139,7 @@ class CicdWebhookAction(_Strict):
     url_env: str | None = None
     url_secret: str | None = None
     #: ``retrain_promoted`` (a new model version was recorded) and/or result kinds at ``min_status``.
-    on: list[Literal["retrain_promoted"] | Kind] = Field(default_factory=lambda: ["retrain_promoted"])
+    on: list[Literal["retrain_promoted"] | Kind] = Field(default_factory=lambda: [_PROMOTED])
     min_status: StatusLevel = "alert"
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from driftline.tasks.artifacts import publish_summary_task
 from driftline.tasks.extract import read_rows_task, verify_columns_task
 from driftline.tasks.labels import labelled_in, refresh_late_labels_task
 from driftline.tasks.monitors import monitors_for, run_monitor_task
+from driftline.tasks.notify import react_task
 from driftline.tasks.profiles import ensure_reference_task, profile_window_task
 from driftline.tasks.store import claim_run_task, mark_failed, save_window_task
 from driftline.window import Window, hourly_windows
@@ -76,6 +77,15 @@ def monitor_window(
             time.perf_counter() - started,
             labelled_in(frame, model_config),
         )
+        # After the results are safe: events and notifications never hold them hostage (react never raises).
+        reaction = step(react_task)(
+            databases,
+            model_config,
+            window,
+            results,
+            str(flow_run.id) if flow_run.id else None,
+            defaults=config.notifications,
+        )
     except Exception as exc:
         # Record the failure in the run log, then let Prefect mark the run Failed too.
         message = str(exc) if isinstance(exc, DriftlineError) else f"{type(exc).__name__}: {exc}"
@@ -99,6 +109,7 @@ def monitor_window(
         "counts": counts,
         "alerts": sorted({r.feature or r.metric for r in results if r.status == Status.ALERT}),
         "refreshed_windows": refreshed,
+        "notifications": {k: reaction.get(k) for k in ("events", "events_queued", "planned", "errors")},
     }
 
 

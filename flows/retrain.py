@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 from sqlalchemy.engine import Engine
@@ -33,6 +32,7 @@ from sqlalchemy.engine import Engine
 from driftline.config import ModelConfig
 from driftline.connections import load_run_config, open_databases
 from driftline.notifications_config import DEFAULT_ACTIONS, RetrainAction
+from driftline.tasks._prefect import IO, PURE
 from driftline.tasks.events import RETRAIN_PROMOTED, build_event, emit_events
 from driftline.tasks.extract import log_table, read_rows
 from driftline.tasks.notify_store import (
@@ -249,10 +249,10 @@ def promote(
     }
 
 
-training_rows_task = task(training_rows, name="training-rows", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-train_candidate_task = task(train_candidate, name="train-candidate", cache_policy=NO_CACHE)
-compare_task = task(compare, name="compare-on-holdout", cache_policy=NO_CACHE)
-promote_task = task(promote, name="promote-model-version", cache_policy=NO_CACHE)
+training_rows_task = task(training_rows, name="training-rows", **IO)
+train_candidate_task = task(train_candidate, name="train-candidate", **PURE)
+compare_task = task(compare, name="compare-on-holdout", **PURE)
+promote_task = task(promote, name="promote-model-version", **PURE)
 
 
 def _run_name() -> str:

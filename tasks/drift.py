@@ -114,6 +114,7 @@ def compare_columns(
             details |= {"reference_mean": _round(ref_profile.mean), "window_mean": _round(win_profile.mean)}
         if not np.isfinite(outcome.statistic):
             status = Status.UNKNOWN
+            details.setdefault("reason", f"{statistic.name} is not a finite number ({outcome.statistic})")
         else:
             status = judge(effect, warning, alert, p_adj, alpha)
         threshold = alert if statistic.effect == "statistic" else None
@@ -201,7 +202,8 @@ def dataset_drift(
                 "judged_features": len(judged),
                 "warning": model.drift.dataset_warning,
                 "alert": model.drift.dataset_alert,
-            },
+            }
+            | ({} if judged else {"reason": "no feature could be judged (each one is unknown)"}),
         )
     ]
 
@@ -240,7 +242,8 @@ def dataset_drift(
             general if scores else None,
             detected,
             general_status,
-            {"preset": "mlrun", "potential": potential, "detected": detected, "features": len(scores)},
+            {"preset": "mlrun", "potential": potential, "detected": detected, "features": len(scores)}
+            | ({} if scores else {"reason": "no feature has a finite TVD and Hellinger distance"}),
         )
     )
     return rows

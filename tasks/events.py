@@ -96,7 +96,9 @@ def build_window_events(
     for kind, (status, rows) in sorted(problems_by_kind(results).items()):
         related = []
         if flow_run_id:
-            related.append({"prefect.resource.id": f"prefect.flow-run.{flow_run_id}", "prefect.resource.role": "flow-run"})
+            related.append(
+                {"prefect.resource.id": f"prefect.flow-run.{flow_run_id}", "prefect.resource.role": "flow-run"}
+            )
         events.append(
             {
                 "id": str(uuid.uuid4()),

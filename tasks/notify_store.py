@@ -66,10 +66,14 @@ def queue_events(engine: Engine, events: list[dict[str, Any]], reason: str) -> l
 
 
 def claim_next(
-    connection: sa.Connection, now: datetime, model: str | None = None, channels: list[str] | None = None
+    connection: sa.Connection, now: datetime | None, model: str | None = None, channels: list[str] | None = None
 ) -> dict[str, Any] | None:
-    """Lock the oldest due pending message; concurrent deliverers skip it (``FOR UPDATE SKIP LOCKED``)."""
-    statement = sa.select(OUTBOX).where(OUTBOX.c.status == "pending", OUTBOX.c.next_attempt_at <= now)
+    """Lock the oldest due pending message; concurrent deliverers skip it (``FOR UPDATE SKIP LOCKED``).
+
+    ``now`` None means the database clock (the one that stamped the rows).
+    """
+    due = now if now is not None else sa.func.now()
+    statement = sa.select(OUTBOX).where(OUTBOX.c.status == "pending", OUTBOX.c.next_attempt_at <= due)
     if model is not None:
         statement = statement.where(OUTBOX.c.model == model)
     if channels is not None:
@@ -88,7 +92,7 @@ def mark_delivered(connection: sa.Connection, message_id: int) -> None:
 
 
 def mark_attempt_failed(
-    connection: sa.Connection, message: dict[str, Any], error: str, now: datetime, max_attempts: int
+    connection: sa.Connection, message: dict[str, Any], error: str, now: datetime | None, max_attempts: int
 ) -> str:
     """Count a failed attempt; back off exponentially (30 s .. 1 h); give up after ``max_attempts``."""
     attempts = int(message["attempts"]) + 1
@@ -98,7 +102,10 @@ def mark_attempt_failed(
         sa.update(OUTBOX)
         .where(OUTBOX.c.id == message["id"])
         .values(
-            status=status, attempts=attempts, last_error=error[:1000], next_attempt_at=now + timedelta(seconds=delay)
+            status=status,
+            attempts=attempts,
+            last_error=error[:1000],
+            next_attempt_at=(now if now is not None else sa.func.now()) + timedelta(seconds=delay),
         )
     )
     return status
@@ -151,53 +158,83 @@ def incidents(engine: Engine, model: str) -> list[dict[str, Any]]:
 # --- reference overrides ----------------------------------------------------------------------
 
 
-def effective_reference_range(engine: Engine, model: ModelConfig) -> ReferenceRange:
-    """The reference range to use: the latest retrain override, if the configured range is unchanged since."""
-    statement = (
-        sa.select(OVERRIDES)
-        .where(OVERRIDES.c.model == model.name)
-        .order_by(OVERRIDES.c.id.desc())
-        .limit(1)
-    )
+def _reference_key(reference: ReferenceRange) -> dict[str, Any]:
+    """A JSON form of a configured reference, to tell later whether monitors.yaml changed it."""
+    return {
+        "start": reference.start.isoformat() if reference.start else None,
+        "end": reference.end.isoformat() if reference.end else None,
+        "last_s": reference.last.total_seconds() if reference.last else None,
+    }
+
+
+def _latest_override(engine: Engine, model: str) -> dict[str, Any] | None:
+    statement = sa.select(OVERRIDES).where(OVERRIDES.c.model == model).order_by(OVERRIDES.c.id.desc()).limit(1)
     with engine.connect() as connection:
         row = connection.execute(statement).mappings().first()
-    if row is None:
-        return model.reference
-    configured = (model.reference.start, model.reference.end)
-    if (row["config_start"].astimezone(UTC), row["config_end"].astimezone(UTC)) != configured:
-        return model.reference  # monitors.yaml was edited after the retrain: the file wins
-    return ReferenceRange(start=row["reference_start"], end=row["reference_end"])
+    return None if row is None else dict(row)
 
 
-def with_effective_reference(engine: Engine, model: ModelConfig) -> ModelConfig:
-    """``model`` with its reference replaced by :func:`effective_reference_range` (same object if unchanged)."""
-    reference = effective_reference_range(engine, model)
-    return model if reference == model.reference else model.model_copy(update={"reference": reference})
+def effective_reference_range(
+    engine: Engine, model: ModelConfig, window_start: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The ``[start, end)`` of the reference a window starting at ``window_start`` must use.
+
+    Without a retrain override: the configured range (``model.reference.span_for(window_start)``).
+    With one (and monitors.yaml's reference unchanged since it was recorded):
+
+    * fixed reference: the override's range;
+    * rolling reference (``last: 7d``): the rolling range, but never reaching back before the
+      retrain's data; when the rolling range ends before that data starts, the override's range.
+    """
+    configured = model.reference.span_for(window_start)
+    row = _latest_override(engine, model.name)
+    if row is None or row["config_reference"] != _reference_key(model.reference):
+        return configured
+    start, end = row["reference_start"].astimezone(UTC), row["reference_end"].astimezone(UTC)
+    if not model.reference.rolling:
+        return start, end
+    if start >= configured[1]:
+        return start, end
+    return max(configured[0], start), configured[1]
+
+
+def with_effective_reference(engine: Engine, model: ModelConfig, window_start: datetime | None = None) -> ModelConfig:
+    """``model`` itself, or a copy whose reference is the fixed range an override calls for.
+
+    Call it first in ``ensure_reference``; the copy's ``reference_definition`` then hashes the
+    effective range, so the new reference is fitted once and stored like any other.
+    """
+    row = _latest_override(engine, model.name)
+    if row is None or row["config_reference"] != _reference_key(model.reference):
+        return model
+    start, end = effective_reference_range(engine, model, window_start)
+    if not model.reference.rolling and (start, end) == model.reference.span_for(window_start):
+        return model
+    return model.model_copy(update={"reference": ReferenceRange(start=start, end=end)})
 
 
 def set_reference_override(
-    engine: Engine,
+    connection: sa.Connection,
     model: ModelConfig,
     start: datetime,
     end: datetime,
     model_version_id: int | None = None,
     reason: str | None = None,
-    connection: sa.Connection | None = None,
 ) -> int:
-    values = dict(
-        model=model.name,
-        reference_start=start,
-        reference_end=end,
-        config_start=model.reference.start,
-        config_end=model.reference.end,
-        model_version_id=model_version_id,
-        reason=reason,
+    """Move the model's reference to ``[start, end)`` (e.g. the data a new model version was trained on)."""
+    statement = (
+        sa.insert(OVERRIDES)
+        .values(
+            model=model.name,
+            reference_start=start,
+            reference_end=end,
+            config_reference=_reference_key(model.reference),
+            model_version_id=model_version_id,
+            reason=reason,
+        )
+        .returning(OVERRIDES.c.id)
     )
-    statement = sa.insert(OVERRIDES).values(**values).returning(OVERRIDES.c.id)
-    if connection is not None:
-        return int(connection.execute(statement).scalar_one())
-    with engine.begin() as own:
-        return int(own.execute(statement).scalar_one())
+    return int(connection.execute(statement).scalar_one())
 
 
 # --- model versions ---------------------------------------------------------------------------

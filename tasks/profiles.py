@@ -14,6 +14,7 @@ from driftline.stats.concept import fit_calibration
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values, window_model_profile
 from driftline.tasks._prefect import IO, PURE
 from driftline.tasks.extract import read_rows
+from driftline.tasks.notify_store import with_effective_reference
 from driftline.tasks.performance import reference_performance
 from driftline.tasks.store import load_reference, store_reference
 from driftline.window import Window
@@ -71,6 +72,8 @@ def ensure_reference(
     picked up).
     """
     window_start = window.start if window is not None else None
+    # A promoted retrain moves the reference to its data (until monitors.yaml itself changes).
+    model = with_effective_reference(results_engine, model, window_start)
     definition = model.reference_definition(window_start)
     stored = load_reference(results_engine, model.name, definition)
     if stored is not None:

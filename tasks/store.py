@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from prefect import task
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -53,8 +55,19 @@ def claim_run(engine: Engine, model: str, window: Window, flow_run_id: str | Non
         return int(connection.execute(statement).scalar_one())
 
 
+def _json_safe(value: Any) -> Any:
+    """``details`` as PostgreSQL's JSON accepts it: NaN and infinities (not JSON) become null, nested too."""
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
 def _result_values(result: Result) -> dict[str, Any]:
-    details = dict(result.details)
+    details = _json_safe(dict(result.details))
     for name in ("value", "threshold"):
         raw = getattr(result, name)
         if raw is not None and finite_or_none(raw) is None:

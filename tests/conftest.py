@@ -77,7 +77,12 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 def store(engine: sa.Engine) -> sa.Engine:
     """The results store, emptied before the test."""
     with engine.begin() as connection:
-        connection.execute(sa.text("TRUNCATE driftline.results, driftline.runs, driftline.reference_profiles"))
+        connection.execute(
+            sa.text(
+                "TRUNCATE driftline.results, driftline.runs, driftline.reference_profiles, driftline.incidents, "
+                "driftline.outbox, driftline.model_versions, driftline.reference_overrides, driftline.retrain_runs"
+            )
+        )
     return engine
 
 

@@ -147,7 +147,7 @@ def wasserstein_numeric(reference: NumericProfile, window: NumericProfile) -> St
         return undefined
     scale = reference.std
     if not scale > 0:
-        return _undefined("reference standard deviation is 0")
+        return _undefined("reference standard deviation is 0" if scale == 0 else "reference variance overflows float64")
     points, cdf_ref, cdf_win = _segments(reference, window)
     diff = cdf_ref - cdf_win
     lengths = np.diff(points)

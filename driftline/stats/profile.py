@@ -70,8 +70,10 @@ class NumericProfile:
         if not self.n:
             return float("nan")
         centred = self.total / self.n
-        variance = max(self.total_sq / self.n - centred**2, 0.0)
-        return float(np.sqrt(variance))
+        variance = self.total_sq / self.n - centred * centred  # `**` would raise OverflowError near 1e154
+        if not np.isfinite(variance):
+            return float("nan")  # the squares overflow float64: no usable standard deviation
+        return float(np.sqrt(max(variance, 0.0)))
 
     def coarse_counts(self) -> IntArray:
         return np.bincount(self.groups, weights=self.counts, minlength=int(self.groups.max()) + 1).astype(np.int64)

@@ -12,9 +12,11 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -101,7 +103,6 @@ class RunRow(Base):
 
 
 # --- Notifications and retraining (migration 0003) -------------------------------------------
-from sqlalchemy import LargeBinary, text  # noqa: E402  (kept with the classes that need them)
 
 
 class IncidentRow(Base):

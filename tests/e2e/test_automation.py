@@ -1,0 +1,194 @@
+"""End to end on a REAL Prefect server: a drift event → the automation → a served retrain run that completes.
+
+Starts ``prefect server start`` (detached, on a fresh PostgreSQL database of the test server, via
+``deployments/up.py``) on a free port, serves ``retrain`` from a subprocess polling every second,
+applies the automations from the config, emits the drift event, and waits (bounded) for a retrain
+flow run with ``model=loan`` to complete. Also: a failed monitor run reaches the webhook and Slack
+through the failure automation. Every process it starts is stopped by its own PID.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from driftline.config import load_config
+from driftline.deployments.automations import apply_automations
+from driftline.deployments.up import deploy, prefect_database_url, start_server, stop_process
+from driftline.notifications_config import NotificationsConfig, SlackChannel, WebhookChannel
+from driftline.results import Kind, Result, Status
+from driftline.tasks.events import emit_window_events
+from driftline.tasks.notify_store import retrain_runs
+from driftline.window import Window
+from tests.conftest import DAY
+from tests.notify.test_slack import FakeSlack, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "xoxb-e2e-failure-token-42"
+
+
+@pytest.fixture
+def prefect_server(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A real Prefect server on a fresh PostgreSQL database (SQLite where the server lacks pg_trgm)."""
+    name = f"prefect_e2e_{uuid.uuid4().hex[:8]}"
+    url = prefect_database_url(database_url, tmp_path, database=name)
+    backend = "a fresh PostgreSQL database" if url.startswith("postgresql") else "SQLite (no pg_trgm on this server)"
+    started = time.monotonic()
+    try:
+        server = start_server(tmp_path, url, port=free_port(), ui=False, timeout_s=150, name="e2e-server")
+        print(f"\nprefect server healthy after {time.monotonic() - started:.1f} s ({backend})")
+        yield server["api_url"]
+    finally:
+        stop_process(tmp_path / "e2e-server.pid")
+        if url.startswith("postgresql"):
+            admin = sa.create_engine(sa.make_url(database_url), isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def _child_env(api_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLINE_", "PREFECT_"))}
+    return env | {"PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+                  "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
+                  "PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture
+def served_retrain(prefect_server: str, tmp_path: Path, loan_config: Path) -> Iterator[subprocess.Popen[bytes]]:
+    script = tmp_path / "serve_retrain.py"
+    script.write_text(textwrap.dedent(f"""
+        from driftline.flows.retrain import retrain
+
+        if __name__ == "__main__":  # the runner starts each flow run in a spawned child that re-imports this
+            retrain.serve(name="retrain", parameters={{"config_path": {str(loan_config)!r}}}, limit=2,
+                          print_starting_message=False)
+    """))
+    log = open(tmp_path / "serve.log", "wb")
+    process = subprocess.Popen([sys.executable, str(script)], stdout=log, stderr=subprocess.STDOUT,
+                               env=_child_env(prefect_server),
+                               cwd=str(tmp_path), start_new_session=True)
+    try:
+        yield process
+    finally:
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            if process.poll() is None:
+                os.killpg(process.pid, sig)
+                try:
+                    process.wait(timeout=wait)
+                except subprocess.TimeoutExpired:
+                    pass
+        log.close()
+
+
+def _wait(what: str, check: Any, timeout_s: float, every_s: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def test_drift_event_triggers_a_completed_retrain_and_failures_notify(
+    prefect_server: str, served_retrain: subprocess.Popen[bytes], loan_config: Path, engine: sa.Engine,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sink = FakeSlack().start()
+    monkeypatch.setenv("DRIFTLINE_E2E_SLACK_TOKEN", TOKEN)
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
+            with get_client(sync_client=True) as client:
+                named = DeploymentFilter(name=DeploymentFilterName(any_=["retrain"]))
+                (deployment,) = _wait("the served retrain deployment",
+                                      lambda: client.read_deployments(deployment_filter=named), 90)
+            config = load_config(loan_config)
+            declared = SimpleNamespace(
+                models=config.models,
+                notifications=NotificationsConfig(
+                    webhook=WebhookChannel(url=f"http://127.0.0.1:{sink.port}/hooks/ops"),
+                    slack=SlackChannel(channel="#ml-ops", token_env="DRIFTLINE_E2E_SLACK_TOKEN",
+                                       base_url=sink.base_url),
+                ),
+            )
+            first = apply_automations(declared)
+            second = apply_automations(declared)  # idempotent: same names, updated, nothing new
+            expected = {"driftline-loan-retrain-on-data_drift", "driftline-loan-retrain-on-performance",
+                        "driftline-monitor-failed"}
+            assert set(first["created"]) == expected and set(second["updated"]) == expected
+            assert second["created"] == [] and second["deleted"] == []
+            with get_client(sync_client=True) as client:
+                ours = [a for a in client.read_automations() if a.name.startswith("driftline-")]
+            assert sorted(a.name for a in ours) == sorted(expected)
+            time.sleep(1.5)  # the server loads automations on a short interval
+
+            window = Window(DAY.replace(hour=15), DAY.replace(hour=16))
+            drift = [Result("loan", window.start, window.end, Kind.DATA_DRIFT, "ks", "income", 0.71, 0.2,
+                            Status.ALERT, {"p_value": 1e-30})]
+            emitted_at = datetime.now(UTC)
+            (event_id,) = emit_window_events("loan", window, drift, outbox_engine=engine)
+
+            def completed_retrain() -> Any:
+                with get_client(sync_client=True) as client:
+                    runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id={"any_": [deployment.id]}))
+                done = [r for r in runs if r.state is not None and r.state.is_completed()]
+                failed = [r for r in runs if r.state is not None and r.state.is_final() and not r.state.is_completed()]
+                assert not failed, f"retrain run ended {failed[0].state}"
+                return done
+
+            (run,) = _wait("a completed retrain run", completed_retrain, 120, every_s=0.5)
+            latency = (run.start_time - emitted_at).total_seconds()
+            print(f"event {event_id} -> retrain run {run.name}: created after "
+                  f"{(run.created - emitted_at).total_seconds():.1f} s, started after {latency:.1f} s, "
+                  f"completed after {(run.end_time - emitted_at).total_seconds():.1f} s")
+            assert latency < 60
+            assert run.parameters["model"] == "loan"
+            assert run.parameters["reason"].startswith("driftline.data_drift.detected (alert)")
+            assert run.parameters["cooldown_hours"] == 24 and run.parameters["config_path"] == str(loan_config)
+            (logged,) = [r for r in retrain_runs(engine, "loan") if r["flow_run_id"] == str(run.id)]
+            assert logged["status"] in {"promoted", "rejected"} and logged["finished_at"] is not None
+
+            # A monitor run that fails → the failure automation calls the webhook and posts to Slack. It runs
+            # in its own process: Prefect's in-process log/event workers would keep items for this server
+            # after it stops and stall this session's exit.
+            code = ("from driftline.flows.monitor import monitor_model\n"
+                    f"state = monitor_model('no-such-model', None, {str(loan_config)!r}, return_state=True)\n"
+                    "print('monitor run failed' if state.is_failed() else 'monitor run did not fail')\n")
+            done = subprocess.run([sys.executable, "-c", code], env=_child_env(prefect_server), capture_output=True,
+                                  text=True, timeout=120, cwd=str(tmp_path))
+            assert "monitor run failed" in done.stdout, done.stderr[-2000:]
+            hook = _wait("the failure webhook", lambda: sink.posts("/hooks/ops"), 45)[0]["json"]
+            assert hook["flow"] == "monitor-model" and hook["state"] == "Failed"
+            slack = _wait("the failure Slack message", lambda: sink.posts(), 30)[0]
+            assert slack["headers"]["Authorization"] == f"Bearer {TOKEN}"
+            assert slack["json"]["channel"] == "#ml-ops" and "monitor-model" in slack["json"]["text"]
+
+            # `driftline deploy`: work pool + the three deployments (module entrypoints) + automations.
+            deployed = deploy(loan_config, work_pool="driftline-e2e")
+            assert deployed["work_pool_created"] and len(deployed["deployment_ids"]) == 3
+            with get_client(sync_client=True) as client:
+                monitor_all = client.read_deployment_by_name("monitor-all/monitor-all")
+                assert monitor_all.work_pool_name == "driftline-e2e"
+                assert monitor_all.entrypoint == "driftline.flows.monitor.monitor_all"
+                assert monitor_all.parameters == {"config_path": str(loan_config.resolve())}
+            # The plain config has no top-level notifications: the failure automation is pruned.
+            assert deployed["automations"]["deleted"] == ["driftline-monitor-failed"]
+    finally:
+        sink.stop()
