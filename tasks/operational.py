@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import numpy as np
@@ -48,9 +48,11 @@ def hourly_history(context: WindowContext) -> tuple[list[int], Any]:
         .group_by(hour)
     )
     with context.data_engine.connect() as connection:
-        found = {row.hour.replace(tzinfo=window.start.tzinfo): row.n for row in connection.execute(counts)}
-        first = connection.execute(sa.select(sa.func.min(ts))).scalar()
-        last = connection.execute(sa.select(sa.func.max(ts)).where(ts < window.end)).scalar()
+        # Hours and naive timestamps (a `timestamp` column) are read as UTC whatever the session's zone.
+        connection.execute(sa.text("SET LOCAL TIME ZONE 'UTC'"))
+        found = {row.hour.replace(tzinfo=UTC): row.n for row in connection.execute(counts)}
+        first = _aware(connection.execute(sa.select(sa.func.min(ts))).scalar())
+        last = _aware(connection.execute(sa.select(sa.func.max(ts)).where(ts < window.end)).scalar())
     history = []
     for days_back in range(1, model.operational.history_days + 1):
         start = window.start - timedelta(days=days_back)
@@ -58,6 +60,13 @@ def hourly_history(context: WindowContext) -> tuple[list[int], Any]:
             continue
         history.append(int(found.get(start, 0)))
     return history, last
+
+
+def _aware(value: Any) -> Any:
+    """A timestamp from the log as an aware UTC datetime (naive ones are taken as UTC)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def expected_band(history: list[int], mads: float) -> tuple[float, float, float]:

@@ -123,7 +123,13 @@ def save_window(
             sa.update(RUNS)
             .where(RUNS.c.model == model, RUNS.c.window_start == window.start)
             .values(
-                status="succeeded", row_count=row_count, duration_s=duration_s, error=None, finished_at=sa.func.now()
+                status="succeeded",
+                row_count=row_count,
+                duration_s=duration_s,
+                error=None,
+                finished_at=sa.func.now(),
+                labelled_rows=labelled_rows,
+                labels_checked_at=sa.func.now(),
             )
         )
     return len(results)

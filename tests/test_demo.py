@@ -26,7 +26,7 @@ def test_demo_on_configured_database(
     outcome = CliRunner().invoke(app, ["demo"])
     assert outcome.exit_code == 0, outcome.output
     assert "loan: one day, hour by hour" in outcome.stdout and "Where to look next" in outcome.stdout
-    assert "no rows logged in this window" in outcome.stdout  # the missing hour is reported, not skipped
+    assert "no rows logged in this hour" in outcome.stdout  # the missing hour is reported, not skipped
     assert (tmp_path / "demo" / "monitors.yaml").exists()
 
     loan = load_results(store, "loan", DAY_START, DAY_END)

@@ -36,15 +36,19 @@ def fake_hook() -> Iterator[FakeSlack]:
     server.stop()
 
 
-def read_events(prefix: str, timeout_s: float = 15) -> list[dict[str, Any]]:
-    """Driftline events the API has stored (ingestion is asynchronous: poll, bounded)."""
-    body = {"filter": {"event": {"prefix": [prefix]}, "occurred": {"since": "2020-01-01T00:00:00Z"}}, "limit": 50}
+def read_events(prefix: str, ids: list[Any], timeout_s: float = 15) -> list[dict[str, Any]]:
+    """The events with these ids, as the API stored them (ingestion is asynchronous: poll, bounded).
+    Other tests in the session emit Driftline events too, so only ours are returned."""
+    wanted = {str(i) for i in ids}
+    body = {"filter": {"event": {"prefix": [prefix]}, "id": {"id": sorted(wanted)},
+                       "occurred": {"since": "2020-01-01T00:00:00Z"}}, "limit": 50}
     deadline = time.monotonic() + timeout_s
     while True:
         with get_client(sync_client=True) as client:
             events = client.request("POST", "/events/filter", json=body).json()["events"]
-        if events or time.monotonic() > deadline:
-            return events
+        ours = [e for e in events if str(e["id"]) in wanted]
+        if len(ours) >= len(wanted) or time.monotonic() > deadline:
+            return ours
         time.sleep(0.3)
 
 
@@ -56,7 +60,7 @@ def test_window_events_reach_prefect_and_queued_ones_are_sent_later(clean: sa.En
     ]
     ids = emit_window_events("loan", window, results, "00000000-0000-0000-0000-000000000001", outbox_engine=clean)
     assert len(ids) == 2, "data_drift (alert) and performance (warning); operational is ok"
-    stored = {e["event"]: e for e in read_events("driftline.")}
+    stored = {e["event"]: e for e in read_events("driftline.", ids)}
     assert set(stored) == {"driftline.data_drift.detected", "driftline.performance.degraded"}
     drift = stored["driftline.data_drift.detected"]
     assert drift["resource"] == {"prefect.resource.id": "driftline.model.loan", "driftline.model": "loan",
@@ -74,11 +78,8 @@ def test_window_events_reach_prefect_and_queued_ones_are_sent_later(clean: sa.En
     assert queued == [row["payload"]["id"]] and row["channel"] == "event" and row["attempts"] == 1
     outcome = deliver_outbox(clean, {"loan": None}, "loan", datetime.now(UTC) + timedelta(hours=1))
     assert outcome["delivered"] == 1
-    ids_stored = set()
-    deadline = time.monotonic() + 15
-    while queued[0] not in ids_stored and time.monotonic() < deadline:
-        ids_stored = {e["id"] for e in read_events("driftline.data_drift")}
-    assert queued[0] in ids_stored
+    ids_stored = {str(e["id"]) for e in read_events("driftline.data_drift", queued)}
+    assert str(queued[0]) in ids_stored
 
 
 def test_events_only_for_warning_and_alert_kinds() -> None:
