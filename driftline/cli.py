@@ -115,8 +115,14 @@ def run(
     start: StartOption = None,
     end: EndOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs")] = False,
+    resolution: Annotated[
+        str, typer.Option("--resolution", help="hour; or day/week: data drift merged from stored hourly profiles")
+    ] = "hour",
 ) -> None:
-    """Monitor every hourly window in [start, end) (default: the last full hour). Reruns replace results."""
+    """Monitor every hourly window in [start, end) (default: the last full hour). Reruns replace results.
+
+    With --resolution day or week, judge whole days or weeks from the hourly profiles the hourly runs
+    stored (no rows are reread)."""
     _quiet_prefect(verbose)
     from driftline.connections import config_path, load_run_config, open_databases
     from driftline.tasks.extract import verify_columns
@@ -125,6 +131,9 @@ def run(
     path = config_path(config)
     loaded = load_run_config(path)
     models = [loaded.model(model)] if model else list(loaded.models)
+    if resolution != "hour":
+        _run_periods([m.name for m in models], resolution, start, end, str(path.resolve()))
+        return
     windows = _windows(start, end)
     databases = open_databases(loaded)
     for model_config in models:
@@ -134,6 +143,27 @@ def run(
     _print_outcomes(outcomes)
     if any(o["failed"] for o in outcomes):
         raise typer.Exit(1)
+
+
+def _run_periods(models: list[str], resolution: str, start: str | None, end: str | None, config_file: str) -> None:
+    from driftline.errors import ConfigError
+    from driftline.flows.monitor import monitor_period
+
+    if start is None or end is None:
+        raise ConfigError(f"--resolution {resolution} needs --start and --end")
+    table = Table(title=f"Driftline run ({resolution})")
+    for column in ("model", "period start (UTC)", "hours merged", "rows", "verdict"):
+        table.add_column(column)
+    for name in models:
+        for period_start, o in monitor_period(name, resolution, start, end, config_file).items():
+            table.add_row(
+                name,
+                period_start[:10],
+                str(o["hours"]),
+                str(o["rows"]),
+                f"[{STATUS_STYLE.get(o['status'], '')}]{o['status']}[/]",
+            )
+    console.print(table)
 
 
 def _run_windows(models: list[str], windows: list[Any], config_file: str) -> list[dict[str, Any]]:
@@ -205,6 +235,7 @@ def results(
         str | None, typer.Option("--kind", help="data_drift, concept_drift, performance, data_quality or operational")
     ] = None,
     output_format: Annotated[str, typer.Option("--format", "-f", help="json or table")] = "table",
+    resolution: Annotated[str, typer.Option("--resolution", help="hour, day or week")] = "hour",
 ) -> None:
     """Print stored results of one model for windows starting in [start, end)."""
     from driftline.connections import load_run_config, open_databases
@@ -215,6 +246,8 @@ def results(
 
     if output_format not in ("json", "table"):
         raise ConfigError(f"--format must be json or table, not {output_format!r}")
+    if resolution not in ("hour", "day", "week"):
+        raise ConfigError(f"--resolution must be hour, day or week, not {resolution!r}")
     if kind is not None and kind not in {k.value for k in Kind}:
         raise ConfigError(f"--kind must be one of {', '.join(k.value for k in Kind)}, not {kind!r}")
     loaded = load_run_config(config)
@@ -226,6 +259,7 @@ def results(
         parse_instant(start) if start else None,
         parse_instant(end) if end else None,
         kind,
+        resolution,
     )
     records = [r.as_record() for r in rows]
     if output_format == "json":

@@ -61,6 +61,8 @@ class Result:
     threshold: float | None
     status: Status
     details: dict[str, Any] = field(default_factory=dict)
+    #: ``hour`` for the hourly windows; ``day``/``week`` for windows merged from hourly profiles.
+    resolution: str = "hour"
 
     def as_record(self) -> dict[str, Any]:
         """The JSON record of ``driftline results --format json``."""
@@ -75,4 +77,5 @@ class Result:
             "threshold": finite_or_none(self.threshold),
             "status": str(self.status),
             "details": self.details,
+            "resolution": self.resolution,
         }

@@ -21,9 +21,9 @@ from driftline.tasks.extract import read_rows_task, verify_columns_task
 from driftline.tasks.labels import labelled_in, refresh_late_labels_task
 from driftline.tasks.monitors import monitors_for, run_monitor_task
 from driftline.tasks.notify import react_task
-from driftline.tasks.profiles import ensure_reference_task, profile_window_task
-from driftline.tasks.store import claim_run_task, mark_failed, save_window_task
-from driftline.window import Window, hourly_windows
+from driftline.tasks.profiles import DEFINITION_KEY, ensure_reference_task, profile_window_task
+from driftline.tasks.store import claim_run_task, mark_failed, save_window_task, store_window_profile_task
+from driftline.window import HOUR, Window, hourly_windows
 
 
 def _run_name() -> str:
@@ -77,6 +77,9 @@ def monitor_window(
             time.perf_counter() - started,
             labelled_in(frame, model_config),
         )
+        if reference is not None:
+            # Days and weeks are merged from these hourly profiles (driftline run --resolution day).
+            step(store_window_profile_task)(databases.results, model, reference.extras[DEFINITION_KEY], window, current)
         # After the results are safe: events and notifications never hold them hostage (react never raises).
         reaction = step(react_task)(
             databases,
@@ -174,3 +177,75 @@ def _state_message(state: Any) -> str:
     except Exception as exc:  # the model's own error, as recorded in its run log
         return str(exc) if isinstance(exc, DriftlineError) else f"{type(exc).__name__}: {exc}"
     return state.message or state.name
+
+
+def periods(resolution: str, start: datetime | str, end: datetime | str) -> list[Window]:
+    """Days (UTC midnight to midnight) or ISO weeks (Monday 00:00 UTC) covering ``[start, end)``."""
+    from datetime import timedelta
+
+    from driftline.errors import ConfigError
+    from driftline.window import parse_instant
+
+    if resolution not in ("day", "week"):
+        raise ConfigError(f"resolution must be hour, day or week, not {resolution!r}")
+    first = parse_instant(start).replace(hour=0, minute=0, second=0, microsecond=0)
+    if resolution == "week":
+        first -= timedelta(days=first.weekday())
+    step = timedelta(days=1 if resolution == "day" else 7)
+    stop = parse_instant(end)
+    out = []
+    while first < stop:
+        out.append(Window(first, first + step))
+        first += step
+    return out
+
+
+@flow(name="monitor-period")
+def monitor_period(
+    model: str, resolution: str, start: datetime, end: datetime, config_path: str | None = None
+) -> dict[str, Any]:
+    """Data drift of whole days or weeks, from the stored hourly window profiles (no rows are reread).
+
+    Each period is judged like an hour — same statistics, thresholds and gates — against the
+    reference of its first hour; results are stored with ``resolution`` ``day`` or ``week``. A week
+    needs one reference for all its hours (a rolling reference changes daily: use ``day``).
+    """
+    from dataclasses import replace
+    from functools import reduce
+
+    from driftline.errors import ConfigError
+    from driftline.results import Kind
+    from driftline.stats.model_profile import ModelProfile
+    from driftline.tasks.drift import evaluate_drift
+    from driftline.tasks.profiles import ensure_reference
+    from driftline.tasks.store import load_window_profiles, save_window
+
+    config = load_run_config(config_path)
+    model_config = config.model(model)
+    if resolution == "week" and model_config.reference.rolling:
+        raise ConfigError(f"model {model!r}: week resolution needs a fixed reference (a rolling one changes daily)")
+    databases = open_databases(config)
+    outcome: dict[str, Any] = {}
+    for period in periods(resolution, start, end):
+        first_hour = Window.hour_ending(period.start + HOUR)
+        reference = ensure_reference(databases.data, databases.results, model_config, first_hour)
+        hourly = (
+            []
+            if reference is None
+            else load_window_profiles(
+                databases.results, model, reference.extras[DEFINITION_KEY], reference, period.start, period.end
+            )
+        )
+        merged = reduce(lambda a, b: a.merge(b), hourly) if hourly else ModelProfile(0)
+        results = [replace(r, resolution=resolution) for r in evaluate_drift(model_config, period, reference, merged)]
+        for r in results:
+            r.details["hours"] = len(hourly)
+        save_window(
+            databases.results, model, period, results, {Kind.DATA_DRIFT}, merged.row_count, 0.0, resolution=resolution
+        )
+        outcome[period.start.isoformat()] = {
+            "hours": len(hourly),
+            "rows": merged.row_count,
+            "status": str(worst([r.status for r in results])),
+        }
+    return outcome

@@ -19,6 +19,9 @@ from driftline.tasks.performance import reference_performance
 from driftline.tasks.store import load_reference, store_reference
 from driftline.window import Window
 
+#: In-memory only: the definition hash a loaded reference was stored under (window profiles are keyed by it).
+DEFINITION_KEY = "_definition"
+
 
 def profiled_columns(model: ModelConfig) -> tuple[list[str], list[str]]:
     """Numeric and categorical columns of the profile: the features, then the targets."""
@@ -77,12 +80,15 @@ def ensure_reference(
     definition = model.reference_definition(window_start)
     stored = load_reference(results_engine, model.name, definition)
     if stored is not None:
+        stored.extras[DEFINITION_KEY] = definition
         return stored
     span = Window(*model.reference.span_for(window_start))
     frame = read_rows(data_engine, model, span.start, span.end)
     if frame.empty:
         return None
-    return store_reference(results_engine, model.name, definition, span, fit_reference(frame, model))
+    stored = store_reference(results_engine, model.name, definition, span, fit_reference(frame, model))
+    stored.extras[DEFINITION_KEY] = definition
+    return stored
 
 
 def profile_window(frame: pd.DataFrame, reference: ModelProfile | None, model: ModelConfig) -> ModelProfile:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from driftline.results import Kind, Result, Status, finite_or_none
 from driftline.stats.model_profile import ModelProfile
-from driftline.storage.models import ReferenceProfileRow, ResultRow, RunRow
+from driftline.storage.models import ReferenceProfileRow, ResultRow, RunRow, WindowProfileRow
 from driftline.tasks._prefect import IO
 from driftline.window import Window
 
@@ -83,6 +83,7 @@ def _result_values(result: Result) -> dict[str, Any]:
         "threshold": finite_or_none(result.threshold),
         "status": str(result.status),
         "details": details,
+        "resolution": result.resolution,
     }
 
 
@@ -95,6 +96,7 @@ def save_window(
     row_count: int,
     duration_s: float,
     labelled_rows: int | None = None,
+    resolution: str = "hour",
 ) -> int:
     """Replace the window's results of ``kinds`` and mark its run succeeded, in one transaction.
 
@@ -107,6 +109,7 @@ def save_window(
         connection.execute(
             sa.delete(RESULTS).where(
                 RESULTS.c.model == model,
+                RESULTS.c.resolution == resolution,
                 RESULTS.c.window_start == window.start,
                 RESULTS.c.kind.in_(kind_names),
             )
@@ -114,11 +117,13 @@ def save_window(
         if results:
             statement = pg_insert(RESULTS).values([_result_values(r) for r in results])
             statement = statement.on_conflict_do_update(
-                index_elements=["model", "window_start", "kind", "metric", "feature"],
+                index_elements=["model", "resolution", "window_start", "kind", "metric", "feature"],
                 set_={c: statement.excluded[c] for c in ("window_end", "value", "threshold", "status", "details")}
                 | {"computed_at": sa.func.now()},
             )
             connection.execute(statement)
+        if resolution != "hour":
+            return len(results)  # the run log tracks hourly windows only
         connection.execute(
             sa.update(RUNS)
             .where(RUNS.c.model == model, RUNS.c.window_start == window.start)
@@ -144,7 +149,10 @@ def save_label_refresh(
         _window_lock(connection, model, window)
         connection.execute(
             sa.delete(RESULTS).where(
-                RESULTS.c.model == model, RESULTS.c.window_start == window.start, RESULTS.c.kind.in_(kind_names)
+                RESULTS.c.model == model,
+                RESULTS.c.resolution == "hour",
+                RESULTS.c.window_start == window.start,
+                RESULTS.c.kind.in_(kind_names),
             )
         )
         if results:
@@ -219,9 +227,10 @@ def load_results(
     start: datetime | None = None,
     end: datetime | None = None,
     kind: str | None = None,
+    resolution: str = "hour",
 ) -> list[Result]:
     """Results of ``model`` for windows starting in ``[start, end)``, ordered by window, kind, metric, feature."""
-    statement = sa.select(RESULTS).where(RESULTS.c.model == model)
+    statement = sa.select(RESULTS).where(RESULTS.c.model == model, RESULTS.c.resolution == resolution)
     if start is not None:
         statement = statement.where(RESULTS.c.window_start >= start)
     if end is not None:
@@ -245,6 +254,7 @@ def load_results(
             threshold=row["threshold"],
             status=Status(row["status"]),
             details=row["details"] or {},
+            resolution=row["resolution"],
         )
         for row in rows
     ]
@@ -262,3 +272,68 @@ claim_run_task = task(claim_run, name="claim-window", **IO)
 save_window_task = task(save_window, name="persist-window", **IO)
 load_reference_task = task(load_reference, name="load-reference", **IO)
 store_reference_task = task(store_reference, name="store-reference", **IO)
+
+
+WINDOW_PROFILES = WindowProfileRow.__table__
+
+
+def _compact(profile: ModelProfile) -> dict[str, Any]:
+    """A window profile without its bins (they are the reference's): counts, nulls and moments only."""
+    data = profile.to_json()
+    for feature in data["features"].values():
+        feature.pop("edges", None)
+        feature.pop("groups", None)
+    return data
+
+
+def store_window_profile(engine: Engine, model: str, definition: str, window: Window, profile: ModelProfile) -> None:
+    """Keep an hourly window's profile so days and weeks merge from it without rereading rows."""
+    values = {
+        "model": model,
+        "definition": definition,
+        "window_start": window.start,
+        "window_end": window.end,
+        "row_count": profile.row_count,
+        "profile": _compact(profile),
+    }
+    statement = pg_insert(WINDOW_PROFILES).values(values)
+    statement = statement.on_conflict_do_update(
+        index_elements=["model", "definition", "window_start"],
+        set_={
+            "window_end": statement.excluded.window_end,
+            "row_count": statement.excluded.row_count,
+            "profile": statement.excluded.profile,
+        },
+    )
+    with engine.begin() as connection:
+        connection.execute(statement)
+
+
+def load_window_profiles(
+    engine: Engine, model: str, definition: str, reference: ModelProfile, start: datetime, end: datetime
+) -> list[ModelProfile]:
+    """Stored hourly profiles in ``[start, end)`` for one reference definition, with the reference's bins."""
+    statement = (
+        sa.select(WINDOW_PROFILES.c.profile)
+        .where(
+            WINDOW_PROFILES.c.model == model,
+            WINDOW_PROFILES.c.definition == definition,
+            WINDOW_PROFILES.c.window_start >= start,
+            WINDOW_PROFILES.c.window_start < end,
+        )
+        .order_by(WINDOW_PROFILES.c.window_start)
+    )
+    with engine.connect() as connection:
+        rows = [row[0] for row in connection.execute(statement)]
+    profiles = []
+    for data in rows:
+        for name, feature in data["features"].items():
+            ref = reference.features.get(name)
+            if feature.get("type") == "numeric" and ref is not None and hasattr(ref, "edges"):
+                feature["edges"] = ref.edges.tolist()
+                feature["groups"] = ref.groups.tolist()
+        profiles.append(ModelProfile.from_json(data))
+    return profiles
+
+
+store_window_profile_task = task(store_window_profile, name="store-window-profile", **IO)

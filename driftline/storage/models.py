@@ -36,6 +36,7 @@ class ResultRow(Base):
         Index(
             "results_key",
             "model",
+            "resolution",
             "window_start",
             "kind",
             "metric",
@@ -63,6 +64,20 @@ class ResultRow(Base):
     status: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    resolution: Mapped[str] = mapped_column(Text, server_default="hour")
+
+
+class WindowProfileRow(Base):
+    """An hourly window's profile (counts only; bins come from its reference), merged into days and weeks."""
+
+    __tablename__ = "window_profiles"
+
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    definition: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    row_count: Mapped[int] = mapped_column(BigInteger)
+    profile: Mapped[dict[str, Any]] = mapped_column(JSONB)
 
 
 class ReferenceProfileRow(Base):

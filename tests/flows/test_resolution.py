@@ -1,0 +1,85 @@
+"""Days from merged hourly profiles: no rows reread, the same numbers as profiling the day's rows."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from driftline.cli import app
+from driftline.config import load_config
+from driftline.flows.monitor import backfill, monitor_period
+from driftline.results import Kind
+from driftline.stats.model_profile import window_model_profile
+from driftline.tasks.drift import evaluate_drift
+from driftline.tasks.extract import read_rows
+from driftline.tasks.store import load_reference, load_results
+from driftline.window import Window
+from tests.conftest import DAY
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def test_day_merges_hourly_profiles(
+    store: sa.Engine, engine: sa.Engine, loan_config: Path, loan_log: dict[str, Any]
+) -> None:
+    backfill("loan", DAY + timedelta(hours=10), DAY + timedelta(hours=14), str(loan_config))
+    hourly_before = load_results(store, "loan")
+    outcome = monitor_period("loan", "day", DAY, DAY + timedelta(days=1), str(loan_config))
+    assert outcome[DAY.isoformat()]["hours"] == 4 and outcome[DAY.isoformat()]["rows"] == 800
+
+    day = load_results(store, "loan", resolution="day")
+    assert {r.window_start for r in day} == {DAY} and {r.window_end for r in day} == {DAY + timedelta(days=1)}
+    assert {r.kind for r in day} == {Kind.DATA_DRIFT} and all(r.resolution == "day" for r in day)
+
+    # The same statistics computed from the four hours' rows, read and profiled directly.
+    model = load_config(loan_config).model("loan")
+    with store.connect() as connection:
+        definition = connection.execute(
+            sa.text("SELECT definition FROM driftline.reference_profiles WHERE model = 'loan'")
+        ).scalar_one()
+    reference = load_reference(store, "loan", definition)
+    assert reference is not None
+    frame = read_rows(engine, model, DAY + timedelta(hours=10), DAY + timedelta(hours=14))
+    period = Window(DAY, DAY + timedelta(days=1))
+    direct = {
+        (r.metric, r.feature): r
+        for r in evaluate_drift(model, period, reference, window_model_profile(frame, reference))
+    }
+    for r in day:
+        expected = direct[(r.metric, r.feature)]
+        assert r.status == expected.status, (r.metric, r.feature)
+        if r.value is not None:
+            assert r.value == pytest.approx(expected.value, rel=1e-9, abs=1e-12), (r.metric, r.feature)
+
+    # Hourly rows are untouched, and a rerun of the day replaces its rows.
+    assert len(load_results(store, "loan")) == len(hourly_before)
+    monitor_period("loan", "day", DAY, DAY + timedelta(days=1), str(loan_config))
+    assert len(load_results(store, "loan", resolution="day")) == len(day)
+
+    printed = CliRunner().invoke(
+        app, ["results", "--config", str(loan_config), "--model", "loan", "--format", "json", "--resolution", "day"]
+    )
+    assert printed.exit_code == 0, printed.output
+    assert {r["resolution"] for r in json.loads(printed.stdout)} == {"day"}
+    ran = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--config",
+            str(loan_config),
+            "--resolution",
+            "day",
+            "--start",
+            DAY.isoformat(),
+            "--end",
+            (DAY + timedelta(days=1)).isoformat(),
+        ],
+    )
+    assert ran.exit_code == 0, ran.output
+    assert "loan" in ran.stdout
