@@ -40,6 +40,7 @@ RECORD_COLUMNS = [
     "threshold",
     "status",
     "details",
+    "resolution",
 ]
 #: Model name of the records when no config names one.
 BATCH_MODEL = "batch"

@@ -239,7 +239,7 @@ def store_results(engine: Engine, results: Sequence[Result], runs: Sequence[dict
     table = cast(sa.Table, ResultRow.__table__)
     upsert = pg_insert(table)
     upsert = upsert.on_conflict_do_update(
-        index_elements=["model", "window_start", "kind", "metric", "feature"],
+        index_elements=["model", "resolution", "window_start", "kind", "metric", "feature"],
         set_={c: upsert.excluded[c] for c in ("window_end", "value", "threshold", "status", "details")},
     )
     with engine.begin() as connection:

@@ -29,7 +29,7 @@ class Base(DeclarativeBase):
 
 
 class ResultRow(Base):
-    """One result record. Unique per (model, window_start, kind, metric, feature); NULL features equal."""
+    """One result record. Unique per (model, resolution, window_start, kind, metric, feature); NULL features equal."""
 
     __tablename__ = "results"
     __table_args__ = (
