@@ -8,6 +8,7 @@ never interrupted.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -253,3 +254,58 @@ def test_proxy_is_bounded_and_stops_cleanly(database_url: str) -> None:
     assert not [t for t in threading.enumerate() if t.name.startswith("pgproxy")], "every proxy thread ended"
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+def _restart_postgres(database_url: str) -> None:
+    """Restart the PostgreSQL server itself: the machine's cluster, or the embedded one."""
+    import shutil
+    import subprocess
+    from pathlib import Path as _Path
+
+    url = sa.make_url(database_url)
+    clusters = _Path("/etc/postgresql")
+    if shutil.which("pg_ctlcluster") and clusters.is_dir() and url.host in ("127.0.0.1", "localhost"):
+        version = sorted(p.name for p in clusters.iterdir())[0]
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+            check=True,
+            timeout=60,
+            capture_output=True,
+        )
+    else:  # the embedded server (pgserver): restart its postmaster with its own pg_ctl, as its owner
+        import pgserver  # type: ignore[import-not-found]
+
+        data_dir = str(url.query["host"])  # pgserver's socket directory is its data directory
+        pg_ctl = str(_Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl")
+        command = [pg_ctl, "-D", data_dir, "restart", "-w"]
+        if os.geteuid() == 0:  # pgserver runs its server as the `pgserver` user when started by root
+            command = ["su", "pgserver", "-s", "/bin/sh", "-c", " ".join(command)]
+        subprocess.run(command, check=True, timeout=60, capture_output=True)
+    deadline = time.monotonic() + 60
+    probe = sa.create_engine(database_url, poolclass=sa.NullPool)
+    try:
+        while True:
+            try:
+                with probe.connect() as connection:
+                    connection.execute(sa.text("SELECT 1"))
+                return
+            except sa.exc.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        probe.dispose()
+
+
+def test_postgres_restarted_between_two_hourly_runs(store: sa.Engine, loan_config: Path, database_url: str) -> None:
+    """A real server restart between two hourly runs: the pooled connections are dead, the next run
+    reconnects (pool_pre_ping) and completes; the earlier window's results are intact."""
+    monitor_model("loan", DAY + timedelta(hours=7), str(loan_config))
+    before = _window_results(store, "loan", DAY + timedelta(hours=7))
+    assert len(before) > 20
+    _restart_postgres(database_url)
+    state = monitor_model("loan", DAY + timedelta(hours=8), str(loan_config), return_state=True)
+    assert state.is_completed(), state.message
+    run = _run_row(store, "loan", DAY + timedelta(hours=8))
+    assert run is not None and run["status"] == "succeeded" and run["row_count"] == 200
+    assert _window_results(store, "loan", DAY + timedelta(hours=7)) == before
