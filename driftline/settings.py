@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     results_url: SecretStr | None = None
     config: Path | None = None
     home: Path = Path.home() / ".driftline"
+    #: When set, every hourly run rewrites the model's report (last 7 days) here and links it from
+    #: its Prefect artifact; ``reports_url`` is where that folder is published (else a file:// link).
+    reports_dir: Path | None = None
+    reports_url: str | None = None
 
 
 def load_settings() -> Settings:

@@ -15,6 +15,7 @@ from driftline.connections import load_run_config, open_databases
 from driftline.context import WindowContext
 from driftline.errors import DriftlineError
 from driftline.results import Status, worst
+from driftline.settings import load_settings
 from driftline.tasks._prefect import is_transient
 from driftline.tasks.artifacts import publish_summary_task
 from driftline.tasks.extract import read_rows_task, verify_columns_task
@@ -22,6 +23,7 @@ from driftline.tasks.labels import labelled_in, refresh_late_labels_task
 from driftline.tasks.monitors import monitors_for, run_monitor_task
 from driftline.tasks.notify import react_task
 from driftline.tasks.profiles import DEFINITION_KEY, ensure_reference_task, profile_window_task
+from driftline.tasks.reporting import refresh_report_task
 from driftline.tasks.store import claim_run_task, mark_failed, save_window_task, store_window_profile_task
 from driftline.window import HOUR, Window, hourly_windows
 
@@ -99,7 +101,14 @@ def monitor_window(
     )
     if refreshed:
         logger.info("late labels: re-evaluated %d earlier windows", len(refreshed))
-    step(publish_summary_task)(model, window, results)
+    report = None
+    settings = load_settings()
+    if settings.reports_dir is not None:
+        try:
+            report = step(refresh_report_task)(databases.results, databases.data, config, model, window, settings)
+        except Exception as exc:  # a report is a view of stored results: it never fails the window
+            logger.warning("report for %s not written: %s", model, type(exc).__name__)
+    step(publish_summary_task)(model, window, results, report)
     counts = {s.value: sum(1 for r in results if r.status == s) for s in Status}
     verdict = worst([r.status for r in results])
     logger.info("%s %s: %s rows, verdict %s, %s", model, window.label(), len(frame), verdict, counts)
@@ -112,6 +121,7 @@ def monitor_window(
         "counts": counts,
         "alerts": sorted({r.feature or r.metric for r in results if r.status == Status.ALERT}),
         "refreshed_windows": refreshed,
+        "report": report,
         "notifications": {k: reaction.get(k) for k in ("events", "events_queued", "planned", "errors")},
     }
 

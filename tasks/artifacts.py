@@ -35,15 +35,15 @@ def summary_rows(results: list[Result]) -> list[dict[str, object]]:
     ]
 
 
-def publish_summary(model: str, window: Window, results: list[Result]) -> str:
-    """Create the table artifact; returns its key."""
+def publish_summary(model: str, window: Window, results: list[Result], report: str | None = None) -> str:
+    """Create the table artifact (its description links the report when there is one); returns its key."""
     key = artifact_key(model)
     verdict = worst([r.status for r in results])
-    create_table_artifact(
-        key=key,
-        table=summary_rows(results),
-        description=f"Driftline {model} {window.label()}: {verdict} ({len(results)} results)",
-    )
+    description = f"Driftline {model} {window.label()}: {verdict} ({len(results)} results)"
+    if report:
+        link = report if report.startswith(("http://", "https://")) else f"file://{report}"
+        description += f" · [report]({link})"
+    create_table_artifact(key=key, table=summary_rows(results), description=description)
     return key
 
 

@@ -115,3 +115,18 @@ def test_rolling_reference(
         ).all()
     assert len(spans) == 1, "both hours of one day share one fitted reference"
     assert spans[0][1] == DAY and spans[0][0] == DAY - timedelta(days=2)
+
+
+def test_each_run_can_refresh_the_report_and_link_it(
+    store: sa.Engine, loan_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRIFTLINE_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("DRIFTLINE_REPORTS_URL", "https://reports.internal.example/driftline/")
+    outcome = monitor_model("loan", DAY + timedelta(hours=15), str(loan_config))
+    assert outcome["report"] == "https://reports.internal.example/driftline/loan.html"
+    html = (tmp_path / "reports" / "loan.html").read_text(encoding="utf-8")
+    assert "income" in html
+    link = Artifact.get("driftline-loan-report")
+    assert link is not None and "https://reports.internal.example/driftline/loan.html" in str(link.data)
+    summary = Artifact.get("driftline-loan")
+    assert summary is not None and "reports.internal.example/driftline/loan.html" in (summary.description or "")
