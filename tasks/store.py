@@ -210,7 +210,7 @@ def store_reference(engine: Engine, model: str, definition: str, window: Window,
             reference_start=window.start,
             reference_end=window.end,
             row_count=profile.row_count,
-            profile=profile.to_json(),
+            profile=_json_safe(profile.to_json()),
         )
         .on_conflict_do_nothing(index_elements=[PROFILES.c.model, PROFILES.c.definition])
     )
@@ -294,7 +294,7 @@ def store_window_profile(engine: Engine, model: str, definition: str, window: Wi
         "window_start": window.start,
         "window_end": window.end,
         "row_count": profile.row_count,
-        "profile": _compact(profile),
+        "profile": _json_safe(_compact(profile)),
     }
     statement = pg_insert(WINDOW_PROFILES).values(values)
     statement = statement.on_conflict_do_update(

@@ -44,7 +44,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
         url = start_embedded(tmp_path_factory.mktemp("pgdata"))
     name = f"driftline_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    # NullPool: a connection per use, so a server restart during the session (a fault test) leaves
+    # no dead pooled connection behind for the final DROP DATABASE.
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     try:
         with admin.connect() as connection:
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))

@@ -125,9 +125,10 @@ class NumericProfile:
             neg_inf=int(data["neg_inf"]),
             minimum=_float(data["minimum"]),
             maximum=_float(data["maximum"]),
-            total=float(data["total"]),
-            total_sq=float(data["total_sq"]),
-            shift=float(data.get("shift", 0.0)),
+            # Non-finite moments are stored as JSON null (PostgreSQL's JSON has no NaN/Infinity).
+            total=_float(data["total"]),
+            total_sq=_float(data["total_sq"]),
+            shift=_float(data.get("shift", 0.0)),
         )
 
 

@@ -30,8 +30,15 @@ from driftline.window import Window
 from tests.conftest import DAY, REFERENCE_END, REFERENCE_START, create_log_table, model_entry, synthetic_rows
 
 PER_HOUR = 200
-HOURS = {"clean": 0, "null_burst": 1, "unseen_category": 2, "out_of_range": 3, "duplicate_id": 4, "empty": 5,
-         "clean_again": 6}
+HOURS = {
+    "clean": 0,
+    "null_burst": 1,
+    "unseen_category": 2,
+    "out_of_range": 3,
+    "duplicate_id": 4,
+    "empty": 5,
+    "clean_again": 6,
+}
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +90,14 @@ def _context(engine: sa.Engine, model: ModelConfig, hour: int, reference: ModelP
     window = Window(DAY + timedelta(hours=hour), DAY + timedelta(hours=hour + 1))
     frame = read_rows(engine, model, window.start, window.end)
     profile = reference or fit_model_profile(frame, model.features.numeric, model.features.categorical)
-    return WindowContext(model=model, window=window, frame=frame, reference=reference,
-                         current=window_model_profile(frame, profile), data_engine=engine)
+    return WindowContext(
+        model=model,
+        window=window,
+        frame=frame,
+        reference=reference,
+        current=window_model_profile(frame, profile),
+        data_engine=engine,
+    )
 
 
 def _failing(results: list[Result]) -> set[tuple[str, str | None]]:
@@ -137,22 +150,31 @@ def test_failing_results_carry_value_threshold_and_details(
 ) -> None:
     model = _model(quality_log["table"])
 
-    nulls = _one(evaluate_completeness(_context(engine, model, HOURS["null_burst"], reference)),
-                 "expect_column_values_to_not_be_null", "income")
+    nulls = _one(
+        evaluate_completeness(_context(engine, model, HOURS["null_burst"], reference)),
+        "expect_column_values_to_not_be_null",
+        "income",
+    )
     assert nulls.value == pytest.approx(67 / PER_HOUR)  # rows 0, 3, ..., 198
     assert nulls.threshold == pytest.approx(0.05)  # reference null rate 0 + null_tolerance
     assert nulls.details["element_count"] == PER_HOUR and nulls.details["unexpected_count"] == 67
     assert nulls.details["partial_unexpected_list"] == [None] * 5
 
-    unseen = _one(evaluate_completeness(_context(engine, model, HOURS["unseen_category"], reference)),
-                  "expect_column_values_to_be_in_set", "region")
+    unseen = _one(
+        evaluate_completeness(_context(engine, model, HOURS["unseen_category"], reference)),
+        "expect_column_values_to_be_in_set",
+        "region",
+    )
     assert unseen.value == pytest.approx(0.1)
     assert unseen.threshold == pytest.approx(0.01)
     assert unseen.details["partial_unexpected_list"] == ["west"] * 5
     assert sorted(unseen.details["kwargs"]["value_set"]) == ["east", "north", "south"]
 
-    out = _one(evaluate_completeness(_context(engine, model, HOURS["out_of_range"], reference)),
-               "expect_column_values_to_be_between", "income")
+    out = _one(
+        evaluate_completeness(_context(engine, model, HOURS["out_of_range"], reference)),
+        "expect_column_values_to_be_between",
+        "income",
+    )
     profile = reference.features["income"]
     margin = 0.25 * (profile.maximum - profile.minimum)  # type: ignore[union-attr]
     assert out.details["kwargs"]["min_value"] == pytest.approx(profile.minimum - margin)  # type: ignore[union-attr]
@@ -160,8 +182,11 @@ def test_failing_results_carry_value_threshold_and_details(
     assert out.value == pytest.approx(1 / PER_HOUR) and out.threshold == 0.0
     assert out.details["partial_unexpected_list"] == [10_000_000.0]
 
-    duplicated = _one(evaluate_completeness(_context(engine, model, HOURS["duplicate_id"], reference)),
-                      "expect_column_values_to_be_unique", "request_id")
+    duplicated = _one(
+        evaluate_completeness(_context(engine, model, HOURS["duplicate_id"], reference)),
+        "expect_column_values_to_be_unique",
+        "request_id",
+    )
     assert duplicated.details["unexpected_count"] == 2 and len(set(duplicated.details["partial_unexpected_list"])) == 1
 
     empty = evaluate_completeness(_context(engine, model, HOURS["empty"], reference))
@@ -185,14 +210,22 @@ def test_user_expectations_in_gx_vocabulary(
         expectations=[
             # Collides with the built-in range on income: gets a suffix, not the built-in's key.
             {"type": "expect_column_values_to_be_between", "kwargs": {"column": "income", "min_value": 0}},
-            {"type": "expect_column_values_to_match_regex", "severity": "warning",
-             "kwargs": {"column": "region", "regex": "^(?:north|south|east)$"}},
+            {
+                "type": "expect_column_values_to_match_regex",
+                "severity": "warning",
+                "kwargs": {"column": "region", "regex": "^(?:north|south|east)$"},
+            },
             {"type": "expect_column_mean_to_be_between", "kwargs": {"column": "age", "min_value": 40, "max_value": 60}},
             {"type": "expect_column_max_to_be_between", "kwargs": {"column": "age", "max_value": 50}},
             # The window bounds are suite parameters a user may use too.
-            {"type": "expect_column_values_to_be_between",
-             "kwargs": {"column": "ts", "min_value": {"$PARAMETER": "window_start"},
-                        "max_value": {"$PARAMETER": "window_end"}}},
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {
+                    "column": "ts",
+                    "min_value": {"$PARAMETER": "window_start"},
+                    "max_value": {"$PARAMETER": "window_end"},
+                },
+            },
         ],
         max_rows=150,
         severity="warning",
@@ -220,9 +253,7 @@ def test_user_expectations_in_gx_vocabulary(
     assert _one(results, "expect_column_mean_to_be_between", "age").value == pytest.approx(context.frame["age"].mean())
 
 
-def test_without_reference_only_reference_free_expectations_run(
-    engine: sa.Engine, quality_log: dict[str, Any]
-) -> None:
+def test_without_reference_only_reference_free_expectations_run(engine: sa.Engine, quality_log: dict[str, Any]) -> None:
     model = _model(quality_log["table"])
     results = evaluate_completeness(_context(engine, model, HOURS["unseen_category"], None))
     assert _failing(results) == set()
@@ -253,8 +284,9 @@ def test_several_models_in_threads_match_serial_runs(
     engine: sa.Engine, quality_log: dict[str, Any], reference: ModelProfile
 ) -> None:
     cases = ["null_burst", "unseen_category", "out_of_range", "duplicate_id"]
-    contexts = [_context(engine, _model(quality_log["table"], name=f"m{i}"), HOURS[c], reference)
-                for i, c in enumerate(cases)]
+    contexts = [
+        _context(engine, _model(quality_log["table"], name=f"m{i}"), HOURS[c], reference) for i, c in enumerate(cases)
+    ]
     serial = [evaluate_completeness(c) for c in contexts]
     threaded: list[list[Result] | None] = [None] * len(contexts)
 
@@ -274,9 +306,12 @@ def test_an_expectation_gx_cannot_evaluate_is_unknown_and_alone(
     engine: sa.Engine, quality_log: dict[str, Any], reference: ModelProfile
 ) -> None:
     # Config validation cannot know the table's columns; the run reports it instead of failing.
-    model = _model(quality_log["table"], expectations=[
-        {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "no_such_column", "regex": "x"}},
-    ])
+    model = _model(
+        quality_log["table"],
+        expectations=[
+            {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "no_such_column", "regex": "x"}},
+        ],
+    )
     results = evaluate_completeness(_context(engine, model, HOURS["clean"], reference))
     broken = _one(results, "expect_column_values_to_match_regex", "no_such_column")
     assert broken.status == Status.UNKNOWN and broken.value is None
@@ -299,8 +334,9 @@ def test_reference_categories_compare_as_numbers_and_booleans_in_such_columns(re
     assert value_kinds(frame, ["code", "flag", "name"]) == {"code": "number", "flag": "bool", "name": "text"}
     entry = model_entry("m", "x.y", features={"numeric": [], "categorical": ["code", "flag"]})
     model = parse_config({"models": [entry]}).models[0]
-    profile = ModelProfile(3, {"code": CategoricalProfile({"1.0": 2, "2.0": 1}),
-                               "flag": CategoricalProfile({"True": 2, "False": 1})})
+    profile = ModelProfile(
+        3, {"code": CategoricalProfile({"1.0": 2, "2.0": 1}), "flag": CategoricalProfile({"True": 2, "False": 1})}
+    )
     planned = plan_expectations(model, profile, value_kinds(frame, ["code", "flag"]))
     sets = {p.feature: p.kwargs["value_set"] for p in planned if p.type == "expect_column_values_to_be_in_set"}
     assert sets == {"code": [1.0, 2.0], "flag": [False, True]}
@@ -309,20 +345,38 @@ def test_reference_categories_compare_as_numbers_and_booleans_in_such_columns(re
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"type": "expect_column_values_to_be_betwen", "kwargs": {"column": "age"}},
-         "quality.expectations.0: unknown expectation type 'expect_column_values_to_be_betwen'; "
-         "did you mean expect_column_values_to_be_between"),
-        ({"type": "expect_column_values_to_be_between", "kwargs": {"column": "age", "min_vale": 1}},
-         "quality.expectations.0: expect_column_values_to_be_between: unknown argument 'min_vale' "
-         "(did you mean 'min_value'?); accepted: "),
-        ({"type": "expect_column_values_to_be_between", "kwargs": {"min_value": 1}},
-         "quality.expectations.0: expect_column_values_to_be_between: missing required argument 'column'"),
-        ({"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "region", "value_set": ["a"], "mostly": 2}},
-         "quality.expectations.0: expect_column_values_to_be_in_set: invalid value for 'mostly'"),
-        ({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "age", "severity": "warning"}},
-         "argument 'severity' is not allowed: set 'severity' (warning or alert) on the entry itself"),
-        ({"type": "expect_column_values_to_match_like_pattern", "kwargs": {"column": "region", "like_pattern": "n%"}},
-         "expect_column_values_to_match_like_pattern is not supported: "),
+        (
+            {"type": "expect_column_values_to_be_betwen", "kwargs": {"column": "age"}},
+            "quality.expectations.0: unknown expectation type 'expect_column_values_to_be_betwen'; "
+            "did you mean expect_column_values_to_be_between",
+        ),
+        (
+            {"type": "expect_column_values_to_be_between", "kwargs": {"column": "age", "min_vale": 1}},
+            "quality.expectations.0: expect_column_values_to_be_between: unknown argument 'min_vale' "
+            "(did you mean 'min_value'?); accepted: ",
+        ),
+        (
+            {"type": "expect_column_values_to_be_between", "kwargs": {"min_value": 1}},
+            "quality.expectations.0: expect_column_values_to_be_between: missing required argument 'column'",
+        ),
+        (
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": "region", "value_set": ["a"], "mostly": 2},
+            },
+            "quality.expectations.0: expect_column_values_to_be_in_set: invalid value for 'mostly'",
+        ),
+        (
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "age", "severity": "warning"}},
+            "argument 'severity' is not allowed: set 'severity' (warning or alert) on the entry itself",
+        ),
+        (
+            {
+                "type": "expect_column_values_to_match_like_pattern",
+                "kwargs": {"column": "region", "like_pattern": "n%"},
+            },
+            "expect_column_values_to_match_like_pattern is not supported: ",
+        ),
     ],
 )
 def test_bad_user_expectation_is_a_clear_config_error(spec: dict[str, Any], message: str) -> None:
@@ -330,6 +384,3 @@ def test_bad_user_expectation_is_a_clear_config_error(spec: dict[str, Any], mess
         parse_config({"models": [model_entry("loan", "loan_predictions", quality={"expectations": [spec]})]})
     assert str(caught.value).startswith("monitors.yaml: model 'loan': ")
     assert message in str(caught.value)
-
-
-

@@ -65,25 +65,36 @@ def prefect_server(database_url: str, tmp_path: Path) -> Iterator[str]:
 
 def _child_env(api_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLINE_", "PREFECT_"))}
-    return env | {"PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-                  "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
-                  "PYTHONPATH": str(ROOT)}
+    return env | {
+        "PREFECT_API_URL": api_url,
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 @pytest.fixture
 def served_retrain(prefect_server: str, tmp_path: Path, loan_config: Path) -> Iterator[subprocess.Popen[bytes]]:
     script = tmp_path / "serve_retrain.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         from driftline.flows.retrain import retrain
 
         if __name__ == "__main__":  # the runner starts each flow run in a spawned child that re-imports this
             retrain.serve(name="retrain", parameters={{"config_path": {str(loan_config)!r}}}, limit=2,
                           print_starting_message=False)
-    """))
+    """)
+    )
     log = open(tmp_path / "serve.log", "wb")
-    process = subprocess.Popen([sys.executable, str(script)], stdout=log, stderr=subprocess.STDOUT,
-                               env=_child_env(prefect_server),
-                               cwd=str(tmp_path), start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=_child_env(prefect_server),
+        cwd=str(tmp_path),
+        start_new_session=True,
+    )
     try:
         yield process
     finally:
@@ -108,8 +119,12 @@ def _wait(what: str, check: Any, timeout_s: float, every_s: float = 0.25) -> Any
 
 
 def test_drift_event_triggers_a_completed_retrain_and_failures_notify(
-    prefect_server: str, served_retrain: subprocess.Popen[bytes], loan_config: Path, engine: sa.Engine,
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    prefect_server: str,
+    served_retrain: subprocess.Popen[bytes],
+    loan_config: Path,
+    engine: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sink = FakeSlack().start()
     monkeypatch.setenv("DRIFTLINE_E2E_SLACK_TOKEN", TOKEN)
@@ -117,21 +132,26 @@ def test_drift_event_triggers_a_completed_retrain_and_failures_notify(
         with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
             with get_client(sync_client=True) as client:
                 named = DeploymentFilter(name=DeploymentFilterName(any_=["retrain"]))
-                (deployment,) = _wait("the served retrain deployment",
-                                      lambda: client.read_deployments(deployment_filter=named), 90)
+                (deployment,) = _wait(
+                    "the served retrain deployment", lambda: client.read_deployments(deployment_filter=named), 90
+                )
             config = load_config(loan_config)
             declared = SimpleNamespace(
                 models=config.models,
                 notifications=NotificationsConfig(
                     webhook=WebhookChannel(url=f"http://127.0.0.1:{sink.port}/hooks/ops"),
-                    slack=SlackChannel(channel="#ml-ops", token_env="DRIFTLINE_E2E_SLACK_TOKEN",
-                                       base_url=sink.base_url),
+                    slack=SlackChannel(
+                        channel="#ml-ops", token_env="DRIFTLINE_E2E_SLACK_TOKEN", base_url=sink.base_url
+                    ),
                 ),
             )
             first = apply_automations(declared)
             second = apply_automations(declared)  # idempotent: same names, updated, nothing new
-            expected = {"driftline-loan-retrain-on-data_drift", "driftline-loan-retrain-on-performance",
-                        "driftline-monitor-failed"}
+            expected = {
+                "driftline-loan-retrain-on-data_drift",
+                "driftline-loan-retrain-on-performance",
+                "driftline-monitor-failed",
+            }
             assert set(first["created"]) == expected and set(second["updated"]) == expected
             assert second["created"] == [] and second["deleted"] == []
             with get_client(sync_client=True) as client:
@@ -140,8 +160,20 @@ def test_drift_event_triggers_a_completed_retrain_and_failures_notify(
             time.sleep(1.5)  # the server loads automations on a short interval
 
             window = Window(DAY.replace(hour=15), DAY.replace(hour=16))
-            drift = [Result("loan", window.start, window.end, Kind.DATA_DRIFT, "ks", "income", 0.71, 0.2,
-                            Status.ALERT, {"p_value": 1e-30})]
+            drift = [
+                Result(
+                    "loan",
+                    window.start,
+                    window.end,
+                    Kind.DATA_DRIFT,
+                    "ks",
+                    "income",
+                    0.71,
+                    0.2,
+                    Status.ALERT,
+                    {"p_value": 1e-30},
+                )
+            ]
             emitted_at = datetime.now(UTC)
             (event_id,) = emit_window_events("loan", window, drift, outbox_engine=engine)
 
@@ -155,9 +187,11 @@ def test_drift_event_triggers_a_completed_retrain_and_failures_notify(
 
             (run,) = _wait("a completed retrain run", completed_retrain, 120, every_s=0.5)
             latency = (run.start_time - emitted_at).total_seconds()
-            print(f"event {event_id} -> retrain run {run.name}: created after "
-                  f"{(run.created - emitted_at).total_seconds():.1f} s, started after {latency:.1f} s, "
-                  f"completed after {(run.end_time - emitted_at).total_seconds():.1f} s")
+            print(
+                f"event {event_id} -> retrain run {run.name}: created after "
+                f"{(run.created - emitted_at).total_seconds():.1f} s, started after {latency:.1f} s, "
+                f"completed after {(run.end_time - emitted_at).total_seconds():.1f} s"
+            )
             assert latency < 60
             assert run.parameters["model"] == "loan"
             assert run.parameters["reason"].startswith("driftline.data_drift.detected (alert)")
@@ -168,11 +202,19 @@ def test_drift_event_triggers_a_completed_retrain_and_failures_notify(
             # A monitor run that fails → the failure automation calls the webhook and posts to Slack. It runs
             # in its own process: Prefect's in-process log/event workers would keep items for this server
             # after it stops and stall this session's exit.
-            code = ("from driftline.flows.monitor import monitor_model\n"
-                    f"state = monitor_model('no-such-model', None, {str(loan_config)!r}, return_state=True)\n"
-                    "print('monitor run failed' if state.is_failed() else 'monitor run did not fail')\n")
-            done = subprocess.run([sys.executable, "-c", code], env=_child_env(prefect_server), capture_output=True,
-                                  text=True, timeout=120, cwd=str(tmp_path))
+            code = (
+                "from driftline.flows.monitor import monitor_model\n"
+                f"state = monitor_model('no-such-model', None, {str(loan_config)!r}, return_state=True)\n"
+                "print('monitor run failed' if state.is_failed() else 'monitor run did not fail')\n"
+            )
+            done = subprocess.run(
+                [sys.executable, "-c", code],
+                env=_child_env(prefect_server),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd=str(tmp_path),
+            )
             assert "monitor run failed" in done.stdout, done.stderr[-2000:]
             hook = _wait("the failure webhook", lambda: sink.posts("/hooks/ops"), 45)[0]["json"]
             assert hook["flow"] == "monitor-model" and hook["state"] == "Failed"

@@ -33,13 +33,15 @@ def test_thread_fanout_runs_every_model_and_isolates_failures(store: sa.Engine, 
     assert runs == {**{f"m{i}": "succeeded" for i in range(5)}, "broken": "failed"}
 
 
-def test_same_flow_on_a_dask_cluster(store: sa.Engine, six_models: Path, database_url: str,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_same_flow_on_a_dask_cluster(
+    store: sa.Engine, six_models: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from prefect_dask import DaskTaskRunner
 
     # Dask workers are separate processes: they read the database from the config file like any worker.
-    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True,
-                                            "dashboard_address": None})
+    runner = DaskTaskRunner(
+        cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+    )
     outcome = monitor_all.with_options(task_runner=runner)(DAY + timedelta(hours=15), str(six_models))
     assert sorted(outcome["succeeded"]) == [f"m{i}" for i in range(5)]
     assert "no column 'nope'" in outcome["failed"]["broken"]

@@ -34,22 +34,34 @@ def test_late_labels_refresh_performance_but_not_drift(
 ) -> None:
     start, end = _hour(9)
     with engine.begin() as connection:  # hour 9's labels have not arrived yet
-        connection.execute(sa.text(f"UPDATE {_table(loan_log)} SET label = NULL WHERE ts >= :s AND ts < :e"),
-                           {"s": start, "e": end})
+        connection.execute(
+            sa.text(f"UPDATE {_table(loan_log)} SET label = NULL WHERE ts >= :s AND ts < :e"), {"s": start, "e": end}
+        )
     monitor_model("loan", end, str(loan_config))
     before = load_results(store, "loan", start, end)
     performance = _by_key(before, Kind.PERFORMANCE)
     assert performance[("accuracy", None)].status == Status.UNKNOWN
     assert "0 labelled rows" in performance[("accuracy", None)].details["reason"]
     with store.connect() as connection:
-        drift_stamps = dict(connection.execute(sa.text(
-            "SELECT metric || ':' || coalesce(feature, ''), computed_at FROM driftline.results "
-            "WHERE model = 'loan' AND kind = 'data_drift' AND window_start = :s"), {"s": start}).all())
+        drift_stamps = dict(
+            connection.execute(
+                sa.text(
+                    "SELECT metric || ':' || coalesce(feature, ''), computed_at FROM driftline.results "
+                    "WHERE model = 'loan' AND kind = 'data_drift' AND window_start = :s"
+                ),
+                {"s": start},
+            ).all()
+        )
 
     # The labels arrive, and they contradict the scores: label = 1 where the score says 0.
     with engine.begin() as connection:
-        connection.execute(sa.text(f"UPDATE {_table(loan_log)} SET label = CASE WHEN score > 0.5 THEN 0 ELSE 1 END "
-                                   "WHERE ts >= :s AND ts < :e"), {"s": start, "e": end})
+        connection.execute(
+            sa.text(
+                f"UPDATE {_table(loan_log)} SET label = CASE WHEN score > 0.5 THEN 0 ELSE 1 END "
+                "WHERE ts >= :s AND ts < :e"
+            ),
+            {"s": start, "e": end},
+        )
     outcome = monitor_model("loan", end + timedelta(hours=1), str(loan_config))
     assert outcome["refreshed_windows"] == [start.isoformat()]
 
@@ -62,9 +74,15 @@ def test_late_labels_refresh_performance_but_not_drift(
     assert relation.status == Status.ALERT and relation.value > 0.5
     assert _by_key(after, Kind.DATA_DRIFT).keys() == _by_key(before, Kind.DATA_DRIFT).keys()
     with store.connect() as connection:
-        drift_after = dict(connection.execute(sa.text(
-            "SELECT metric || ':' || coalesce(feature, ''), computed_at FROM driftline.results "
-            "WHERE model = 'loan' AND kind = 'data_drift' AND window_start = :s"), {"s": start}).all())
+        drift_after = dict(
+            connection.execute(
+                sa.text(
+                    "SELECT metric || ':' || coalesce(feature, ''), computed_at FROM driftline.results "
+                    "WHERE model = 'loan' AND kind = 'data_drift' AND window_start = :s"
+                ),
+                {"s": start},
+            ).all()
+        )
     assert drift_after == drift_stamps, "a late-label refresh must not rewrite drift rows"
     run = next(r for r in load_runs(store, "loan") if r["window_start"] == start)
     assert run["labelled_rows"] == 200
@@ -73,27 +91,37 @@ def test_late_labels_refresh_performance_but_not_drift(
     assert again["refreshed_windows"] == [], "unchanged coverage is not recomputed"
 
 
-def test_flipped_relation_alerts_from_the_first_hour(store: sa.Engine, engine: sa.Engine,
-                                                     loan_log: dict[str, Any], loan_config: Path) -> None:
+def test_flipped_relation_alerts_from_the_first_hour(
+    store: sa.Engine, engine: sa.Engine, loan_log: dict[str, Any], loan_config: Path
+) -> None:
     start, end = _hour(4)
     with engine.begin() as connection:
-        connection.execute(sa.text(f"UPDATE {_table(loan_log)} SET label = CASE WHEN score > 0.5 THEN 0 ELSE 1 END "
-                                   "WHERE ts >= :s AND ts < :e"), {"s": start, "e": end})
+        connection.execute(
+            sa.text(
+                f"UPDATE {_table(loan_log)} SET label = CASE WHEN score > 0.5 THEN 0 ELSE 1 END "
+                "WHERE ts >= :s AND ts < :e"
+            ),
+            {"s": start, "e": end},
+        )
     monitor_model("loan", end, str(loan_config))
     performance = _by_key(load_results(store, "loan", start, end), Kind.PERFORMANCE)
     assert performance[("accuracy", None)].status == Status.ALERT
     assert performance[("accuracy", None)].value < 0.3
 
 
-def test_latency_regression_and_empty_hour(store: sa.Engine, engine: sa.Engine, loan_log: dict[str, Any],
-                                           loan_config: Path) -> None:
+def test_latency_regression_and_empty_hour(
+    store: sa.Engine, engine: sa.Engine, loan_log: dict[str, Any], loan_config: Path
+) -> None:
     slow_start, slow_end = _hour(6)
     with engine.begin() as connection:
-        connection.execute(sa.text(f"UPDATE {_table(loan_log)} SET latency_ms = latency_ms * 3 "
-                                   "WHERE ts >= :s AND ts < :e"), {"s": slow_start, "e": slow_end})
+        connection.execute(
+            sa.text(f"UPDATE {_table(loan_log)} SET latency_ms = latency_ms * 3 WHERE ts >= :s AND ts < :e"),
+            {"s": slow_start, "e": slow_end},
+        )
         empty_start, empty_end = _hour(7)
-        connection.execute(sa.text(f"DELETE FROM {_table(loan_log)} WHERE ts >= :s AND ts < :e"),
-                           {"s": empty_start, "e": empty_end})
+        connection.execute(
+            sa.text(f"DELETE FROM {_table(loan_log)} WHERE ts >= :s AND ts < :e"), {"s": empty_start, "e": empty_end}
+        )
     monitor_model("loan", slow_end, str(loan_config))
     monitor_model("loan", empty_end, str(loan_config))
     monitor_model("loan", DAY + timedelta(hours=3), str(loan_config))

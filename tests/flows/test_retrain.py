@@ -27,8 +27,10 @@ from driftline.tasks.notify_store import (
 from tests.conftest import REFERENCE_END, REFERENCE_START, create_log_table, model_entry, write_config
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-MY_TABLES = "driftline.outbox, driftline.incidents, driftline.model_versions, driftline.reference_overrides, " \
+MY_TABLES = (
+    "driftline.outbox, driftline.incidents, driftline.model_versions, driftline.reference_overrides, "
     "driftline.retrain_runs"
+)
 DAY_10 = datetime(2026, 3, 10, tzinfo=UTC)
 LOG_START = REFERENCE_START + timedelta(days=2)  # two days after the configured reference
 HOURS = 48
@@ -55,9 +57,17 @@ def seed_log(engine: sa.Engine, schema: str, relation: str) -> None:
         score = truth
     label = (rng.uniform(size=n) < truth).astype(float)
     rows = [
-        {"request_id": i + 1, "ts": ts[i], "income": float(income[i]), "age": float(rng.integers(18, 80)),
-         "region": str(rng.choice(["north", "south", "east"])), "prediction": float(score[i] > 0.5),
-         "score": float(score[i]), "label": float(label[i]), "latency_ms": 20.0}
+        {
+            "request_id": i + 1,
+            "ts": ts[i],
+            "income": float(income[i]),
+            "age": float(rng.integers(18, 80)),
+            "region": str(rng.choice(["north", "south", "east"])),
+            "prediction": float(score[i] > 0.5),
+            "score": float(score[i]),
+            "label": float(label[i]),
+            "latency_ms": 20.0,
+        }
         for i in range(n)
     ]
     with engine.begin() as connection:
@@ -74,9 +84,15 @@ def config_for(tmp_path: Path, schema: str, database_url: str, monkeypatch: pyte
 
 def versions(engine: sa.Engine) -> list[dict[str, Any]]:
     with engine.connect() as connection:
-        return [dict(r) for r in connection.execute(sa.text(
-            "SELECT model, version, estimator, metric, score, baseline_score, baseline_source, train_start, train_end"
-            " FROM driftline.model_versions ORDER BY version")).mappings()]
+        return [
+            dict(r)
+            for r in connection.execute(
+                sa.text(
+                    "SELECT model, version, estimator, metric, score, baseline_score, baseline_source, train_start, train_end"
+                    " FROM driftline.model_versions ORDER BY version"
+                )
+            ).mappings()
+        ]
 
 
 def test_better_candidate_is_promoted_and_moves_the_reference(
@@ -97,8 +113,9 @@ def test_better_candidate_is_promoted_and_moves_the_reference(
     moved = with_effective_reference(engine, model)
     assert moved.reference.start == LOG_START and moved.reference_definition() != model.reference_definition()
     # Editing monitors.yaml's reference afterwards wins over the retrain's override.
-    edited = model.model_copy(update={"reference": model.reference.model_copy(
-        update={"end": REFERENCE_END + timedelta(hours=1)})})
+    edited = model.model_copy(
+        update={"reference": model.reference.model_copy(update={"end": REFERENCE_END + timedelta(hours=1)})}
+    )
     assert effective_reference_range(engine, edited) == (REFERENCE_START, REFERENCE_END + timedelta(hours=1))
     assert outcome["events"], "driftline.retrain.promoted was emitted (or queued)"
     # A second trigger within the cooldown (drift and performance in the same hour) is skipped.
@@ -130,9 +147,18 @@ def test_approval_gate_pauses_until_a_person_approves(
     seed_log(engine, log_schema, "linear")
     config_path = config_for(tmp_path, log_schema, database_url, monkeypatch)
     outcomes: list[dict[str, Any]] = []
-    runner = threading.Thread(target=lambda: outcomes.append(retrain(
-        "loan", reason="drift", config_path=config_path, require_approval=True, lookback_hours=HOURS,
-        approval_timeout_s=60)))
+    runner = threading.Thread(
+        target=lambda: outcomes.append(
+            retrain(
+                "loan",
+                reason="drift",
+                config_path=config_path,
+                require_approval=True,
+                lookback_hours=HOURS,
+                approval_timeout_s=60,
+            )
+        )
+    )
     runner.start()
     paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
     deadline = time.monotonic() + 45

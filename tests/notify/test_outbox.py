@@ -40,8 +40,14 @@ def read_events(prefix: str, ids: list[Any], timeout_s: float = 15) -> list[dict
     """The events with these ids, as the API stored them (ingestion is asynchronous: poll, bounded).
     Other tests in the session emit Driftline events too, so only ours are returned."""
     wanted = {str(i) for i in ids}
-    body = {"filter": {"event": {"prefix": [prefix]}, "id": {"id": sorted(wanted)},
-                       "occurred": {"since": "2020-01-01T00:00:00Z"}}, "limit": 50}
+    body = {
+        "filter": {
+            "event": {"prefix": [prefix]},
+            "id": {"id": sorted(wanted)},
+            "occurred": {"since": "2020-01-01T00:00:00Z"},
+        },
+        "limit": 50,
+    }
     deadline = time.monotonic() + timeout_s
     while True:
         with get_client(sync_client=True) as client:
@@ -63,8 +69,12 @@ def test_window_events_reach_prefect_and_queued_ones_are_sent_later(clean: sa.En
     stored = {e["event"]: e for e in read_events("driftline.", ids)}
     assert set(stored) == {"driftline.data_drift.detected", "driftline.performance.degraded"}
     drift = stored["driftline.data_drift.detected"]
-    assert drift["resource"] == {"prefect.resource.id": "driftline.model.loan", "driftline.model": "loan",
-                                 "driftline.kind": "data_drift", "driftline.status": "alert"}
+    assert drift["resource"] == {
+        "prefect.resource.id": "driftline.model.loan",
+        "driftline.model": "loan",
+        "driftline.kind": "data_drift",
+        "driftline.status": "alert",
+    }
     assert drift["payload"]["window_start"] == window.start.isoformat() and drift["payload"]["status"] == "alert"
     assert [(w["feature"], w["metric"]) for w in drift["payload"]["worst"]] == [("income", "psi"), ("income", "ks")]
     assert outbox_messages(clean) == []
@@ -72,8 +82,9 @@ def test_window_events_reach_prefect_and_queued_ones_are_sent_later(clean: sa.En
     # The API goes away: the next window's event waits in the outbox, then is sent once it is back.
     later_window = window_at(15)
     with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):
-        queued = emit_window_events("loan", later_window, drift_results(later_window, Status.ALERT),
-                                    outbox_engine=clean)
+        queued = emit_window_events(
+            "loan", later_window, drift_results(later_window, Status.ALERT), outbox_engine=clean
+        )
     (row,) = outbox_messages(clean, status="pending")
     assert queued == [row["payload"]["id"]] and row["channel"] == "event" and row["attempts"] == 1
     outcome = deliver_outbox(clean, {"loan": None}, "loan", datetime.now(UTC) + timedelta(hours=1))
@@ -86,8 +97,20 @@ def test_events_only_for_warning_and_alert_kinds() -> None:
     window = window_at(3)
     ok = drift_results(window, Status.OK)
     assert build_window_events("loan", window, ok) == []
-    unknown = [Result("loan", window.start, window.end, Kind.DATA_DRIFT, "ks", "income", None, 0.2, Status.UNKNOWN,
-                      {"reason": "window has 0 rows"})]
+    unknown = [
+        Result(
+            "loan",
+            window.start,
+            window.end,
+            Kind.DATA_DRIFT,
+            "ks",
+            "income",
+            None,
+            0.2,
+            Status.UNKNOWN,
+            {"reason": "window has 0 rows"},
+        )
+    ]
     assert build_window_events("loan", window, unknown) == []
     (event,) = build_window_events("loan", window, drift_results(window, Status.WARNING), "run-1")
     assert event["event"] == "driftline.data_drift.detected" and event["resource"]["driftline.status"] == "warning"
@@ -96,9 +119,12 @@ def test_events_only_for_warning_and_alert_kinds() -> None:
 
 def test_incident_rules(clean: sa.Engine, fake_hook: FakeSlack) -> None:
     """unknown keeps an incident open; an older window does not move it; warning->alert escalates."""
-    config = NotificationsConfig(min_status="warning", reminder_hours=0,
-                                 webhook=WebhookChannel(url=f"http://127.0.0.1:{fake_hook.port}/hook"),
-                                 kinds=[Kind.DATA_DRIFT])
+    config = NotificationsConfig(
+        min_status="warning",
+        reminder_hours=0,
+        webhook=WebhookChannel(url=f"http://127.0.0.1:{fake_hook.port}/hook"),
+        kinds=[Kind.DATA_DRIFT],
+    )
 
     def plan(hour: int, status: Status) -> list[str]:
         window = window_at(hour)
@@ -137,8 +163,9 @@ def test_stale_events_expire_instead_of_triggering_late(clean: sa.Engine) -> Non
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_react_on_a_real_monitor_window(store: sa.Engine, clean: sa.Engine, loan_config: Any,
-                                        fake_hook: FakeSlack) -> None:
+def test_react_on_a_real_monitor_window(
+    store: sa.Engine, clean: sa.Engine, loan_config: Any, fake_hook: FakeSlack
+) -> None:
     """What the hourly flow will do after persisting: react on the stored results of a drifted hour."""
     from driftline.config import load_config
     from driftline.flows.monitor import monitor_model

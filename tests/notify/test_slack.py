@@ -30,8 +30,10 @@ from driftline.window import Window
 from tests.conftest import DAY, model_entry
 
 TOKEN = "xoxb-test-0123456789-secret"
-MY_TABLES = "driftline.outbox, driftline.incidents, driftline.model_versions, driftline.reference_overrides, " \
+MY_TABLES = (
+    "driftline.outbox, driftline.incidents, driftline.model_versions, driftline.reference_overrides, "
     "driftline.retrain_runs"
+)
 
 
 def free_port() -> int:
@@ -131,8 +133,9 @@ def window_at(hour: int) -> Window:
 def drift_results(window: Window, status: Status, income: float = 0.62) -> list[Result]:
     """Data drift rows of one window: income at ``status``, age ok; one volume row, ok."""
     return [
-        Result("loan", window.start, window.end, Kind.DATA_DRIFT, "ks", "income", income, 0.2, status,
-               {"p_value": 1e-12}),
+        Result(
+            "loan", window.start, window.end, Kind.DATA_DRIFT, "ks", "income", income, 0.2, status, {"p_value": 1e-12}
+        ),
         Result("loan", window.start, window.end, Kind.DATA_DRIFT, "psi", "income", income * 2, 0.25, status, {}),
         Result("loan", window.start, window.end, Kind.DATA_DRIFT, "ks", "age", 0.01, 0.2, Status.OK, {}),
         Result("loan", window.start, window.end, Kind.OPERATIONAL, "row_count", None, 200.0, None, Status.OK, {}),
@@ -151,7 +154,10 @@ def slack_config(fake: FakeSlack, **overrides: Any) -> NotificationsConfig:
 
 
 def test_start_reminder_resolved_sequence_reaches_slack(
-    clean: sa.Engine, fake_slack: FakeSlack, dead_prefect_api: None, monkeypatch: pytest.MonkeyPatch,
+    clean: sa.Engine,
+    fake_slack: FakeSlack,
+    dead_prefect_api: None,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("DRIFTLINE_TEST_SLACK_TOKEN", TOKEN)
@@ -163,8 +169,17 @@ def test_start_reminder_resolved_sequence_reaches_slack(
     reports = []
     for hour, status in sequence:
         window = window_at(hour)
-        reports.append(react(databases, model, window, drift_results(window, status), f"run-{hour}",
-                             notifications=config, now=window.end))
+        reports.append(
+            react(
+                databases,
+                model,
+                window,
+                drift_results(window, status),
+                f"run-{hour}",
+                notifications=config,
+                now=window.end,
+            )
+        )
     transitions = [[p["transition"] for p in r["planned"]] for r in reports]
     assert transitions == [["problem"], [], ["reminder"], ["resolved"], []]
     posts = fake_slack.posts()
@@ -242,8 +257,11 @@ def test_down_server_keeps_messages_pending_then_each_is_sent_once(
         window = window_at(hour)
         results = drift_results(window, Status.ALERT if hour == 12 else Status.OK)
         if hour == 13:
-            results.append(Result("loan", window.start, window.end, Kind.OPERATIONAL, "error_rate", None, 0.2, 0.05,
-                                  Status.ALERT, {}))
+            results.append(
+                Result(
+                    "loan", window.start, window.end, Kind.OPERATIONAL, "error_rate", None, 0.2, 0.05, Status.ALERT, {}
+                )
+            )
         plan_notifications(clean, "loan", window, results, config, now=window.end)
     outcome = deliver_outbox(clean, {"loan": config}, model="loan")
     assert outcome["delivered"] == 0 and outcome["retry_later"] == 3 and outcome["pending"] == 3
@@ -295,12 +313,19 @@ def test_slack_rejection_is_recorded_without_the_token(
     assert all(TOKEN not in e for e in outcome["errors"])
 
 
-def test_missing_token_never_fails_react(clean: sa.Engine, fake_slack: FakeSlack, dead_prefect_api: None,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_token_never_fails_react(
+    clean: sa.Engine, fake_slack: FakeSlack, dead_prefect_api: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("DRIFTLINE_TEST_SLACK_TOKEN", raising=False)
     window = window_at(12)
-    report = react(SimpleNamespace(data=clean, results=clean), loan_model(), window,
-                   drift_results(window, Status.ALERT), notifications=slack_config(fake_slack), now=window.end)
+    report = react(
+        SimpleNamespace(data=clean, results=clean),
+        loan_model(),
+        window,
+        drift_results(window, Status.ALERT),
+        notifications=slack_config(fake_slack),
+        now=window.end,
+    )
     assert any("DRIFTLINE_TEST_SLACK_TOKEN is not set" in e for e in report["errors"])
     pending = outbox_messages(clean, "loan", status="pending")
     assert {m["channel"] for m in pending} == {"slack", "event"}, "kept for a later delivery"
@@ -324,5 +349,10 @@ def test_webhook_receives_json_and_its_url_stays_secret(
     assert second["delivered"] == 1
     body = fake_slack.posts("/hooks/T000/B000/s3cr3tPathToken")[-1]["json"]
     assert body["source"] == "driftline" and body["model"] == "loan" and body["transition"] == "problem"
-    assert body["worst"][0] == {"feature": "income", "metric": "psi", "value": 1.24, "threshold": 0.25,
-                                "status": "alert"}
+    assert body["worst"][0] == {
+        "feature": "income",
+        "metric": "psi",
+        "value": 1.24,
+        "threshold": 0.25,
+        "status": "alert",
+    }

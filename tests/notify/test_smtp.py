@@ -52,8 +52,13 @@ def inbox(smtp_port: int) -> Iterator[Inbox]:
 
 def email_config(port: int) -> NotificationsConfig:
     return NotificationsConfig(
-        email=EmailChannel(to=["ml-oncall@example.com", "owner@example.com"], sender="driftline@example.com",
-                           host="127.0.0.1", port=port, timeout_s=5),
+        email=EmailChannel(
+            to=["ml-oncall@example.com", "owner@example.com"],
+            sender="driftline@example.com",
+            host="127.0.0.1",
+            port=port,
+            timeout_s=5,
+        ),
         prefect_ui_url="http://prefect.example:4200",
     )
 

@@ -201,10 +201,13 @@ def test_wasserstein_of_identical_rows_is_zero_and_constant_reference_is_undefin
     assert "standard deviation is 0" in result.details["reason"]
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation: values are spread evenly inside a bin and "
-                   "the top reference bin of a heavy tail is very wide, so W1 of a lognormal(0, 1) -> "
-                   "lognormal(0.5, 1) change at 100k rows is overestimated by 17-76% (20 seeds, "
-                   "median 32%); a tighter estimate would need per-bin sums in the profile")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation: values are spread evenly inside a bin and "
+    "the top reference bin of a heavy tail is very wide, so W1 of a lognormal(0, 1) -> "
+    "lognormal(0.5, 1) change at 100k rows is overestimated by 17-76% (20 seeds, "
+    "median 32%); a tighter estimate would need per-bin sums in the profile",
+)
 def test_wasserstein_heavy_tail_scale_change_within_10_percent() -> None:
     rng = np.random.default_rng(45)
     reference, window = rng.lognormal(0.0, 1.0, 100_000), rng.lognormal(0.5, 1.0, 100_000)

@@ -326,9 +326,7 @@ def test_categorical_counts_property(values: list) -> None:
         assert count == sum(v == category for v in values)
 
 
-FLOATS_WITH_SPECIALS = st.one_of(
-    st.floats(-1e6, 1e6), st.sampled_from([float("nan"), float("inf"), float("-inf")])
-)
+FLOATS_WITH_SPECIALS = st.one_of(st.floats(-1e6, 1e6), st.sampled_from([float("nan"), float("inf"), float("-inf")]))
 
 
 @settings(max_examples=50, deadline=None)

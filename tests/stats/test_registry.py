@@ -32,9 +32,7 @@ def sample_profiles(kind: str) -> tuple[object, object]:
 def test_registry_has_both_kinds() -> None:
     assert set(REGISTRY) == {"numeric", "categorical"}
     assert set(REGISTRY["numeric"]) == {"ks", "wasserstein", "psi", "jensen_shannon", "hellinger", "tvd"}
-    assert set(REGISTRY["categorical"]) == {
-        "chi_square", "psi", "jensen_shannon", "hellinger", "tvd", "unseen_share"
-    }
+    assert set(REGISTRY["categorical"]) == {"chi_square", "psi", "jensen_shannon", "hellinger", "tvd", "unseen_share"}
     assert known_names() == set(REGISTRY["numeric"]) | set(REGISTRY["categorical"])
 
 

@@ -135,9 +135,7 @@ def window_verdicts(reference: dict[str, NumericProfile], window: dict[str, Nume
         adjusted = adjust_pvalues([o.pvalue for o in outcomes])
         for outcome, p_adj in zip(outcomes, adjusted, strict=True):
             effect = (
-                outcome.details.get("cohens_w", float("nan"))
-                if statistic.effect == "cohens_w"
-                else outcome.statistic
+                outcome.details.get("cohens_w", float("nan")) if statistic.effect == "cohens_w" else outcome.statistic
             )
             statuses.append(judge(effect, statistic.warning, statistic.alert, p_adj, ALPHA))
     return statuses
