@@ -88,7 +88,8 @@ def versions(engine: sa.Engine) -> list[dict[str, Any]]:
             dict(r)
             for r in connection.execute(
                 sa.text(
-                    "SELECT model, version, estimator, metric, score, baseline_score, baseline_source, train_start, train_end"
+                    "SELECT model, version, estimator, metric, score, baseline_score, baseline_source, "
+                    "train_start, train_end"
                     " FROM driftline.model_versions ORDER BY version"
                 )
             ).mappings()
