@@ -146,27 +146,23 @@ def run_guarded(monitor: Monitor, context: WindowContext, timeout: float | None 
     A timed-out monitor's thread cannot be stopped from outside; it is abandoned (daemon thread)
     and the window completes without it.
     """
-    if timeout is None:
-        try:
-            return _normalise(monitor, context, monitor(context))
-        except Exception as exc:  # a monitor's failure is its own
-            context.logger.warning("monitor %s failed: %s: %s", monitor.name, type(exc).__name__, exc)
-            return _failed(monitor, context, "monitor raised", f"{type(exc).__name__}: {exc}")
-
     outcome: dict[str, Any] = {}
 
     def target() -> None:
         try:
             outcome["results"] = _normalise(monitor, context, monitor(context))
-        except Exception as exc:
+        except Exception as exc:  # a monitor's failure is its own
             outcome["error"] = exc
 
-    worker = threading.Thread(target=target, name=f"monitor-{monitor.name}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        context.logger.warning("monitor %s timed out after %.0f s", monitor.name, timeout)
-        return _failed(monitor, context, f"monitor timed out after {timeout:g} s", "timeout")
+    if timeout is None:
+        target()
+    else:
+        worker = threading.Thread(target=target, name=f"monitor-{monitor.name}", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            context.logger.warning("monitor %s timed out after %.0f s", monitor.name, timeout)
+            return _failed(monitor, context, f"monitor timed out after {timeout:g} s", "timeout")
     if "error" in outcome:
         exc = outcome["error"]
         context.logger.warning("monitor %s failed: %s: %s", monitor.name, type(exc).__name__, exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from prefect import task
@@ -80,26 +81,21 @@ def compare_columns(
         values = adjust_pvalues([o.pvalue if o is not None else None for _, o in keyed])
         adjusted.update({(c, metric_name): v for (c, _), v in zip(keyed, values, strict=True)})
 
+    def row(
+        metric: str, column: str, value: float | None, threshold: float | None, status: Status, details: dict[str, Any]
+    ) -> Result:
+        return Result(
+            model.name, window.start, window.end, result_kind, metric, column, value, threshold, status, details
+        )
+
     results = []
     alpha = model.drift.alpha
     for column, kind, statistic, outcome, why in computed:
         warning, alert = levels_for(model, statistic.name, column, kind)
         base = {"column_kind": kind, "warning": warning, "alert": alert}
+
         if outcome is None:
-            results.append(
-                Result(
-                    model.name,
-                    window.start,
-                    window.end,
-                    result_kind,
-                    statistic.name,
-                    column,
-                    None,
-                    alert,
-                    Status.UNKNOWN,
-                    {**base, "reason": why},
-                )
-            )
+            results.append(row(statistic.name, column, None, alert, Status.UNKNOWN, {**base, "reason": why}))
             continue
         p_adj = adjusted.get((column, statistic.name))
         effect = outcome.details.get("cohens_w", np.nan) if statistic.effect == "cohens_w" else outcome.statistic
@@ -117,17 +113,12 @@ def compare_columns(
             details.setdefault("reason", f"{statistic.name} is not a finite number ({outcome.statistic})")
         else:
             status = judge(effect, warning, alert, p_adj, alpha)
-        threshold = alert if statistic.effect == "statistic" else None
         results.append(
-            Result(
-                model.name,
-                window.start,
-                window.end,
-                result_kind,
+            row(
                 statistic.name,
                 column,
                 outcome.statistic,
-                threshold,
+                alert if statistic.effect == "statistic" else None,
                 status,
                 details,
             )

@@ -72,16 +72,14 @@ class ConfiguredMonitor:
         return self.fn(context)
 
 
-def builtin_monitors() -> list[Monitor]:
-    return [FunctionMonitor(name, kind, fn) for name, (kind, fn, default) in BUILTIN.items() if default]
+def _builtin(name: str) -> FunctionMonitor:
+    kind, fn, _ = BUILTIN[name]
+    return FunctionMonitor(name, kind, fn)
 
 
 def label_dependent_monitors() -> list[Monitor]:
     """What a late-label refresh recomputes for a past window (its data-drift rows stay untouched)."""
-    return [
-        FunctionMonitor("concept_drift", Kind.CONCEPT_DRIFT, evaluate_concept),
-        FunctionMonitor("performance", Kind.PERFORMANCE, performance_monitor),
-    ]
+    return [_builtin("concept_drift"), _builtin("performance")]
 
 
 def _import_path(path: str) -> Any:

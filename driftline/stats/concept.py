@@ -7,7 +7,6 @@ scores the way the reference's did.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -82,7 +81,3 @@ def calibration_shift(reference: dict[str, Any], score: npt.ArrayLike, positive:
         if used[b]
     ]
     return StatResult(statistic, pvalue, {"chi2": chi2, "dof": dof, "labelled_rows": int(win_n.sum()), "bins": table})
-
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)

@@ -106,7 +106,6 @@ def test_same_statistics_as_the_hourly_drift(csv_pair: tuple[Path, Path]) -> Non
 
 
 def test_parquet_and_config_thresholds(csv_pair: tuple[Path, Path], tmp_path: Path) -> None:
-    pytest.importorskip("pyarrow")
     reference, current = (load_source(str(p)) for p in csv_pair)
     parquet = tmp_path / "current.parquet"
     current.to_parquet(parquet)
