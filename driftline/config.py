@@ -352,7 +352,8 @@ class ModelConfig(_Strict):
                 else ["last", self.reference.last.total_seconds() if self.reference.last else None]
             ),
             "bins": [profile.FINE_BINS, profile.COARSE_BINS, profile.MAX_STORED_CATEGORIES],
-            "version": 5,
+            # 6: integral floats count as integer categories (1.0 is "1"); older references are refitted.
+            "version": 6,
         }
         return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
 

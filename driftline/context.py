@@ -1,7 +1,10 @@
 """The window context every monitor receives, and the monitor contract.
 
 A monitor is a callable ``monitor(context) -> list[Result]``. It may read ``context.frame`` (the
-window's rows, loaded once), the reference and window profiles, and the engines; it must not write.
+window's rows, read on first access and kept), the reference and window profiles, and the engines;
+it must not write. A monitor that declares ``reads_rows = False`` promises to work from the profiles
+alone: when every monitor of a model does, the window is profiled block by block as it streams in
+and never held in memory whole.
 A monitor that raises is recorded as an ``unknown`` result of its kind carrying the error; the
 window still completes.
 """
@@ -11,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pandas as pd
@@ -23,17 +26,89 @@ from driftline.stats.model_profile import ModelProfile
 from driftline.window import Window
 
 
-@dataclass
+class WindowRows:
+    """The window's rows, read on first use and then kept (monitors may ask from several threads).
+
+    Built from a DataFrame already in hand, or from a zero-argument loader that reads it.
+    """
+
+    def __init__(self, source: pd.DataFrame | Callable[[], pd.DataFrame]) -> None:
+        self._frame = source if isinstance(source, pd.DataFrame) else None
+        self._load = None if isinstance(source, pd.DataFrame) else source
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._frame is not None
+
+    def get(self) -> pd.DataFrame:
+        if self._frame is None:
+            with self._lock:
+                if self._frame is None:
+                    assert self._load is not None
+                    self._frame = self._load()
+        return self._frame
+
+
+@dataclass(init=False)
 class WindowContext:
+    """What a monitor gets for one (model, window).
+
+    ``frame`` is the window's rows (every configured column), read from the database the first time
+    a monitor touches it; monitors that work from the profiles (``reference``, ``current``) never
+    cause the read. ``current.row_count`` is the window's row count without it.
+    """
+
     model: ModelConfig
     window: Window
-    frame: pd.DataFrame
     reference: ModelProfile | None
     current: ModelProfile
-    data_engine: Engine | None = None
-    results_engine: Engine | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
-    logger: logging.Logger | logging.LoggerAdapter[Any] = field(default_factory=lambda: logging.getLogger("driftline"))
+    data_engine: Engine | None
+    results_engine: Engine | None
+    parameters: dict[str, Any]
+    logger: logging.Logger | logging.LoggerAdapter[Any]
+    rows: WindowRows
+
+    def __init__(
+        self,
+        model: ModelConfig,
+        window: Window,
+        frame: pd.DataFrame | Callable[[], pd.DataFrame] | WindowRows,
+        reference: ModelProfile | None,
+        current: ModelProfile,
+        data_engine: Engine | None = None,
+        results_engine: Engine | None = None,
+        parameters: dict[str, Any] | None = None,
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.window = window
+        self.rows = frame if isinstance(frame, WindowRows) else WindowRows(frame)
+        self.reference = reference
+        self.current = current
+        self.data_engine = data_engine
+        self.results_engine = results_engine
+        self.parameters = dict(parameters or {})
+        self.logger = logger if logger is not None else logging.getLogger("driftline")
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The window's rows, read on first access."""
+        return self.rows.get()
+
+    def with_parameters(self, parameters: dict[str, Any]) -> WindowContext:
+        """The same window (and the same rows, read at most once) with one monitor's parameters."""
+        return WindowContext(
+            self.model,
+            self.window,
+            self.rows,
+            self.reference,
+            self.current,
+            self.data_engine,
+            self.results_engine,
+            parameters,
+            self.logger,
+        )
 
     def result(
         self,

@@ -18,11 +18,16 @@ from driftline.results import Status, worst
 from driftline.settings import load_settings
 from driftline.tasks._prefect import is_transient
 from driftline.tasks.artifacts import publish_summary_task
-from driftline.tasks.extract import read_rows_task, verify_columns_task
-from driftline.tasks.labels import labelled_in, refresh_late_labels_task
-from driftline.tasks.monitors import monitors_for, run_monitor_task
+from driftline.tasks.extract import read_rows, read_rows_task, verify_columns_task
+from driftline.tasks.labels import labelled_in, labelled_in_profile, refresh_late_labels_task
+from driftline.tasks.monitors import monitors_for, reads_rows, run_monitor_task
 from driftline.tasks.notify import react_task
-from driftline.tasks.profiles import DEFINITION_KEY, ensure_reference_task, profile_window_task
+from driftline.tasks.profiles import (
+    DEFINITION_KEY,
+    ensure_reference_task,
+    profile_window_task,
+    stream_window_profile_task,
+)
 from driftline.tasks.reporting import refresh_report_task
 from driftline.tasks.store import claim_run_task, mark_failed, save_window_task, store_window_profile_task
 from driftline.window import HOUR, Window, hourly_windows
@@ -61,12 +66,23 @@ def monitor_window(
     try:
         step(verify_columns_task)(databases.data, model_config)
         reference = step(ensure_reference_task)(databases.data, databases.results, model_config, window)
-        frame = step(read_rows_task)(databases.data, model_config, window.start, window.end)
-        current = step(profile_window_task)(frame, reference, model_config)
-        context = WindowContext(
-            model_config, window, frame, reference, current, databases.data, databases.results, logger=logger
-        )
         monitors = monitors_for(model_config)
+        rows: Any
+        if reads_rows(monitors):
+            # Some monitor reads the rows: read the window once and profile that frame.
+            rows = step(read_rows_task)(databases.data, model_config, window.start, window.end)
+            current = step(profile_window_task)(rows, reference, model_config)
+        else:
+            # Only profile-based monitors: fold the profile as the rows stream by (flat memory); the
+            # frame is read only if a monitor touches it after all.
+            current = step(stream_window_profile_task)(databases.data, model_config, window, reference)
+
+            def rows() -> Any:
+                return read_rows(databases.data, model_config, window.start, window.end)
+
+        context = WindowContext(
+            model_config, window, rows, reference, current, databases.data, databases.results, logger=logger
+        )
         results = [r for monitor in monitors for r in step(run_monitor_task)(monitor, context)]
         kinds = {m.kind for m in monitors} | {r.kind for r in results}
         step(save_window_task)(
@@ -75,9 +91,11 @@ def monitor_window(
             window,
             results,
             kinds,
-            len(frame),
+            current.row_count,
             time.perf_counter() - started,
-            labelled_in(frame, model_config),
+            labelled_in(context.frame, model_config)
+            if context.rows.loaded
+            else labelled_in_profile(current, model_config),
         )
         if reference is not None:
             # Days and weeks are merged from these hourly profiles (driftline run --resolution day).
@@ -97,7 +115,8 @@ def monitor_window(
         mark_failed(databases.results, model, window, message)
         raise
     refreshed = step(refresh_late_labels_task)(
-        databases.data, databases.results, model_config, reference, window, logger
+        databases.data, databases.results, model_config, reference, window, logger,
+        notification_defaults=config.notifications,
     )
     if refreshed:
         logger.info("late labels: re-evaluated %d earlier windows", len(refreshed))
@@ -111,12 +130,12 @@ def monitor_window(
     step(publish_summary_task)(model, window, results, report)
     counts = {s.value: sum(1 for r in results if r.status == s) for s in Status}
     verdict = worst([r.status for r in results])
-    logger.info("%s %s: %s rows, verdict %s, %s", model, window.label(), len(frame), verdict, counts)
+    logger.info("%s %s: %s rows, verdict %s, %s", model, window.label(), current.row_count, verdict, counts)
     return {
         "model": model,
         "window_start": window.start.isoformat(),
         "window_end": window.end.isoformat(),
-        "rows": len(frame),
+        "rows": current.row_count,
         "status": str(verdict),
         "counts": counts,
         "alerts": sorted({r.feature or r.metric for r in results if r.status == Status.ALERT}),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import queue
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,12 +65,8 @@ def labels_table(model: ModelConfig) -> sa.TableClause | None:
     return sa.table(name, sa.column(model.labels.id_column), sa.column(model.labels.label_column), schema=schema)
 
 
-def read_rows(engine: Engine, model: ModelConfig, start: datetime, end: datetime) -> pd.DataFrame:
-    """Rows with ``start <= timestamp < end`` and every configured column.
-
-    With ``labels`` configured, the ground truth is left-joined on the id as column ``__label__``
-    (NULL until it arrives); the frame then has every derived column too (see ``with_derived``).
-    """
+def window_statement(model: ModelConfig, start: datetime, end: datetime) -> sa.Select[Any]:
+    """The ``SELECT`` of a window's rows: every configured column, and the joined label (see ``read_rows``)."""
     table = log_table(model)
     ts = table.c[model.timestamp_column]
     columns = [table.c[c] for c in model.columns()]
@@ -85,85 +84,252 @@ def read_rows(engine: Engine, model: ModelConfig, start: datetime, end: datetime
         )
         source = table.outerjoin(latest, latest.c.id == table.c[model.id_column])
         columns.append(latest.c.label.label(JOINED_LABEL))
-    statement = sa.select(*columns).select_from(source).where(ts >= start, ts < end)
-    return with_derived(copy_frame(engine, statement, text_columns(engine, model), model.timestamp_column), model)
+    return sa.select(*columns).select_from(source).where(ts >= start, ts < end)
 
 
-_NOT_TEXT = (sa.Integer, sa.Numeric, sa.Float, sa.DateTime, sa.Date, sa.Time, sa.Interval)
-_TYPES: dict[tuple[str, str | None, str], tuple[float, set[str]]] = {}
+def read_rows(engine: Engine, model: ModelConfig, start: datetime, end: datetime) -> pd.DataFrame:
+    """Rows with ``start <= timestamp < end`` and every configured column.
+
+    With ``labels`` configured, the ground truth is left-joined on the id as column ``__label__``
+    (NULL until it arrives); the frame then has every derived column too (see ``with_derived``).
+    """
+    statement = window_statement(model, start, end)
+    return with_derived(copy_frame(engine, statement, column_types(engine, model), model.timestamp_column), model)
+
+
+def iter_rows(
+    engine: Engine, model: ModelConfig, start: datetime, end: datetime, block_bytes: int | None = None
+) -> Iterator[pd.DataFrame]:
+    """The rows of ``read_rows`` in consecutive blocks (about ``block_bytes`` of CSV each), so a caller
+    that folds them (profiles) holds one block at a time. Yields at least one, possibly empty, frame."""
+    statement = window_statement(model, start, end)
+    types = column_types(engine, model)
+    # closing(): a caller that stops early ends the COPY now, not whenever the generator is collected.
+    with contextlib.closing(
+        copy_frames(engine, statement, types, model.timestamp_column, block_bytes or BLOCK_BYTES)
+    ) as frames:
+        for frame in frames:
+            yield with_derived(frame, model)
+
+
+#: Column kinds as read from the CSV: "text" (kept as written), "integer", "float".
+ColumnKinds = dict[str, str]
+
+_INTEGER = (sa.Integer,)
+_FLOAT = (sa.Numeric, sa.Float)  # sa.Float is a Numeric; Numeric (decimal) is read as float
+_TYPES: dict[tuple[str, str | None, str], tuple[float, ColumnKinds]] = {}
 _TYPES_LOCK = threading.Lock()
 TYPES_TTL_SECONDS = 300.0
 
 
-def text_columns(engine: Engine, model: ModelConfig) -> set[str]:
-    """Columns whose database type is not a number or a time: read as text whatever they look like
-    ("007" stays "007", "t" stays "t"). Reflected once per table every few minutes."""
-    schema, name = model.schema_and_table
+def _kinds_of(engine: Engine, schema: str | None, name: str) -> ColumnKinds:
     key = (engine.url.render_as_string(hide_password=True), schema, name)
     now = time.monotonic()
     with _TYPES_LOCK:
         cached = _TYPES.get(key)
     if cached is not None and now - cached[0] < TYPES_TTL_SECONDS:
         return cached[1]
-    columns = sa.inspect(engine).get_columns(name, schema=schema)
-    text = {c["name"] for c in columns if not isinstance(c["type"], _NOT_TEXT)}
+    kinds: ColumnKinds = {}
+    for column in sa.inspect(engine).get_columns(name, schema=schema):
+        kind = column["type"]
+        kinds[column["name"]] = (
+            "integer" if isinstance(kind, _INTEGER) else "float" if isinstance(kind, _FLOAT) else "text"
+        )
     with _TYPES_LOCK:
-        _TYPES[key] = (now, text)
-    return text
+        _TYPES[key] = (now, kinds)
+    return kinds
 
 
-def copy_frame(engine: Engine, statement: sa.Select[Any], text: set[str], timestamp: str) -> pd.DataFrame:
-    """Run ``statement`` as ``COPY (...) TO STDOUT`` (CSV) and parse it with Arrow into a DataFrame.
+def column_types(engine: Engine, model: ModelConfig) -> ColumnKinds:
+    """How each column of the window's ``SELECT`` is parsed, from its database type (reflected once per
+    table every few minutes). Everything that is not a number is read as text, whatever it looks like
+    ("007" stays "007", "t" stays "t"); times are text until the timestamp column is parsed. The
+    types are fixed up front, not inferred, so every block of a streamed read parses alike."""
+    schema, name = model.schema_and_table
+    log = _kinds_of(engine, schema, name)
+    kinds = {c: log.get(c, "text") for c in model.columns()}
+    if model.labels is not None and model.id_column:
+        label_schema, label_name = model.labels.schema_and_table
+        kinds[JOINED_LABEL] = _kinds_of(engine, label_schema, label_name).get(model.labels.label_column, "text")
+    return kinds
 
-    About 3x faster than fetching rows through the driver (docs/scale.md). NULL is an unquoted empty
-    field and an empty string a quoted one, so the two stay distinct; NaN and +-Infinity parse as
-    floats; the timestamp column becomes timezone-aware UTC. Identifiers are quoted by SQLAlchemy
-    and values are bound by psycopg, never formatted into the text.
-    """
-    import pyarrow as pa
-    from pyarrow import csv as pacsv
 
+def text_columns(engine: Engine, model: ModelConfig) -> set[str]:
+    """Columns whose database type is not a number: read as text (see ``column_types``)."""
+    return {c for c, kind in column_types(engine, model).items() if kind == "text"}
+
+
+#: CSV bytes per block of a streamed read: large enough that per-block costs vanish, small enough
+#: that a block's rows (about 30,000 at 20 columns) cost little memory.
+BLOCK_BYTES = 8 << 20
+#: Bytes the COPY thread gathers before handing them over (one hand-over per row would cost more
+#: than parsing it).
+_CHUNK_BYTES = 1 << 20
+_END = object()
+
+
+class _Pipe(io.RawIOBase):
+    """A read-only file over the chunks a COPY thread puts in a queue (Arrow reads it block by block)."""
+
+    def __init__(self, chunks: queue.Queue[Any], stop: threading.Event) -> None:
+        self._chunks = chunks
+        self._stop = stop
+        self._pending = memoryview(b"")
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending and not self._done:
+            try:
+                item = self._chunks.get(timeout=0.2)
+            except queue.Empty:
+                if self._stop.is_set():  # the reader was abandoned: end Arrow's read-ahead too
+                    self._done = True
+                continue
+            if item is _END:
+                self._done = True
+            elif isinstance(item, BaseException):
+                self._done = True
+                raise item
+            else:
+                self._pending = memoryview(item)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def _drain_copy(engine: Engine, statement: sa.Select[Any], chunks: queue.Queue[Any], stop: threading.Event) -> None:
+    """Run the COPY and put its bytes in ``chunks`` (then ``_END``, or the error). Runs in its own thread,
+    so PostgreSQL keeps producing rows while the caller parses and profiles the previous block."""
     compiled = statement.compile(dialect=engine.dialect)
-    names = [c.name for c in statement.selected_columns]
-    buffer = io.BytesIO()
-    raw = engine.raw_connection()
     dbapi_error = engine.dialect.loaded_dbapi.Error
+
+    def hand_over(item: Any) -> None:
+        while True:
+            if stop.is_set():
+                raise _Abandoned
+            try:
+                chunks.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    raw = engine.raw_connection()
+    abandoned = False
     try:
         cursor = raw.cursor()
         # SET LOCAL: timestamps print in UTC for this transaction only, the pooled session is untouched.
         cursor.execute("SET LOCAL TIME ZONE 'UTC'")
-        with cursor.copy(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv, HEADER true)", compiled.params) as copy:
+        gathered = bytearray()
+        with cursor.copy(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)", compiled.params) as copy:
             for block in copy:
-                buffer.write(block)
+                gathered += block
+                if len(gathered) >= _CHUNK_BYTES:
+                    hand_over(bytes(gathered))
+                    gathered.clear()
         raw.rollback()
+        if gathered:
+            hand_over(bytes(gathered))
+        hand_over(_END)
+    except _Abandoned:
+        abandoned = True
     except dbapi_error as exc:
         # Wrap the driver's error as Connection.execute would (sqlalchemy.exc.OperationalError, ...), so a
         # dropped connection stays transient (tasks/_prefect.is_transient) and the read is retried.
         lost = engine.dialect.is_disconnect(exc, raw.dbapi_connection, None)
         if lost:
             raw.invalidate(exc)
-        raise sa.exc.DBAPIError.instance(
+        wrapped = sa.exc.DBAPIError.instance(
             str(compiled), None, exc, dbapi_error, hide_parameters=True, connection_invalidated=lost
-        ) from exc
+        )
+        wrapped.__cause__ = exc
+        _offer(chunks, wrapped, stop)
+    except BaseException as exc:
+        _offer(chunks, exc, stop)
     finally:
+        if abandoned:
+            raw.invalidate()  # the COPY was left unfinished: never give this connection back to the pool
         raw.close()
-    if buffer.tell() == 0:
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in names})
-    buffer.seek(0)
-    table = pacsv.read_csv(
-        buffer,
-        read_options=pacsv.ReadOptions(use_threads=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in names if name in text or name == timestamp},
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-            null_values=[""],
-        ),
-    )
-    frame = table.to_pandas()
-    frame.columns = names  # CSV headers of duplicate or odd names: keep the statement's own
+
+
+class _Abandoned(Exception):
+    """The reader stopped early; the COPY thread gives up."""
+
+
+def _offer(chunks: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            chunks.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            continue
+
+
+def copy_frames(
+    engine: Engine, statement: sa.Select[Any], kinds: ColumnKinds, timestamp: str, block_bytes: int = BLOCK_BYTES
+) -> Iterator[pd.DataFrame]:
+    """Run ``statement`` as ``COPY (...) TO STDOUT`` (CSV) and parse it with Arrow, one block at a time.
+
+    About 3x faster than fetching rows through the driver (docs/scale.md), and streamed: a thread
+    drains the COPY while Arrow parses, so memory holds a few blocks, never the window's CSV. NULL is
+    an unquoted empty field and an empty string a quoted one, so the two stay distinct; NaN and
+    +-Infinity parse as floats; the timestamp column becomes timezone-aware UTC. Identifiers are quoted
+    by SQLAlchemy and values are bound by psycopg, never formatted into the text. Yields at least one
+    (possibly empty) frame.
+    """
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    names = [c.name for c in statement.selected_columns]
+    # Positional names: the statement's own may repeat or be odd; they are put back on each frame.
+    slots = [f"c{i}" for i in range(len(names))]
+    arrow_types = {"integer": pa.int64(), "float": pa.float64(), "text": pa.string()}
+    types = {
+        slot: pa.string() if name == timestamp else arrow_types[kinds.get(name, "text")]
+        for slot, name in zip(slots, names, strict=True)
+    }
+    chunks: queue.Queue[Any] = queue.Queue(maxsize=max(2, block_bytes // _CHUNK_BYTES + 1))
+    stop = threading.Event()
+    drain = threading.Thread(target=_drain_copy, args=(engine, statement, chunks, stop), name="copy", daemon=True)
+    drain.start()
+    yielded = False
+    try:
+        pipe = io.BufferedReader(_Pipe(chunks, stop), buffer_size=_CHUNK_BYTES)
+        if pipe.peek(1):
+            reader = pacsv.open_csv(
+                pipe,
+                read_options=pacsv.ReadOptions(column_names=slots, block_size=block_bytes, use_threads=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False, null_values=[""]
+                ),
+            )
+            for batch in reader:
+                if batch.num_rows:
+                    yielded = True
+                    yield _to_frame(batch, names, timestamp)
+    finally:
+        stop.set()
+        drain.join()
+    if not yielded:
+        yield pd.DataFrame({name: pd.Series(dtype=object) for name in names})
+
+
+def _to_frame(batch: Any, names: list[str], timestamp: str) -> pd.DataFrame:
+    frame = batch.to_pandas()
+    frame.columns = names
     frame[timestamp] = pd.to_datetime(frame[timestamp], utc=True, format="ISO8601")
     return frame
+
+
+def copy_frame(engine: Engine, statement: sa.Select[Any], kinds: ColumnKinds, timestamp: str) -> pd.DataFrame:
+    """All the rows of ``copy_frames`` as one DataFrame."""
+    frames = list(copy_frames(engine, statement, kinds, timestamp))
+    if len(frames) == 1:
+        return frames[0]
+    return pd.concat(frames, ignore_index=True)
 
 
 def with_derived(frame: pd.DataFrame, model: ModelConfig) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Late labels: recompute past windows whose label coverage changed since they were evaluated."""
+"""Late labels: recompute past windows whose label coverage changed since they were evaluated, and
+react to what the labels revealed (events and notifications, as for a fresh window)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from prefect import task
 from sqlalchemy.engine import Engine
 
 from driftline.config import ModelConfig
+from driftline.connections import Databases
 from driftline.context import WindowContext, run_guarded
+from driftline.notifications_config import NotificationsConfig
+from driftline.results import STATUS_SEVERITY, Kind, Result, Status, worst
 from driftline.stats.model_profile import ModelProfile
 from driftline.tasks._prefect import IO
 from driftline.tasks.extract import labelled_counts, read_rows
 from driftline.tasks.monitors import label_dependent_monitors
+from driftline.tasks.notify import react
 from driftline.tasks.profiles import ensure_reference, profile_window
-from driftline.tasks.store import label_coverage, save_label_refresh
+from driftline.tasks.store import label_coverage, load_results, save_label_refresh
 from driftline.window import HOUR, Window
 
 
@@ -26,6 +31,33 @@ def labelled_in(frame: Any, model: ModelConfig) -> int | None:
     return int(frame[label].notna().sum())
 
 
+def labelled_in_profile(profile: ModelProfile, model: ModelConfig) -> int | None:
+    """``labelled_in`` from a window's profile (the label is profiled as a target column): its non-null values."""
+    label = model.label_field
+    feature = profile.features.get(label) if label else None
+    if feature is None:
+        return None
+    return profile.row_count - feature.nulls
+
+
+def worse_kinds(before: list[Result], after: list[Result]) -> set[Kind]:
+    """Kinds whose worst status in ``after`` is warning/alert and more severe than in ``before``."""
+
+    def by_kind(results: list[Result]) -> dict[Kind, Status]:
+        grouped: dict[Kind, list[Status]] = {}
+        for result in results:
+            grouped.setdefault(Kind(result.kind), []).append(Status(result.status))
+        return {kind: worst(statuses) for kind, statuses in grouped.items()}
+
+    old, new = by_kind(before), by_kind(after)
+    return {
+        kind
+        for kind, status in new.items()
+        if status in (Status.WARNING, Status.ALERT)
+        and STATUS_SEVERITY[status] > STATUS_SEVERITY[old.get(kind, Status.UNKNOWN)]
+    }
+
+
 def refresh_late_labels(
     data_engine: Engine,
     results_engine: Engine,
@@ -33,11 +65,21 @@ def refresh_late_labels(
     reference: ModelProfile | None,
     before: Window,
     logger: Any = None,
+    *,
+    notify: bool = True,
+    notification_defaults: NotificationsConfig | None = None,
+    flow_run_id: str | None = None,
 ) -> list[str]:
     """Re-evaluate performance and concept drift of the windows in the look-back before ``before``
     whose labelled-row count differs from the one their results rest on. Returns their starts (ISO).
 
     Only windows that already have a succeeded run are refreshed; their data-drift rows are untouched.
+    With ``notify``, the kinds of a refreshed window whose status the labels made worse than what was
+    stored (e.g. ``unknown`` -> ``alert``) go through ``react`` like a fresh window: an event (what
+    the retrain automation listens to) and the incident rules' message. Only those kinds: labels
+    trickling in over several hours re-evaluate a window several times, and an unchanged or better
+    status says nothing new, while reacting to it again would re-open an incident a newer window has
+    resolved and notify the same problem twice.
     """
     lookback = model.performance.lookback_hours
     if model.label_field is None or lookback == 0 or reference is None or not model.performance.enabled:
@@ -49,6 +91,10 @@ def refresh_late_labels(
     live = labelled_counts(data_engine, model, start, before.start)
     refreshed = []
     monitors = label_dependent_monitors()
+    if notify and flow_run_id is None:
+        from prefect.runtime import flow_run
+
+        flow_run_id = str(flow_run.id) if flow_run.id else None  # the monitor run whose refresh found it
     for window_start in sorted(stored):
         now = live.get(window_start, 0)
         if stored[window_start] == now:
@@ -65,8 +111,21 @@ def refresh_late_labels(
             context.logger = logger
         results = [r for monitor in monitors for r in run_guarded(monitor, context)]
         labelled = labelled_in(frame, model) or 0
-        save_label_refresh(results_engine, model.name, window, results, {m.kind for m in monitors}, labelled)
+        kinds = {m.kind for m in monitors}
+        previous = [r for r in load_results(results_engine, model.name, window.start, window.end) if r.kind in kinds]
+        save_label_refresh(results_engine, model.name, window, results, kinds, labelled)
         refreshed.append(window.start.isoformat())
+        worse = worse_kinds(previous, results) if notify else set()
+        if worse:
+            # After the save, as in the hourly flow: react never raises and never holds results back.
+            react(
+                Databases(data=data_engine, results=results_engine),
+                model,
+                window,
+                [r for r in results if r.kind in worse],
+                flow_run_id,
+                defaults=notification_defaults,
+            )
     return refreshed
 
 

@@ -67,9 +67,21 @@ class ConfiguredMonitor:
     fn: Callable[[WindowContext], Any]
     params: dict[str, Any]
     timeout_seconds: float | None
+    #: False: works from the profiles alone and never touches ``context.frame``.
+    reads_rows: bool = True
 
     def __call__(self, context: WindowContext) -> Any:
         return self.fn(context)
+
+
+#: Built-ins that work from the window's profile alone (no rows): with only these, the window streams.
+PROFILE_ONLY = frozenset({"data_drift"})
+
+
+def reads_rows(monitors: list[ConfiguredMonitor]) -> bool:
+    """Whether any of ``monitors`` needs the window's rows (a user's monitor does unless it says
+    ``reads_rows = False``)."""
+    return any(m.reads_rows for m in monitors)
 
 
 def _builtin(name: str) -> FunctionMonitor:
@@ -111,7 +123,7 @@ def resolve(spec: MonitorSpec) -> ConfiguredMonitor:
         if spec.name not in BUILTIN:
             raise ConfigError(f"monitor {spec.name!r} is not built in ({', '.join(BUILTIN)}); give path or entry_point")
         kind, fn, _ = BUILTIN[spec.name]
-        return ConfiguredMonitor(spec.name, kind, fn, spec.params, spec.timeout_seconds)
+        return ConfiguredMonitor(spec.name, kind, fn, spec.params, spec.timeout_seconds, spec.name not in PROFILE_ONLY)
     target = _import_path(spec.path) if spec.path else _entry_point(str(spec.entry_point))
     if isinstance(target, type):
         target = target(**spec.params)
@@ -120,29 +132,24 @@ def resolve(spec: MonitorSpec) -> ConfiguredMonitor:
     declared = spec.kind or getattr(target, "kind", None)
     if declared is None:
         raise ConfigError(f"monitor {spec.name!r}: say which kind its results are (kind: data_drift, ...)")
-    return ConfiguredMonitor(spec.name, Kind(declared), target, spec.params, spec.timeout_seconds)
+    return ConfiguredMonitor(
+        spec.name, Kind(declared), target, spec.params, spec.timeout_seconds, bool(getattr(target, "reads_rows", True))
+    )
 
 
 def monitors_for(model: ModelConfig) -> list[ConfiguredMonitor]:
     if model.monitors is None:
-        return [ConfiguredMonitor(name, kind, fn, {}, None) for name, (kind, fn, default) in BUILTIN.items() if default]
+        return [
+            ConfiguredMonitor(name, kind, fn, {}, None, name not in PROFILE_ONLY)
+            for name, (kind, fn, default) in BUILTIN.items()
+            if default
+        ]
     return [resolve(spec) for spec in model.monitors]
 
 
 def run_monitor(monitor: ConfiguredMonitor | Monitor, context: WindowContext) -> list[Result]:
     """One monitor, guarded: its exception or timeout becomes an ``unknown`` result, never a failed window."""
-    params = getattr(monitor, "params", {})
-    scoped = WindowContext(
-        context.model,
-        context.window,
-        context.frame,
-        context.reference,
-        context.current,
-        context.data_engine,
-        context.results_engine,
-        dict(params),
-        context.logger,
-    )
+    scoped = context.with_parameters(dict(getattr(monitor, "params", {})))
     return run_guarded(monitor, scoped, getattr(monitor, "timeout_seconds", None))
 
 

@@ -13,7 +13,7 @@ from driftline.config import ModelConfig
 from driftline.stats.concept import fit_calibration
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values, window_model_profile
 from driftline.tasks._prefect import IO, PURE
-from driftline.tasks.extract import read_rows
+from driftline.tasks.extract import iter_rows, read_rows
 from driftline.tasks.notify_store import with_effective_reference
 from driftline.tasks.performance import reference_performance
 from driftline.tasks.store import load_reference, store_reference
@@ -98,5 +98,20 @@ def profile_window(frame: pd.DataFrame, reference: ModelProfile | None, model: M
     return window_model_profile(frame, reference)
 
 
+def stream_window_profile(
+    data_engine: Engine, model: ModelConfig, window: Window, reference: ModelProfile | None
+) -> ModelProfile:
+    """``profile_window`` of the window's rows, folded block by block as they stream out of PostgreSQL:
+    memory holds a block (about 30,000 rows), never the window. Equal to profiling the whole frame
+    (counts, nulls, extremes exactly; the moment sums up to float rounding)."""
+    profile: ModelProfile | None = None
+    for block in iter_rows(data_engine, model, window.start, window.end):
+        part = profile_window(block, reference, model)
+        profile = part if profile is None else profile.merge(part)
+    assert profile is not None  # iter_rows yields at least one block
+    return profile
+
+
 ensure_reference_task = task(ensure_reference, name="reference-profile", **IO)
 profile_window_task = task(profile_window, name="profile-window", **PURE)
+stream_window_profile_task = task(stream_window_profile, name="stream-window-profile", **IO)

@@ -288,7 +288,8 @@ def profile_categorical(values: npt.ArrayLike) -> CategoricalProfile:
 
     Notes
     -----
-    Values that print the same (``1`` and ``"1"``) are one category. At most
+    Values that print the same (``1`` and ``"1"``) are one category; an integral float prints as the
+    integer (``1.0`` is ``"1"``), as an integer column with a NULL arrives as floats. At most
     ``MAX_STORED_CATEGORIES`` categories are kept (the most frequent); the rest are counted in
     ``overflow`` so the total is never lost. Counting is hash-based (pandas), about 20 ms per
     million rows and column.
@@ -299,7 +300,9 @@ def profile_categorical(values: npt.ArrayLike) -> CategoricalProfile:
     null_mask = series.isna()
     nulls = int(null_mask.sum())
     kind = pd.api.types.infer_dtype(series, skipna=True)
-    if kind not in ("string", "empty", "categorical"):
+    if kind in ("floating", "mixed-integer-float"):
+        series = _float_text(series[~null_mask])
+    elif kind not in ("string", "empty", "categorical"):
         # Hashing would merge True with 1 and 1.0 with 1; compare the printed text instead.
         series = series[~null_mask].map(str)
     counted = series.value_counts(dropna=True, sort=False)
@@ -308,6 +311,22 @@ def profile_categorical(values: npt.ArrayLike) -> CategoricalProfile:
         key = str(category)
         counts[key] = counts.get(key, 0) + int(count)
     return _capped(counts, nulls, 0)
+
+
+def _float_text(values: pd.Series) -> pd.Series:
+    """Floats as category text, an integral float as the integer it holds (1.0 -> "1").
+
+    An integer column that holds a NULL arrives as floats: this way a category reads the same with or
+    without a NULL beside it, in a reference, a window or any block of a streamed window.
+    """
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    # Beyond 2**53 a float no longer tells which integer it was: it keeps its own text.
+    integral = np.isfinite(numbers) & (numbers == np.floor(numbers)) & (np.abs(numbers) < 2.0**53)
+    text = np.empty(len(numbers), dtype=object)
+    text[integral] = numbers[integral].astype(np.int64).astype(str)
+    if not integral.all():
+        text[~integral] = values[~integral].map(str).to_numpy(dtype=object)
+    return pd.Series(text, dtype=object)
 
 
 fit_categorical = profile_categorical
