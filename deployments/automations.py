@@ -3,8 +3,8 @@
 Per model (``actions``, default: retrain on a data_drift or performance alert):
 
 * ``driftline-<model>-retrain-on-<kind>`` — event ``driftline.<kind>...`` of that model at the
-  configured status → RunDeployment ``retrain/retrain`` with ``model``, ``reason`` and the
-  cooldown (the retrain flow skips a run within the cooldown of the previous one);
+  configured status → RunDeployment ``retrain/retrain`` with ``model``, ``reason``, the event's
+  window and the cooldown (the retrain flow skips a run within the cooldown of the previous one);
 * ``driftline-<model>-cicd-on-promoted`` / ``-cicd-on-<kind>`` — CallWebhook of a ``Webhook`` block
   ``driftline-cicd-<model>`` (its URL from the config, an environment variable or a Secret block).
 
@@ -118,6 +118,9 @@ def desired_automations(config: Any, deployment_id: Callable[[str], UUID]) -> li
                                     "{{ event.payload.window_start }}",
                                     "require_approval": retrain.require_approval,
                                     "cooldown_hours": retrain.cooldown_hours,
+                                    # Train as of this window and, if promoted, make it the reference.
+                                    "window_start": "{{ event.payload.window_start }}",
+                                    "window_end": "{{ event.payload.window_end }}",
                                 },
                             )
                         ],

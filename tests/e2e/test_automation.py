@@ -196,6 +196,10 @@ def test_drift_event_triggers_a_completed_retrain_and_failures_notify(
             assert run.parameters["model"] == "loan"
             assert run.parameters["reason"].startswith("driftline.data_drift.detected (alert)")
             assert run.parameters["cooldown_hours"] == 24 and run.parameters["config_path"] == str(loan_config)
+            assert (run.parameters["window_start"], run.parameters["window_end"]) == (
+                window.start.isoformat(),
+                window.end.isoformat(),
+            )
             (logged,) = [r for r in retrain_runs(engine, "loan") if r["flow_run_id"] == str(run.id)]
             assert logged["status"] in {"promoted", "rejected"} and logged["finished_at"] is not None
 

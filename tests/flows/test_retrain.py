@@ -126,6 +126,31 @@ def test_better_candidate_is_promoted_and_moves_the_reference(
     assert len(versions(engine)) == 1
 
 
+def test_triggered_by_a_window_trains_as_of_it_and_moves_the_reference_to_it(
+    engine: sa.Engine, log_schema: str, tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the automation passes: the alerting window. Training stops at its end (later rows exist
+    but were not known then), and the new reference is that window, so the next hour is judged
+    against the data the problem started with, not against a week that is mostly the old regime."""
+    seed_log(engine, log_schema, "linear")
+    config_path = config_for(tmp_path, log_schema, database_url, monkeypatch)
+    window_start, window_end = LOG_START + timedelta(hours=40), LOG_START + timedelta(hours=41)
+    outcome = retrain(
+        "loan",
+        reason="drift",
+        config_path=config_path,
+        lookback_hours=HOURS,
+        window_start=window_start.isoformat(),  # as rendered from the event's payload
+        window_end=window_end.isoformat(),
+    )
+    assert outcome["status"] == "promoted", outcome
+    (version,) = versions(engine)
+    assert version["train_start"] == LOG_START and version["train_end"] == window_end
+    assert (outcome["reference_start"], outcome["reference_end"]) == (window_start.isoformat(), window_end.isoformat())
+    model = ModelConfig.model_validate(model_entry("loan", f"{log_schema}.loan_predictions"))
+    assert effective_reference_range(engine, model) == (window_start, window_end)
+
+
 def test_worse_candidate_is_rejected_and_nothing_moves(
     engine: sa.Engine, log_schema: str, tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
