@@ -295,6 +295,8 @@ def up(
     home: Path | None = None,
     ui: bool = True,
     cron: str = HOURLY_AT_MINUTE_5,
+    prefect_database: str = "prefect",
+    worker_log_level: str = "INFO",
 ) -> dict[str, Any]:
     """Server (PostgreSQL-backed) + process worker + deployments + automations; idempotent.
 
@@ -306,12 +308,14 @@ def up(
     path = resolve_config_path(config_path).resolve()
     config = load_run_config(path)
     _, results_url = database_urls(config, load_settings())
-    server = start_server(home, prefect_database_url(results_url, home), port, host, ui)
+    server = start_server(home, prefect_database_url(results_url, home, prefect_database), port, host, ui)
     api_url = server["api_url"]
     os.environ["PREFECT_API_URL"] = api_url
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         deployed = deploy(path, work_pool, cron)
-    worker = start_worker(home, api_url, work_pool, path)
+    # The worker's flow runs inherit its environment: INFO, so their logs (a retrain's holdout scores,
+    # a monitor's verdicts) show in the UI even when the calling CLI keeps its own output quiet.
+    worker = start_worker(home, api_url, work_pool, path, {"PREFECT_LOGGING_LEVEL": worker_log_level})
     return {
         "api_url": api_url,
         "server_pid": server["pid"],

@@ -290,16 +290,31 @@ def up(
     port: Annotated[int, typer.Option("--port", help="Prefect server port")] = 4200,
     cron: Annotated[str, typer.Option("--cron", help="Schedule of monitor-all (UTC)")] = "5 * * * *",
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Start the server without its UI")] = False,
+    prefect_database: Annotated[
+        str, typer.Option("--prefect-database", help="Prefect's own database on the results' PostgreSQL server")
+    ] = "prefect",
 ) -> None:
     """A complete local setup: a Prefect server on PostgreSQL, a process worker, the deployments and automations."""
+    worker_log_level = os.environ.get("PREFECT_LOGGING_LEVEL", "INFO")  # before this command quiets itself
     _quiet_prefect(False)
     from driftline.deployments.up import up as start
 
-    outcome = start(config, port=port, ui=not no_ui, cron=cron)
+    outcome = start(
+        config,
+        port=port,
+        ui=not no_ui,
+        cron=cron,
+        prefect_database=prefect_database,
+        worker_log_level=worker_log_level,
+    )
     console.print(
         f"Prefect API: {outcome['api_url']}  (server pid {outcome['server_pid']}, worker pid {outcome['worker_pid']})"
     )
     console.print(f"deployments: {', '.join(outcome['deployments'])}")
+    for verb, names in (outcome.get("automations") or {}).items():
+        if names:
+            console.print(f"automations {verb}: {', '.join(names)}")
+    console.print(f"Prefect UI: {outcome['api_url'].removesuffix('/api')}")
     console.print(f"export PREFECT_API_URL={outcome['api_url']}   # then `driftline run`, or wait for minute 5")
 
 
