@@ -96,6 +96,31 @@ def db_upgrade(config: ConfigOption = None) -> None:
     console.print(f"results schema at revision {current_revision(databases.results)}")
 
 
+@db_app.command("prune")
+@one_line_errors
+def db_prune(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Keep hourly windows younger than this: 90d, 12w or 2160h")
+    ],
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing")] = False,
+) -> None:
+    """Delete hourly results, run-log rows and window profiles of older windows (day/week results stay)."""
+    from driftline.connections import load_run_config, open_databases
+    from driftline.storage.retention import parse_age, prune
+    from driftline.window import last_full_hour_end
+
+    age = parse_age(older_than)
+    databases = open_databases(load_run_config(config), migrate=True)
+    cutoff = last_full_hour_end() - age
+    pruned = prune(databases.results, cutoff, dry_run=dry_run)
+    console.print(
+        f"{'would delete' if dry_run else 'deleted'} {pruned.results:,} hourly results, {pruned.runs:,} run-log "
+        f"rows and {pruned.window_profiles:,} window profiles of windows before {cutoff:%Y-%m-%d %H:%M} UTC",
+        highlight=False,
+    )
+
+
 def _windows(start: str | None, end: str | None) -> list[Any]:
     from driftline.errors import ConfigError
     from driftline.window import Window, hourly_windows, last_full_hour_end

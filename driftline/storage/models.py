@@ -45,6 +45,8 @@ class ResultRow(Base):
             postgresql_nulls_not_distinct=True,
         ),
         Index("results_model_kind_window", "model", "kind", "window_start"),
+        # Time-range reads across models and retention (migration 0005).
+        Index("results_window_start", "window_start"),
         CheckConstraint(
             "kind IN ('data_drift','concept_drift','performance','data_quality','operational')",
             name="results_kind_valid",
@@ -71,6 +73,7 @@ class WindowProfileRow(Base):
     """An hourly window's profile (counts only; bins come from its reference), merged into days and weeks."""
 
     __tablename__ = "window_profiles"
+    __table_args__ = (Index("window_profiles_window_start", "window_start"),)
 
     model: Mapped[str] = mapped_column(Text, primary_key=True)
     definition: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -100,7 +103,10 @@ class RunRow(Base):
     """The run log: the latest attempt at one (model, window)."""
 
     __tablename__ = "runs"
-    __table_args__ = (CheckConstraint("status IN ('running','succeeded','failed')", name="runs_status_valid"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('running','succeeded','failed')", name="runs_status_valid"),
+        Index("runs_window_start", "window_start"),
+    )
 
     model: Mapped[str] = mapped_column(Text, primary_key=True)
     window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
