@@ -21,7 +21,7 @@ Driftline's own Alembic migrations, then:
     .venv/bin/python bench/results_store.py --hours 4380     # half a year, as measured in docs/scale.md
     .venv/bin/python bench/results_store.py --keep           # keep the database afterwards
 
-Half a year (96M rows, 53 GB) took 21 minutes to fill on the 2-core machine. Numbers are medians over
+Half a year (96M rows, 53 GB) took about 22 minutes to fill on the 2-core machine. Numbers are medians over
 ``--repeats`` distinct models (so each repetition reads a model's rows that no earlier repetition
 touched); fleet-wide queries that scan the whole table run once. Plans go to ``--plans``. At head, the
 ``window_start`` indexes of migration 0005 are then dropped and rebuilt to measure with/without/with
