@@ -14,7 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Environment settings. ``database_url`` overrides the one in monitors.yaml."""
 
-    model_config = SettingsConfigDict(env_prefix="DRIFTLINE_", extra="ignore")
+    # env_ignore_empty: DRIFTLINE_REPORTS_DIR= (set but empty) means unset, not the current directory.
+    model_config = SettingsConfigDict(env_prefix="DRIFTLINE_", extra="ignore", env_ignore_empty=True)
 
     database_url: SecretStr | None = None
     results_url: SecretStr | None = None

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
-import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -112,7 +110,8 @@ def iter_rows(
             yield with_derived(frame, model)
 
 
-#: Column kinds as read from the CSV: "text" (kept as written), "integer", "float".
+#: Column kinds by database type: "integer", "float" (also NUMERIC), "text" (character types) and
+#: "other" (boolean, dates, JSON, ...); text and other are read as the text PostgreSQL prints.
 ColumnKinds = dict[str, str]
 
 _INTEGER = (sa.Integer,)
@@ -133,7 +132,13 @@ def _kinds_of(engine: Engine, schema: str | None, name: str) -> ColumnKinds:
     for column in sa.inspect(engine).get_columns(name, schema=schema):
         kind = column["type"]
         kinds[column["name"]] = (
-            "integer" if isinstance(kind, _INTEGER) else "float" if isinstance(kind, _FLOAT) else "text"
+            "integer"
+            if isinstance(kind, _INTEGER)
+            else "float"
+            if isinstance(kind, _FLOAT)
+            else "text"
+            if isinstance(kind, sa.String)
+            else "other"
         )
     with _TYPES_LOCK:
         _TYPES[key] = (now, kinds)
@@ -156,116 +161,12 @@ def column_types(engine: Engine, model: ModelConfig) -> ColumnKinds:
 
 def text_columns(engine: Engine, model: ModelConfig) -> set[str]:
     """Columns whose database type is not a number: read as text (see ``column_types``)."""
-    return {c for c, kind in column_types(engine, model).items() if kind == "text"}
+    return {c for c, kind in column_types(engine, model).items() if kind in ("text", "other")}
 
 
 #: CSV bytes per block of a streamed read: large enough that per-block costs vanish, small enough
-#: that a block's rows (about 30,000 at 20 columns) cost little memory.
+#: that a block's rows (about 20,000 at 20 columns) cost little memory.
 BLOCK_BYTES = 8 << 20
-#: Bytes the COPY thread gathers before handing them over (one hand-over per row would cost more
-#: than parsing it).
-_CHUNK_BYTES = 1 << 20
-_END = object()
-
-
-class _Pipe(io.RawIOBase):
-    """A read-only file over the chunks a COPY thread puts in a queue (Arrow reads it block by block)."""
-
-    def __init__(self, chunks: queue.Queue[Any], stop: threading.Event) -> None:
-        self._chunks = chunks
-        self._stop = stop
-        self._pending = memoryview(b"")
-        self._done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending and not self._done:
-            try:
-                item = self._chunks.get(timeout=0.2)
-            except queue.Empty:
-                if self._stop.is_set():  # the reader was abandoned: end Arrow's read-ahead too
-                    self._done = True
-                continue
-            if item is _END:
-                self._done = True
-            elif isinstance(item, BaseException):
-                self._done = True
-                raise item
-            else:
-                self._pending = memoryview(item)
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
-def _drain_copy(engine: Engine, statement: sa.Select[Any], chunks: queue.Queue[Any], stop: threading.Event) -> None:
-    """Run the COPY and put its bytes in ``chunks`` (then ``_END``, or the error). Runs in its own thread,
-    so PostgreSQL keeps producing rows while the caller parses and profiles the previous block."""
-    compiled = statement.compile(dialect=engine.dialect)
-    dbapi_error = engine.dialect.loaded_dbapi.Error
-
-    def hand_over(item: Any) -> None:
-        while True:
-            if stop.is_set():
-                raise _Abandoned
-            try:
-                chunks.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    raw = engine.raw_connection()
-    abandoned = False
-    try:
-        cursor = raw.cursor()
-        # SET LOCAL: timestamps print in UTC for this transaction only, the pooled session is untouched.
-        cursor.execute("SET LOCAL TIME ZONE 'UTC'")
-        gathered = bytearray()
-        with cursor.copy(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)", compiled.params) as copy:
-            for block in copy:
-                gathered += block
-                if len(gathered) >= _CHUNK_BYTES:
-                    hand_over(bytes(gathered))
-                    gathered.clear()
-        raw.rollback()
-        if gathered:
-            hand_over(bytes(gathered))
-        hand_over(_END)
-    except _Abandoned:
-        abandoned = True
-    except dbapi_error as exc:
-        # Wrap the driver's error as Connection.execute would (sqlalchemy.exc.OperationalError, ...), so a
-        # dropped connection stays transient (tasks/_prefect.is_transient) and the read is retried.
-        lost = engine.dialect.is_disconnect(exc, raw.dbapi_connection, None)
-        if lost:
-            raw.invalidate(exc)
-        wrapped = sa.exc.DBAPIError.instance(
-            str(compiled), None, exc, dbapi_error, hide_parameters=True, connection_invalidated=lost
-        )
-        wrapped.__cause__ = exc
-        _offer(chunks, wrapped, stop)
-    except BaseException as exc:
-        _offer(chunks, exc, stop)
-    finally:
-        if abandoned:
-            raw.invalidate()  # the COPY was left unfinished: never give this connection back to the pool
-        raw.close()
-
-
-class _Abandoned(Exception):
-    """The reader stopped early; the COPY thread gives up."""
-
-
-def _offer(chunks: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
-    while not stop.is_set():
-        try:
-            chunks.put(item, timeout=0.2)
-            return
-        except queue.Full:
-            continue
 
 
 def copy_frames(
@@ -273,52 +174,81 @@ def copy_frames(
 ) -> Iterator[pd.DataFrame]:
     """Run ``statement`` as ``COPY (...) TO STDOUT`` (CSV) and parse it with Arrow, one block at a time.
 
-    About 3x faster than fetching rows through the driver (docs/scale.md), and streamed: a thread
-    drains the COPY while Arrow parses, so memory holds a few blocks, never the window's CSV. NULL is
-    an unquoted empty field and an empty string a quoted one, so the two stay distinct; NaN and
-    +-Infinity parse as floats; the timestamp column becomes timezone-aware UTC. Identifiers are quoted
-    by SQLAlchemy and values are bound by psycopg, never formatted into the text. Yields at least one
-    (possibly empty) frame.
+    About 3x faster than fetching rows through the driver (docs/scale.md), and streamed: memory
+    holds one block of CSV and its frame, never the window's CSV. NULL is an unquoted empty field
+    and an empty string a quoted one, so the two stay distinct; NaN and +-Infinity parse as floats;
+    the timestamp column becomes timezone-aware UTC. Identifiers are quoted by SQLAlchemy and values
+    are bound by psycopg, never formatted into the text. Yields at least one (possibly empty) frame.
+
+    One thread does it all: a second thread draining the COPY in Python would hold the GIL once per
+    row and stall every numpy call of the caller (measured: the profile took 4x longer).
     """
     import pyarrow as pa
-    from pyarrow import csv as pacsv
 
+    compiled = statement.compile(dialect=engine.dialect)
     names = [c.name for c in statement.selected_columns]
     # Positional names: the statement's own may repeat or be odd; they are put back on each frame.
     slots = [f"c{i}" for i in range(len(names))]
-    arrow_types = {"integer": pa.int64(), "float": pa.float64(), "text": pa.string()}
+    arrow_types = {"integer": pa.int64(), "float": pa.float64(), "text": pa.string(), "other": pa.string()}
     types = {
         slot: pa.string() if name == timestamp else arrow_types[kinds.get(name, "text")]
         for slot, name in zip(slots, names, strict=True)
     }
-    chunks: queue.Queue[Any] = queue.Queue(maxsize=max(2, block_bytes // _CHUNK_BYTES + 1))
-    stop = threading.Event()
-    drain = threading.Thread(target=_drain_copy, args=(engine, statement, chunks, stop), name="copy", daemon=True)
-    drain.start()
+    raw = engine.raw_connection()
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    finished = False
     yielded = False
     try:
-        pipe = io.BufferedReader(_Pipe(chunks, stop), buffer_size=_CHUNK_BYTES)
-        if pipe.peek(1):
-            reader = pacsv.open_csv(
-                pipe,
-                read_options=pacsv.ReadOptions(column_names=slots, block_size=block_bytes, use_threads=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False, null_values=[""]
-                ),
-            )
-            for batch in reader:
-                if batch.num_rows:
+        cursor = raw.cursor()
+        # SET LOCAL: timestamps print in UTC for this transaction only, the pooled session is untouched.
+        cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+        with cursor.copy(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)", compiled.params) as copy:
+            pending = bytearray()
+            # PostgreSQL sends one COPY message per row, so a block boundary is always a row boundary.
+            for message in copy:
+                pending += message
+                if len(pending) >= block_bytes:
                     yielded = True
-                    yield _to_frame(batch, names, timestamp)
+                    yield _parse_block(pending, slots, types, names, timestamp)
+                    pending = bytearray()
+            if pending:
+                yielded = True
+                yield _parse_block(pending, slots, types, names, timestamp)
+        raw.rollback()
+        finished = True
+    except dbapi_error as exc:
+        # Wrap the driver's error as Connection.execute would (sqlalchemy.exc.OperationalError, ...), so a
+        # dropped connection stays transient (tasks/_prefect.is_transient) and the read is retried.
+        lost = engine.dialect.is_disconnect(exc, raw.dbapi_connection, None)
+        if lost:
+            raw.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(
+            str(compiled), None, exc, dbapi_error, hide_parameters=True, connection_invalidated=lost
+        ) from exc
     finally:
-        stop.set()
-        drain.join()
+        if not finished and raw.dbapi_connection is not None:
+            raw.invalidate()  # left mid-COPY (the caller stopped early, or an error): never reuse it
+        raw.close()
     if not yielded:
         yield pd.DataFrame({name: pd.Series(dtype=object) for name in names})
 
 
-def _to_frame(batch: Any, names: list[str], timestamp: str) -> pd.DataFrame:
-    frame = batch.to_pandas()
+def _parse_block(block: bytearray, slots: list[str], types: dict[str, Any], names: list[str], timestamp: str) -> Any:
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    table = pacsv.read_csv(
+        pa.py_buffer(block),
+        read_options=pacsv.ReadOptions(column_names=slots, use_threads=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False, null_values=[""]
+        ),
+    )
+    return _to_frame(table, names, timestamp)
+
+
+def _to_frame(table: Any, names: list[str], timestamp: str) -> pd.DataFrame:
+    frame = table.to_pandas()
     frame.columns = names
     frame[timestamp] = pd.to_datetime(frame[timestamp], utc=True, format="ISO8601")
     return frame

@@ -163,3 +163,13 @@ def test_reference_errors(reference: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as error:
         parse_config({"models": [model_entry("loan", "t", reference=reference)]})
     assert message in str(error.value) and "model 'loan': reference" in str(error.value)
+
+
+def test_an_empty_environment_setting_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from driftline.settings import load_settings
+
+    monkeypatch.setenv("DRIFTLINE_REPORTS_DIR", "")
+    monkeypatch.setenv("DRIFTLINE_DATABASE_URL", "")
+    settings = load_settings()
+    assert settings.reports_dir is None  # not Path("."): no reports written into the working directory
+    assert settings.database_url is None

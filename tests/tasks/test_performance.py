@@ -621,3 +621,19 @@ def test_segments_with_too_few_labels_are_unknown() -> None:
     income = segments["income"]
     assert income.status is Status.UNKNOWN and "40 labelled rows" in income.details["reason"]
     assert segments["region"].status is not Status.UNKNOWN
+
+
+def test_rank_roc_auc_equals_sklearns_with_ties() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from driftline.tasks.performance import roc_auc
+
+    rng = np.random.default_rng(3)
+    for n in (2, 5, 50, 5_000):
+        for decimals in (0, 1, 3):
+            y = rng.integers(0, 2, n)
+            if y.min() == y.max():
+                y[0], y[-1] = 0, 1
+            s = np.round(rng.uniform(size=n), decimals)  # few decimals: many ties
+            assert roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert math.isnan(roc_auc(np.ones(4, dtype=int), np.arange(4.0)))
