@@ -168,13 +168,17 @@ DEFAULT_CONCURRENCY = 4
 
 
 @flow(name="monitor-all", task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY))
-def monitor_all(window_end: datetime | None = None, config_path: str | None = None) -> dict[str, Any]:
-    """Every configured model for one hour, concurrently on the flow's task runner. A failing model is
-    reported as failed; the others still run."""
+def monitor_all(
+    window_end: datetime | None = None, config_path: str | None = None, models: list[str] | None = None
+) -> dict[str, Any]:
+    """Every configured model (or only ``models``, a shard of the fleet) for one hour, concurrently on
+    the flow's task runner. A failing model is reported as failed; the others still run. An unknown
+    name in ``models`` is a configuration error, raised before any model runs."""
     logger = get_run_logger()
     config = load_run_config(config_path)
     end = Window.hour_ending(window_end).end  # one instant for every model, even across the hour
-    futures = {model.name: monitor_model_task.submit(model.name, end, config_path) for model in config.models}
+    names = [model.name for model in config.models] if models is None else [config.model(n).name for n in models]
+    futures = {name: monitor_model_task.submit(name, end, config_path) for name in names}
     outcome: dict[str, Any] = {"succeeded": {}, "failed": {}}
     for name, future in futures.items():
         future.wait()

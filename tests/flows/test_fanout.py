@@ -46,3 +46,14 @@ def test_same_flow_on_a_dask_cluster(
     assert sorted(outcome["succeeded"]) == [f"m{i}" for i in range(5)]
     assert "no column 'nope'" in outcome["failed"]["broken"]
     assert {r["model"] for r in load_runs(store) if r["status"] == "succeeded"} == {f"m{i}" for i in range(5)}
+
+
+def test_a_shard_of_the_fleet_runs_only_its_models(store: sa.Engine, six_models: Path) -> None:
+    """``models`` splits the fleet across deployments (and so across workers on several machines)."""
+    outcome = monitor_all(DAY + timedelta(hours=15), str(six_models), models=["m1", "m3"])
+    assert sorted(outcome["succeeded"]) == ["m1", "m3"] and outcome["failed"] == {}
+    assert {r["model"] for r in load_runs(store)} == {"m1", "m3"}
+    from driftline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no model named 'm9'"):
+        monitor_all(DAY + timedelta(hours=15), str(six_models), models=["m1", "m9"])
