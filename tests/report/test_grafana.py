@@ -158,3 +158,16 @@ def test_status_and_feature_queries_give_the_right_answers(seeded: sa.Engine) ->
     assert failures[0]["expectation"] == "expect_column_values_to_not_be_null"
     assert failures[0]["column"] == "it's"
     assert run_log[0]["status"] == "failed" and run_log[0]["error"] == "boom"
+
+
+def test_panels_show_hourly_windows_only_and_variables_follow_the_time_range() -> None:
+    """Day and week rows (``driftline run --resolution day``) would show as extra windows; the model
+    list must not scan the whole history (a loose index scan), the feature lists only the range."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    for where, sql in queries(dashboard):
+        if where == "variable 'model'":
+            assert sql.startswith("WITH RECURSIVE") and "DISTINCT" not in sql
+            continue
+        assert "resolution = 'hour'" in sql, where
+        if where.startswith("variable"):
+            assert "$__timeFilter(window_start)" in sql, where
