@@ -168,6 +168,8 @@ def test_panels_show_hourly_windows_only_and_variables_follow_the_time_range() -
         if where == "variable 'model'":
             assert sql.startswith("WITH RECURSIVE") and "DISTINCT" not in sql
             continue
+        if "driftline.results" not in sql:
+            continue  # the run log has no resolution
         assert "resolution = 'hour'" in sql, where
         if where.startswith("variable"):
             assert "$__timeFilter(window_start)" in sql, where
