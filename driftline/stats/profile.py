@@ -299,18 +299,24 @@ def profile_categorical(values: npt.ArrayLike) -> CategoricalProfile:
         return CategoricalProfile()
     null_mask = series.isna()
     nulls = int(null_mask.sum())
-    kind = pd.api.types.infer_dtype(series, skipna=True)
-    if kind in ("floating", "mixed-integer-float"):
-        series = _float_text(series[~null_mask])
-    elif kind not in ("string", "empty", "categorical"):
-        # Hashing would merge True with 1 and 1.0 with 1; compare the printed text instead.
-        series = series[~null_mask].map(str)
-    counted = series.value_counts(dropna=True, sort=False)
+    counted = category_text(series[~null_mask]).value_counts(dropna=True, sort=False)
     counts: dict[str, int] = {}
     for category, count in zip(counted.index, counted.to_numpy(), strict=True):
         key = str(category)
         counts[key] = counts.get(key, 0) + int(count)
     return _capped(counts, nulls, 0)
+
+
+def category_text(values: pd.Series) -> pd.Series:
+    """The category each (non-null) value is counted under by ``profile_categorical``: strings as they
+    are, integral floats as integers, anything else as its printed text."""
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in ("floating", "mixed-integer-float"):
+        return _float_text(values)
+    if kind not in ("string", "empty", "categorical"):
+        # Hashing would merge True with 1 and 1.0 with 1; compare the printed text instead.
+        return values.map(str)
+    return values
 
 
 def _float_text(values: pd.Series) -> pd.Series:
