@@ -117,6 +117,17 @@ def test_user_monitors_by_path_and_entry_point(
     assert printed.exit_code == 0, printed.output
     assert [r["metric"] for r in json.loads(printed.stdout)] == ["big_income_share"]
 
+    # The report shows the user's results beside the built-in ones.
+    out = tmp_path / "report.html"
+    reported = CliRunner().invoke(
+        app,
+        ["report", "--config", str(config), "--model", "loan", "--start", "2026-03-03T00:00Z"]
+        + ["--end", "2026-03-04T00:00Z", "--out", str(out)],
+    )
+    assert reported.exit_code == 0, reported.output
+    page = out.read_text(encoding="utf-8")
+    assert "big_income_share" in page and "row_parity" in page and "monitor:explodes" in page
+
 
 def test_unknown_monitor_fails_the_window_with_a_clear_error(
     store: sa.Engine, loan_log: dict[str, Any], tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
