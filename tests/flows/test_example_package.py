@@ -55,27 +55,14 @@ def test_copied_example_package_installs_and_runs_in_the_hourly_flow(
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
     env["PYTHONPATH"] = str(site)  # the installed package, and nothing of this checkout's tests
     window = ["--start", "2026-03-03T14:00Z", "--end", "2026-03-03T15:00Z"]
-    ran = subprocess.run(
-        [str(DRIFTLINE), "run", "--config", str(config), "--model", "loan", *window],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
 
-    printed = subprocess.run(
-        [str(DRIFTLINE), "results", "--config", str(config), "--model", "loan", "--kind", "data_quality", "-f", "json"]
-        + window,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-        check=False,
-    )
+    def driftline(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(DRIFTLINE), *args, "--config", str(config), "--model", "loan", *window]
+        return subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300, check=False)
+
+    ran = driftline("run")
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    printed = driftline("results", "--kind", "data_quality", "-f", "json")
     assert printed.returncode == 0, printed.stderr[-2000:]
     rows = {(r["metric"], r["feature"]): r for r in json.loads(printed.stdout)}
     expected = {("positive_rate", None)} | {("null_share", feature) for feature in ("income", "age", "region")}
