@@ -181,6 +181,12 @@ def _float(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
+def _sum_of_squares(values: FloatArray) -> float:
+    # einsum, not np.dot: BLAS's dot wakes its thread pool on every call, which on a busy machine cost
+    # ~8 ms per 20,000 values (a streamed window profiles hundreds of blocks); einsum stays in one thread.
+    return float(np.einsum("i,i->", values, values))
+
+
 def _split_finite(values: npt.ArrayLike) -> tuple[FloatArray, int, int, int]:
     """Finite values, and the counts of NaN/NULL, +inf and -inf."""
     array = np.asarray(values, dtype=np.float64)
@@ -239,7 +245,7 @@ def fit_numeric(values: npt.ArrayLike, fine_bins: int = FINE_BINS, coarse_bins: 
         minimum=float(finite.min()) if finite.size else float("nan"),
         maximum=float(finite.max()) if finite.size else float("nan"),
         total=float(centred.sum()),
-        total_sq=float(np.dot(centred, centred)),
+        total_sq=_sum_of_squares(centred),
         shift=shift,
     )
 
@@ -270,7 +276,7 @@ def profile_numeric(values: npt.ArrayLike, reference: NumericProfile) -> Numeric
         minimum=float(finite.min()) if finite.size else float("nan"),
         maximum=float(finite.max()) if finite.size else float("nan"),
         total=float(centred.sum()),
-        total_sq=float(np.dot(centred, centred)),
+        total_sq=_sum_of_squares(centred),
         shift=reference.shift,
     )
 
