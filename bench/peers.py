@@ -537,7 +537,7 @@ def report(measured: dict[int, dict[str, list[dict[str, Any]]]], load: list[str]
                 _row(rows, floor, window, f"{label}, drift only", seconds, rss(name), " ".join(peer[-1]["flagged"]))
             )
             read = _median(peer, "read_s")
-            lines.append(_row(rows, floor, window, f"{label}: + its read (COPY→Arrow→pandas)", read, "", ""))
+            lines.append(_row(rows, floor, window, f"{label}: its read alone (COPY→Arrow→pandas)", read, "", ""))
     notes = [
         "",
         f"Runs per cell: {len(next(iter(measured.values()))['copy'])} (median); peak RSS: the child process's "
