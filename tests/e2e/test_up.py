@@ -76,8 +76,11 @@ def up_home(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     """A home for up's PID files and logs, and a fresh Prefect database; ``down`` and drop afterwards."""
     home = tmp_path / "home"
     name = f"prefect_up_{uuid.uuid4().hex[:8]}"
-    # up() exports PREFECT_API_URL into this process; monkeypatch restores it for the other tests.
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    # up() exports PREFECT_API_URL into this process; monkeypatch must restore it for the other tests.
+    # delenv alone records nothing when the variable is absent (and up()'s value then leaked into
+    # later tests' subprocesses): setenv first records "absent", so teardown removes it again.
+    monkeypatch.setenv("PREFECT_API_URL", "unset-by-test")
+    monkeypatch.delenv("PREFECT_API_URL")
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     monkeypatch.setenv("PREFECT_WORKER_QUERY_SECONDS", "1")  # inherited by the worker: poll every second
     try:

@@ -52,7 +52,10 @@ def test_copied_example_package_installs_and_runs_in_the_hourly_flow(
     config = write_config(
         tmp_path / "monitors.yaml", [model_entry("loan", loan_log["table"], monitors=monitors)], database_url
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    # A fresh user's environment: no Driftline settings, and no Prefect API of this test session
+    # (the run starts its own temporary Prefect server, as on a laptop).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLINE_", "PREFECT_API"))}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env["PYTHONPATH"] = str(site)  # the installed package, and nothing of this checkout's tests
     window = ["--start", "2026-03-03T14:00Z", "--end", "2026-03-03T15:00Z"]
 
