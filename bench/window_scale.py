@@ -10,7 +10,9 @@ reference hour, then one hour per size, drift injected in x0-x2 (numeric) and c0
 * ``pushdown``: ``pushdown_window_profile`` (the profile computed by PostgreSQL);
 * ``frame``: ``read_rows`` + ``profile_window`` (the window as one DataFrame, then its profile);
 * ``flow-drift``: the ``monitor-model`` flow with ``monitors: [data_drift]`` (read, profile, drift, persist);
-* ``flow-all``: the flow with every default monitor (drift, concept, performance, completeness, operational).
+* ``flow-all``: the flow with every default monitor (drift, concept, performance, completeness, operational);
+* ``hourly-drift``, ``hourly-all``: the same windows through ``monitor-all`` (the hourly deployment), which
+  runs each model's steps as plain calls inside one task instead of a Prefect task per step.
 
 Times are medians of ``--repeat`` runs after one warm-up run in the same process (imports, GX
 and Prefect start-up are outside the timing). Needs PostgreSQL (``--database-url``, default the local
@@ -38,7 +40,7 @@ from typing import Any
 SCHEMA = "bench_window"
 REFERENCE_ROWS = 200_000
 REFERENCE_START = datetime(2026, 5, 1, tzinfo=UTC)
-METHODS = ["copy", "stream", "pushdown", "frame", "flow-drift", "flow-all"]
+METHODS = ["copy", "stream", "pushdown", "frame", "flow-drift", "flow-all", "hourly-drift", "hourly-all"]
 DEFAULT_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 
 
@@ -191,6 +193,12 @@ def measure(method: str, size: int, repeat: int, config_path: str) -> dict[str, 
         outcome = monitor_model(name, window.end, config_path)
         return int(outcome["rows"])
 
+    def hourly(name: str) -> int:
+        from driftline.flows.monitor import monitor_all
+
+        outcome = monitor_all(window.end, config_path, models=[name])
+        return int(outcome["succeeded"][name]["rows"])
+
     runs = {
         "copy": copy_floor,
         "stream": lambda: stream_window_profile(databases.data, model, window, reference).row_count,
@@ -200,6 +208,8 @@ def measure(method: str, size: int, repeat: int, config_path: str) -> dict[str, 
         ),
         "flow-drift": lambda: flow("bench_drift"),
         "flow-all": lambda: flow("bench_all"),
+        "hourly-drift": lambda: hourly("bench_drift"),
+        "hourly-all": lambda: hourly("bench_all"),
     }
     run = runs[method]
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
