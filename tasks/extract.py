@@ -63,11 +63,14 @@ def labels_table(model: ModelConfig) -> sa.TableClause | None:
     return sa.table(name, sa.column(model.labels.id_column), sa.column(model.labels.label_column), schema=schema)
 
 
-def window_statement(model: ModelConfig, start: datetime, end: datetime) -> sa.Select[Any]:
-    """The ``SELECT`` of a window's rows: every configured column, and the joined label (see ``read_rows``)."""
+def window_statement(
+    model: ModelConfig, start: datetime, end: datetime, only: list[str] | None = None
+) -> sa.Select[Any]:
+    """The ``SELECT`` of a window's rows: every configured column (or the log columns in ``only``), and
+    the joined label (see ``read_rows``)."""
     table = log_table(model)
     ts = table.c[model.timestamp_column]
-    columns = [table.c[c] for c in model.columns()]
+    columns = [table.c[c] for c in model.columns() if only is None or c in only]
     source: sa.FromClause = table
     labels = labels_table(model)
     if labels is not None and model.labels is not None and model.id_column:
@@ -96,11 +99,17 @@ def read_rows(engine: Engine, model: ModelConfig, start: datetime, end: datetime
 
 
 def iter_rows(
-    engine: Engine, model: ModelConfig, start: datetime, end: datetime, block_bytes: int | None = None
+    engine: Engine,
+    model: ModelConfig,
+    start: datetime,
+    end: datetime,
+    block_bytes: int | None = None,
+    only: list[str] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """The rows of ``read_rows`` in consecutive blocks (about ``block_bytes`` of CSV each), so a caller
-    that folds them (profiles) holds one block at a time. Yields at least one, possibly empty, frame."""
-    statement = window_statement(model, start, end)
+    that folds them (profiles) holds one block at a time; ``only`` limits the log columns read (fewer
+    bytes to print, send and parse). Yields at least one, possibly empty, frame."""
+    statement = window_statement(model, start, end, only)
     types = column_types(engine, model)
     # closing(): a caller that stops early ends the COPY now, not whenever the generator is collected.
     with contextlib.closing(
@@ -262,7 +271,8 @@ def _to_frame(table: Any, names: list[str], timestamp: str) -> pd.DataFrame:
     # window needs about one copy of it in memory, not two.
     frame = table.to_pandas(self_destruct=True)
     frame.columns = names
-    frame[timestamp] = pd.to_datetime(frame[timestamp], utc=True, format="ISO8601")
+    if timestamp in names:
+        frame[timestamp] = pd.to_datetime(frame[timestamp], utc=True, format="ISO8601")
     return frame
 
 
