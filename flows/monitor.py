@@ -115,7 +115,12 @@ def monitor_window(
         mark_failed(databases.results, model, window, message)
         raise
     refreshed = step(refresh_late_labels_task)(
-        databases.data, databases.results, model_config, reference, window, logger,
+        databases.data,
+        databases.results,
+        model_config,
+        reference,
+        window,
+        logger,
         notification_defaults=config.notifications,
     )
     if refreshed:

@@ -168,11 +168,6 @@ def column_types(engine: Engine, model: ModelConfig) -> ColumnKinds:
     return kinds
 
 
-def text_columns(engine: Engine, model: ModelConfig) -> set[str]:
-    """Columns whose database type is not a number: read as text (see ``column_types``)."""
-    return {c for c, kind in column_types(engine, model).items() if kind in ("text", "other")}
-
-
 #: CSV bytes per block of a streamed read: large enough that per-block costs vanish, small enough
 #: that a block's rows (about 20,000 at 20 columns) cost little memory.
 BLOCK_BYTES = 8 << 20
@@ -190,7 +185,7 @@ def copy_frames(
             yielded = True
             yield _to_frame(table, names, timestamp)
     if not yielded:
-        yield pd.DataFrame({name: pd.Series(dtype=object) for name in names})
+        yield _empty_frame(names)
 
 
 def _copy_tables(
@@ -199,13 +194,13 @@ def _copy_tables(
     """Run ``statement`` as ``COPY (...) TO STDOUT`` (CSV) and parse it with Arrow, one block at a time.
 
     About 3x faster than fetching rows through the driver (docs/scale.md), and streamed: memory
-    holds one block of CSV and its frame, never the window's CSV. NULL is an unquoted empty field
+    holds one block of CSV and its table, never the window's CSV. NULL is an unquoted empty field
     and an empty string a quoted one, so the two stay distinct; NaN and +-Infinity parse as floats;
-    the timestamp column becomes timezone-aware UTC. Identifiers are quoted by SQLAlchemy and values
-    are bound by psycopg, never formatted into the text. Yields Arrow tables, none for no rows.
+    timestamps print in UTC (``_to_frame`` parses them). Identifiers are quoted by SQLAlchemy and
+    values are bound by psycopg, never formatted into the text. Yields Arrow tables, none for no rows.
 
-    One thread does it all: a second thread draining the COPY in Python would hold the GIL once per
-    row and stall every numpy call of the caller (measured: the profile took 4x longer).
+    One thread does it all: a second thread draining the COPY runs a Python loop per row that
+    competes for the GIL with the caller's numpy work (a first version did; docs/scale.md).
     """
     import pyarrow as pa
 
@@ -256,14 +251,17 @@ def _parse_block(block: bytearray, slots: list[str], types: dict[str, Any]) -> A
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
-    table = pacsv.read_csv(
+    return pacsv.read_csv(
         pa.py_buffer(block),
         read_options=pacsv.ReadOptions(column_names=slots, use_threads=True),
         convert_options=pacsv.ConvertOptions(
             column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False, null_values=[""]
         ),
     )
-    return table
+
+
+def _empty_frame(names: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=object) for name in names})
 
 
 def _to_frame(table: Any, names: list[str], timestamp: str) -> pd.DataFrame:
@@ -284,7 +282,7 @@ def copy_frame(engine: Engine, statement: sa.Select[Any], kinds: ColumnKinds, ti
     names = [c.name for c in statement.selected_columns]
     tables = list(_copy_tables(engine, statement, kinds, timestamp, BLOCK_BYTES))
     if not tables:
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in names})
+        return _empty_frame(names)
     whole = pa.concat_tables(tables)
     del tables
     return _to_frame(whole, names, timestamp)

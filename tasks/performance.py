@@ -434,9 +434,7 @@ class _Rows:
         return int(self.truth.notna().sum())
 
     def subset(self, positions: np.ndarray) -> _Rows:
-        """The rows at ``positions`` (integer positions, or a boolean mask), renumbered from 0."""
-        if positions.dtype == bool:
-            positions = np.flatnonzero(positions)
+        """The rows at integer ``positions``, renumbered from 0."""
         return _Rows(
             self.truth.take(positions).reset_index(drop=True),
             self.pred.take(positions).reset_index(drop=True),
@@ -465,16 +463,27 @@ def _json_float(value: float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def segment_positions(segments: np.ndarray) -> list[tuple[Any, np.ndarray]]:
+    """Each segment name (in order of first appearance) with its rows' positions.
+
+    One stable sort of the codes, instead of comparing every row's name once per segment (that cost
+    most of the performance monitor at 1M rows).
+    """
+    codes, names = pd.factorize(segments)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    return [(name, order[bounds[code] : bounds[code + 1]]) for code, name in enumerate(names)]
+
+
 def _segment_table(model: ModelConfig, rows: _Rows, segments: np.ndarray) -> dict[str, dict[str, Any]]:
     metric = segment_metric(model)
     labelled = rows.truth.notna().to_numpy()
     table: dict[str, dict[str, Any]] = {}
-    for name in pd.unique(segments):
-        mask = segments == name
-        value, sampling = _segment_statistics(model, metric, rows.subset(mask))
+    for name, positions in segment_positions(segments):
+        value, sampling = _segment_statistics(model, metric, rows.subset(positions))
         table[str(name)] = {
-            "rows": int(mask.sum()),
-            "labelled_rows": int((mask & labelled).sum()),
+            "rows": int(positions.size),
+            "labelled_rows": int(labelled[positions].sum()),
             "value": _json_float(value),
             **sampling,
         }
@@ -874,26 +883,20 @@ def _segment_result(
     segments = assign_segments(context.frame[feature].reset_index(drop=True), profile)
     labelled = rows.truth.notna().to_numpy()
     compared: list[_SegmentOutcome] = []
-    # Row positions of each segment from one stable sort of the codes, instead of comparing every
-    # row's segment name once per segment (the former cost most of the monitor at 1M rows).
-    codes, names = pd.factorize(segments)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
-    for code, segment in enumerate(names):
-        mask = order[bounds[code] : bounds[code + 1]]
-        n_labelled = int(labelled[mask].sum())
+    for segment, positions in segment_positions(segments):
+        n_labelled = int(labelled[positions].sum())
         ref = reference_segments.get(str(segment)) or {}
         ref_value = _json_float(ref.get("value"))
         ref_labelled = int(ref.get("labelled_rows") or 0)
         if n_labelled < minimum or ref_value is None or ref_labelled < minimum:
             continue
-        value, sampling = _segment_statistics(model, metric, rows.subset(mask))
+        value, sampling = _segment_statistics(model, metric, rows.subset(positions))
         if not math.isfinite(value):
             continue
         compared.append(
             _SegmentOutcome(
                 str(segment),
-                int(mask.size),
+                int(positions.size),
                 n_labelled,
                 value,
                 ref_value,

@@ -102,13 +102,13 @@ def stream_window_profile(
     data_engine: Engine, model: ModelConfig, window: Window, reference: ModelProfile | None
 ) -> ModelProfile:
     """``profile_window`` of the window's rows, folded block by block as they stream out of PostgreSQL:
-    memory holds a block (about 30,000 rows), never the window. Equal to profiling the whole frame
+    memory holds a block (about 20,000 rows at 20 columns), never the window. Equal to profiling the whole frame
     (counts, nulls, extremes exactly; the moment sums up to float rounding)."""
-    # Only what the profile reads: not the timestamp or id (a tenth of the CSV, and a parse per block).
+    # Only the profiled columns (features and targets, which include the prediction and label the
+    # residual derives from): not the timestamp or id, a tenth of the CSV and a parse per block.
     numeric, categorical = profiled_columns(model)
-    only = numeric + categorical + [model.prediction_column] + ([model.label_column] if model.label_column else [])
     profile: ModelProfile | None = None
-    for block in iter_rows(data_engine, model, window.start, window.end, only=only):
+    for block in iter_rows(data_engine, model, window.start, window.end, only=numeric + categorical):
         part = profile_window(block, reference, model)
         profile = part if profile is None else profile.merge(part)
     assert profile is not None  # iter_rows yields at least one block

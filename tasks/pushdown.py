@@ -115,10 +115,12 @@ def pushdown_window_profile(
     numeric = {n: p for n, p in reference.features.items() if isinstance(p, NumericProfile)}
     categorical = [n for n, p in reference.features.items() if isinstance(p, CategoricalProfile)]
 
+    as_float = {name: sa.cast(_value(source, name, model), FLOAT8) for name in numeric}
+
     # Scan 1: the row count, and per numeric column its nulls, infinities, extremes and moments.
     totals: list[sa.ColumnElement[Any]] = [sa.func.count().label("rows")]
     for i, (name, profile) in enumerate(numeric.items()):
-        x = sa.cast(_value(source, name, model), FLOAT8)
+        x = as_float[name]
         finite = _finite(x)
         centred = x - sa.cast(sa.literal(float(profile.shift)), FLOAT8)
         totals += [
@@ -134,7 +136,7 @@ def pushdown_window_profile(
     # Scan 2 (more for models of over 31 profiled columns): one GROUPING SET per column.
     keys: list[tuple[str, sa.ColumnElement[Any]]] = []
     for i, (name, profile) in enumerate(numeric.items()):
-        keys.append((name, _bucket(sa.cast(_value(source, name, model), FLOAT8), profile, i)))
+        keys.append((name, _bucket(as_float[name], profile, i)))
     for name in categorical:
         kind = _source_kind(name, model, kinds) or "text"
         keys.append((name, _category_text(_value(source, name, model), kind)))
