@@ -54,14 +54,19 @@ def _resolve(url: str) -> str:
     return normalise_url(url)
 
 
-def open_databases(config: MonitorsConfig, settings: Settings | None = None, migrate: bool = True) -> Databases:
-    """Engines for both databases, checked reachable; the results schema upgraded once per process."""
+def open_databases(
+    config: MonitorsConfig, settings: Settings | None = None, migrate: bool = True, wait_s: float = 0.0
+) -> Databases:
+    """Engines for both databases, checked reachable; the results schema upgraded once per process.
+
+    ``wait_s``: how long to keep retrying an unreachable database (a window passes ``db_wait_s``; an
+    interactive command fails at once)."""
     settings = settings or load_settings()
     data_url, results_url = database_urls(config, settings)
     databases = Databases(get_engine(data_url), get_engine(results_url))
-    check_connection(databases.data)
+    check_connection(databases.data, wait_s)
     if results_url != data_url:
-        check_connection(databases.results)
+        check_connection(databases.results, wait_s)
     if migrate:
         with _MIGRATE_LOCK:
             if results_url not in _MIGRATED:

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     #: its Prefect artifact; ``reports_url`` is where that folder is published (else a file:// link).
     reports_dir: Path | None = None
     reports_url: str | None = None
+    #: How long a window waits for an unreachable database (backing off) before it fails: a restart or a
+    #: short outage at the start of a window is ridden out instead of failing the hour.
+    db_wait_s: float = 60.0
 
 
 def load_settings() -> Settings:

@@ -60,7 +60,7 @@ def monitor_window(
     config = load_run_config(config_path)
     model_config = config.model(model)
     window = Window.hour_ending(window_end)
-    databases = open_databases(config)
+    databases = open_databases(config, wait_s=load_settings().db_wait_s)  # an outage at the start is waited out
     started = time.perf_counter()
     step(claim_run_task)(databases.results, model, window, str(flow_run.id) if flow_run.id else None)
     try:

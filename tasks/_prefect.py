@@ -7,13 +7,15 @@ from typing import Any
 import sqlalchemy as sa
 from prefect.cache_policies import NO_CACHE
 
-from driftline.errors import DriftlineError
+from driftline.errors import DatabaseUnavailableError, DriftlineError
 
 
 def is_transient(_task: Any, _run: Any, state: Any) -> bool:
     """Retry on a dropped connection or serialization failure, never on our own errors."""
     try:
         state.result()
+    except DatabaseUnavailableError:
+        return True  # the database outlived the window's own wait: one more try later
     except DriftlineError:
         return False
     except (sa.exc.OperationalError, sa.exc.InterfaceError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
@@ -37,15 +38,30 @@ def get_engine(url: str) -> Engine:
         return engine
 
 
-def check_connection(engine: Engine) -> None:
-    """Raise :class:`DatabaseUnavailableError` with a safe one-line message when unreachable."""
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as exc:
-        where = engine.url.render_as_string(hide_password=True)
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise DatabaseUnavailableError(f"cannot connect to {where}: {reason}") from None
+def check_connection(engine: Engine, wait_s: float = 0.0) -> None:
+    """Raise :class:`DatabaseUnavailableError` with a safe one-line message when unreachable.
+
+    With ``wait_s`` > 0, retry with backoff (0.5 s doubling, at most 8 s apart) until the database
+    answers or ``wait_s`` has passed; the error then says how long it waited.
+    """
+    deadline = time.monotonic() + wait_s
+    delay = 0.5
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+            return
+        except sa.exc.OperationalError as exc:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                where = engine.url.render_as_string(hide_password=True)
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+                waited = f" (tried {tries} times in {wait_s:.0f} s)" if wait_s > 0 else ""
+                raise DatabaseUnavailableError(f"cannot connect to {where}{waited}: {reason}") from None
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 8.0)
 
 
 def dispose_all() -> None:

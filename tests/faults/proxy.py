@@ -7,7 +7,10 @@ it cuts connections the way a network failure or a server restart does:
 * :meth:`PgProxy.drop_on_client` closes the connection whose next client message contains a byte
   pattern (e.g. ``b"INSERT INTO driftline.results"``), without forwarding that message;
 * :meth:`PgProxy.drop_after_server_bytes` lets ``n`` more bytes of the server's answer through
-  after a client message containing a pattern, then closes the connection (a cut mid-result-set).
+  after a client message containing a pattern, then closes the connection (a cut mid-result-set);
+* :meth:`PgProxy.start_outage` / :meth:`PgProxy.end_outage` cut everything and refuse new
+  connections in between (the server down for a while). It forwards any TCP service (PostgreSQL or
+  the Prefect API's HTTP and websockets).
 
 Everything is bounded: sockets poll with short timeouts, threads are daemons that :meth:`stop` joins
 with a deadline, and at most ``max_connections`` connections are served at once. Traffic only goes to
@@ -67,6 +70,9 @@ class PgProxy:
         self.dropped = 0
         self.fired: list[bytes] = []
         self.accepted = 0
+        #: Set during an outage: new connections are closed at once, like a port nobody listens on.
+        self.refusing = threading.Event()
+        self.refused = 0
 
     # --- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -133,6 +139,14 @@ class PgProxy:
         with self._lock:
             self._rules.append(_Rule(after_client, times, n))
 
+    def start_outage(self) -> int:
+        """The server is gone: cut every open connection and refuse new ones until :meth:`end_outage`."""
+        self.refusing.set()
+        return self.drop_all()
+
+    def end_outage(self) -> None:
+        self.refusing.clear()
+
     def clear(self) -> None:
         """Disarm every pending rule."""
         with self._lock:
@@ -165,6 +179,10 @@ class PgProxy:
                 continue
             except OSError:
                 return
+            if self.refusing.is_set():
+                self.refused += 1
+                client.close()
+                continue
             with self._lock:
                 full = len(self._pairs) >= self.max_connections
             if full:
