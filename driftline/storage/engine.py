@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
@@ -14,10 +15,29 @@ _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
 
 
+def _encode_user_info(url: str) -> str:
+    """Percent-encode the user and password when the URL holds more than one ``@``.
+
+    An unencoded ``@`` in a password made SQLAlchemy end the password at the first ``@`` and read the
+    rest of it as the host name, which every "cannot connect to <host>" message then echoed. Here the
+    user info ends at the *last* ``@`` (as :func:`urllib.parse.urlsplit` reads it), the user name at
+    its first ``:``. So an ``@`` inside query parameters must be written ``%40`` when the URL has
+    user info; an already encoded ``%xx`` stays as it is.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or rest.count("@") < 2:
+        return url
+    user_info, _, host_part = rest.rpartition("@")
+    user, colon, password = user_info.partition(":")
+    encoded = quote(user, safe="%") + (":" + quote(password, safe="%") if colon else "")
+    return f"{scheme}://{encoded}@{host_part}"
+
+
 def normalise_url(url: str) -> str:
-    """Use the psycopg 3 driver for plain ``postgresql://`` URLs."""
+    """Use the psycopg 3 driver for plain ``postgresql://`` URLs; an unencoded ``@`` in the password is read as
+    part of the password (:func:`_encode_user_info`)."""
     try:
-        parsed = make_url(url)
+        parsed = make_url(_encode_user_info(url))
     except Exception as exc:  # SQLAlchemy raises ArgumentError; never echo the URL (it may hold a password)
         raise ConfigError("the database URL is not a valid SQLAlchemy URL") from exc
     if parsed.drivername in ("postgresql", "postgres"):

@@ -78,3 +78,51 @@ def test_compare_sql_source_error_is_one_line(
         app, ["compare", "--reference", "SELECT * FROM no_such_table", "--current", "SELECT 1 AS x"]
     )
     assert "no_such_table" in _one_line_error(outcome)
+
+
+SECRET_TAIL = "S3CRET-tail"
+PASSWORDS_WITH_AT = [f"pa@ss-{SECRET_TAIL}", f"p@ss:{SECRET_TAIL}/x", f"a/b@{SECRET_TAIL}?q", f"@@{SECRET_TAIL}@"]
+
+
+def _url(database_url: str, password: str, port: int | None = None) -> str:
+    parsed = sa.make_url(database_url)
+    where = f"{parsed.host}:{port or parsed.port or 5432}"
+    return f"{parsed.drivername}://{parsed.username}:{password}@{where}/{parsed.database}"
+
+
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("password", PASSWORDS_WITH_AT, ids=["at", "at-colon-slash", "slash-at-question", "many-ats"])
+def test_unencoded_at_in_a_password_is_parsed_and_never_echoed(
+    password: str, engine: sa.Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#19.9: an unencoded ``@`` in a URL password echoed the password's tail (read as the host name)."""
+    from driftline.storage.engine import normalise_url
+    from tests.conftest import model_entry, write_config
+
+    config = write_config(tmp_path / "m.yaml", [model_entry("loan", "t")])
+    # Unreachable port: the error names the host and port, never a part of the password.
+    monkeypatch.setenv("DRIFTLINE_DATABASE_URL", _url(database_url, password, _unused_port()))
+    failed = CliRunner().invoke(app, ["db", "upgrade", "--config", str(config)])
+    line = _one_line_error(failed)
+    assert "127.0.0.1" in line, line
+    for fragment in (SECRET_TAIL, "S3CRET", password):
+        assert fragment not in line, f"{fragment!r} echoed: {line}"
+    # The same URL on the real server (trust auth accepts any password) connects: the parse is right.
+    good = _url(database_url, password)
+    parsed = sa.make_url(normalise_url(good))
+    assert (parsed.host, parsed.password, parsed.username) == (
+        "127.0.0.1",
+        password,
+        sa.make_url(database_url).username,
+    )
+    monkeypatch.setenv("DRIFTLINE_DATABASE_URL", good)
+    ok = CliRunner().invoke(app, ["db", "upgrade", "--config", str(config)])
+    assert ok.exit_code == 0, ok.output
+    assert "results schema at revision" in ok.stdout and "S3CRET" not in ok.output
