@@ -6,9 +6,9 @@ is fast and nothing starts at import time.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from driftline.errors import DriftlineError
+from driftline.output import STATUS_STYLE
 
 app = typer.Typer(
     name="driftline",
@@ -40,6 +41,41 @@ ConfigOption = Annotated[
 ]
 StartOption = Annotated[str | None, typer.Option("--start", help="ISO 8601 start (inclusive, UTC if no zone)")]
 EndOption = Annotated[str | None, typer.Option("--end", help="ISO 8601 end (exclusive)")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from driftline import __version__
+
+        console.print(f"driftline {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit"),
+    ] = False,
+) -> None:
+    """Model monitoring on Prefect: drift, performance, completeness and health of your prediction log."""
+
+
+FailOnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fail-on",
+        help="Exit 3 if any verdict is at least this severe: warning or alert (for CI jobs and cron)",
+    ),
+]
+
+
+def _fail_on_level(level: str | None) -> str | None:
+    from driftline.errors import ConfigError
+
+    if level is not None and level not in ("warning", "alert"):
+        raise ConfigError(f"--fail-on must be warning or alert, not {level!r}")
+    return level
 
 
 def _fail(message: str) -> None:
@@ -65,9 +101,12 @@ def one_line_errors(command: F) -> F:
 
 
 def _quiet_prefect(verbose: bool) -> None:
-    """Prefect logs every task at INFO; the CLI shows its own progress instead."""
-    if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    """Prefect logs every task at INFO; the CLI shows its own progress instead.
+
+    Only Prefect's console handler is quieted: flow- and task-run logs still reach the Prefect API at
+    INFO, so runs started from the command line show their logs in the Prefect UI."""
+    if not verbose and "PREFECT_LOGGING_LEVEL" not in os.environ:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
@@ -143,11 +182,15 @@ def run(
     resolution: Annotated[
         str, typer.Option("--resolution", help="hour; or day/week: data drift merged from stored hourly profiles")
     ] = "hour",
+    fail_on: FailOnOption = None,
 ) -> None:
     """Monitor every hourly window in [start, end) (default: the last full hour). Reruns replace results.
 
     With --resolution day or week, judge whole days or weeks from the hourly profiles the hourly runs
-    stored (no rows are reread)."""
+    stored (no rows are reread).
+
+    Exit codes: 0 done; 1 a window failed; 2 bad config, database or table; 3 --fail-on met."""
+    fail_on = _fail_on_level(fail_on)
     _quiet_prefect(verbose)
     from driftline.connections import config_path, load_run_config, open_databases
     from driftline.tasks.extract import verify_columns
@@ -157,7 +200,8 @@ def run(
     loaded = load_run_config(path)
     models = [loaded.model(model)] if model else list(loaded.models)
     if resolution != "hour":
-        _run_periods([m.name for m in models], resolution, start, end, str(path.resolve()))
+        verdicts = _run_periods([m.name for m in models], resolution, start, end, str(path.resolve()))
+        _exit_if_flagged(verdicts, fail_on)
         return
     windows = _windows(start, end)
     databases = open_databases(loaded)
@@ -168,9 +212,25 @@ def run(
     _print_outcomes(outcomes)
     if any(o["failed"] for o in outcomes):
         raise typer.Exit(1)
+    _exit_if_flagged([o["status"] for o in outcomes], fail_on)
 
 
-def _run_periods(models: list[str], resolution: str, start: str | None, end: str | None, config_file: str) -> None:
+def _exit_if_flagged(statuses: list[str], fail_on: str | None) -> None:
+    """Exit with :data:`FAIL_ON_EXIT_CODE` when ``--fail-on`` is given and a verdict reaches it."""
+    from driftline.output import FAIL_ON_EXIT_CODE, at_or_above
+
+    if fail_on is None:
+        return
+    flagged = at_or_above([{"status": s} for s in statuses], fail_on)
+    if flagged:
+        error_console.print(
+            f"--fail-on {fail_on}: {len(flagged)} verdict(s) at {fail_on} or worse; exit {FAIL_ON_EXIT_CODE}",
+            highlight=False,
+        )
+        raise typer.Exit(FAIL_ON_EXIT_CODE)
+
+
+def _run_periods(models: list[str], resolution: str, start: str | None, end: str | None, config_file: str) -> list[str]:
     from driftline.errors import ConfigError
     from driftline.flows.monitor import monitor_period
 
@@ -179,6 +239,7 @@ def _run_periods(models: list[str], resolution: str, start: str | None, end: str
     table = Table(title=f"Driftline run ({resolution})")
     for column in ("model", "period start (UTC)", "hours merged", "rows", "verdict"):
         table.add_column(column)
+    verdicts: list[str] = []
     for name in models:
         for period_start, o in monitor_period(name, resolution, start, end, config_file).items():
             table.add_row(
@@ -188,7 +249,9 @@ def _run_periods(models: list[str], resolution: str, start: str | None, end: str
                 str(o["rows"]),
                 f"[{STATUS_STYLE.get(o['status'], '')}]{o['status']}[/]",
             )
+            verdicts.append(o["status"])
     console.print(table)
+    return verdicts
 
 
 def _run_windows(models: list[str], windows: list[Any], config_file: str) -> list[dict[str, Any]]:
@@ -198,6 +261,8 @@ def _run_windows(models: list[str], windows: list[Any], config_file: str) -> lis
 
     outcomes: list[dict[str, Any]] = []
     jobs = [(m, w) for w in windows for m in models]
+    # Not on a terminal (cron, Kubernetes, CI): no progress bar, one log line per window instead.
+    log_lines = not error_console.is_terminal
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -208,8 +273,9 @@ def _run_windows(models: list[str], windows: list[Any], config_file: str) -> lis
         transient=True,
     ) as progress:
         bar = progress.add_task("monitoring", total=len(jobs))
-        for name, window in jobs:
+        for number, (name, window) in enumerate(jobs, 1):
             progress.update(bar, description=f"{name} {window.label()}")
+            began = time.monotonic()
             state = monitor_model(name, window.end, config_file, return_state=True)
             if state.is_completed():
                 outcomes.append({**state.result(), "failed": None})
@@ -226,11 +292,29 @@ def _run_windows(models: list[str], windows: list[Any], config_file: str) -> lis
                         "failed": _state_message(state),
                     }
                 )
+            if log_lines:
+                error_console.print(
+                    window_log_line(outcomes[-1], window, number, len(jobs), time.monotonic() - began),
+                    highlight=False,
+                    markup=False,
+                    soft_wrap=True,
+                )
             progress.advance(bar)
     return outcomes
 
 
-STATUS_STYLE = {"ok": "green", "warning": "yellow", "alert": "bold red", "unknown": "dim", "failed": "bold magenta"}
+def window_log_line(outcome: dict[str, Any], window: Any, number: int, total: int, seconds: float) -> str:
+    """``2026-03-03T12:00:05Z [3/24] loan 2026-03-03T11:00Z..12:00Z rows=1000 verdict=alert alerts=income (1.2 s)``."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = "" if outcome.get("rows") is None else f" rows={outcome['rows']}"
+    if outcome.get("failed"):
+        tail = f" failed: {outcome['failed']}"
+    else:
+        alerts = outcome.get("alerts") or []
+        tail = f" verdict={outcome['status']}" + (f" alerts={','.join(alerts)}" if alerts else "")
+    return f"{now} [{number}/{total}] {outcome['model']} {window.label()}{rows}{tail} ({seconds:.1f} s)"
 
 
 def _print_outcomes(outcomes: list[dict[str, Any]]) -> None:
@@ -256,56 +340,74 @@ def results(
     config: ConfigOption = None,
     start: StartOption = None,
     end: EndOption = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Windows starting in the last 24h, 7d or 2w (instead of --start)")
+    ] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every stored window (no default range)")] = False,
     kind: Annotated[
         str | None, typer.Option("--kind", help="data_drift, concept_drift, performance, data_quality or operational")
     ] = None,
-    output_format: Annotated[str, typer.Option("--format", "-f", help="json or table")] = "table",
+    status: Annotated[
+        list[str] | None,
+        typer.Option("--status", help="Only these statuses: ok, warning, alert, unknown (repeat, or comma-separate)"),
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="table, json, jsonl or csv")] = "table",
     resolution: Annotated[str, typer.Option("--resolution", help="hour, day or week")] = "hour",
 ) -> None:
-    """Print stored results of one model for windows starting in [start, end)."""
+    """Print stored results of one model for windows starting in [start, end).
+
+    Without --start, --since or --all: the 24 hours up to the model's latest stored window (said on
+    stderr). The table shows each flagged row's reason (details.reason) when there is one; piped, it is
+    printed at full width."""
+    from datetime import UTC, datetime, timedelta
+
+    from driftline.config import parse_duration
     from driftline.connections import load_run_config, open_databases
     from driftline.errors import ConfigError
+    from driftline.output import FORMATS, SEVERITY, results_table, wide_console, write_records
     from driftline.results import Kind
-    from driftline.tasks.store import load_results
+    from driftline.tasks.store import latest_window_end, load_results
     from driftline.window import parse_instant
 
-    if output_format not in ("json", "table"):
-        raise ConfigError(f"--format must be json or table, not {output_format!r}")
+    if output_format not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {output_format!r}")
     if resolution not in ("hour", "day", "week"):
         raise ConfigError(f"--resolution must be hour, day or week, not {resolution!r}")
     if kind is not None and kind not in {k.value for k in Kind}:
         raise ConfigError(f"--kind must be one of {', '.join(k.value for k in Kind)}, not {kind!r}")
+    statuses = {part.strip() for value in status or [] for part in value.split(",") if part.strip()}
+    unknown_statuses = sorted(statuses - set(SEVERITY))
+    if unknown_statuses:
+        raise ConfigError(f"--status must be ok, warning, alert or unknown, not {', '.join(unknown_statuses)}")
+    if since is not None and start is not None:
+        raise ConfigError("give --since or --start, not both")
     loaded = load_run_config(config)
     loaded.model(model)
     databases = open_databases(loaded)
-    rows = load_results(
-        databases.results,
-        model,
-        parse_instant(start) if start else None,
-        parse_instant(end) if end else None,
-        kind,
-        resolution,
-    )
+    begin = parse_instant(start) if start else None
+    stop = parse_instant(end) if end else None
+    if since is not None:
+        try:
+            begin = datetime.now(UTC) - parse_duration(since)
+        except ValueError as exc:
+            raise ConfigError(f"--since: {exc}") from None
+    elif begin is None and not everything:
+        latest = stop or latest_window_end(databases.results, model, resolution)
+        if latest is not None:
+            begin = latest - timedelta(hours=24)
+            error_console.print(
+                f"windows starting {begin:%Y-%m-%d %H:%M} UTC or later (the last 24 h of results); "
+                "--since, --start or --all for others",
+                highlight=False,
+            )
+    rows = load_results(databases.results, model, begin, stop, kind, resolution)
     records = [r.as_record() for r in rows]
-    if output_format == "json":
-        sys.stdout.write(json.dumps(records, indent=2, allow_nan=False) + "\n")
+    if statuses:
+        records = [r for r in records if r["status"] in statuses]
+    if output_format != "table":
+        write_records(records, output_format, sys.stdout)
         return
-    table = Table(title=f"{model}: {len(records)} results")
-    for column in ("window start", "kind", "feature", "metric", "value", "threshold", "status"):
-        table.add_column(column)
-    for r in records:
-        value = "" if r["value"] is None else f"{r['value']:.4g}"
-        threshold = "" if r["threshold"] is None else f"{r['threshold']:.4g}"
-        table.add_row(
-            r["window_start"][:16].replace("T", " "),
-            r["kind"],
-            r["feature"] or "",
-            r["metric"],
-            value,
-            threshold,
-            f"[{STATUS_STYLE[r['status']]}]{r['status']}[/]",
-        )
-    console.print(table)
+    wide_console(console).print(results_table(records, f"{model}: {len(records)} results"))
 
 
 @app.command()
@@ -407,18 +509,25 @@ def compare(
     current: Annotated[str, typer.Option("--current", help="CSV/Parquet file or a SQL query (SELECT ...)")],
     config: Annotated[Path | None, typer.Option("--config", "-c", help="monitors.yaml with the column roles")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model in --config whose roles to use")] = None,
-    output_format: Annotated[str, typer.Option("--format", "-f", help="json or table")] = "table",
+    output_format: Annotated[str, typer.Option("--format", "-f", help="table, json, jsonl or csv")] = "table",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write an HTML report here")] = None,
+    fail_on: FailOnOption = None,
 ) -> None:
-    """Compare two data sets once, with the same statistics and verdicts as the hourly drift."""
+    """Compare two data sets once, with the same statistics and verdicts as the hourly drift.
+
+    A column on one side only is a data_quality alert (metric column_missing). The records' window is
+    the current data's first and last timestamp, or null without a timestamp column.
+    Exit codes: 0 done; 2 bad input; 3 --fail-on met."""
+    fail_on = _fail_on_level(fail_on)
     from driftline.compare import compare as compare_frames
     from driftline.compare import compare_report, load_source
     from driftline.config import load_config
     from driftline.errors import ConfigError
+    from driftline.output import FORMATS, results_table, wide_console, write_records
     from driftline.settings import load_settings
 
-    if output_format not in ("json", "table"):
-        raise ConfigError(f"--format must be json or table, not {output_format!r}")
+    if output_format not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {output_format!r}")
     model_config = None
     database = None
     if config is not None:
@@ -434,24 +543,17 @@ def compare(
     roles = records.attrs.get("roles", {})
     # Roles go to stderr so that --format json stays one parseable document on stdout.
     error_console.print("column roles: " + ", ".join(f"{c}={r}" for c, r in roles.items()), highlight=False)
-    if output_format == "json":
-        sys.stdout.write(json.dumps(records.to_dict("records"), indent=2, allow_nan=False, default=str) + "\n")
+    rows = records.to_dict("records")
+    if output_format == "table":
+        wide_console(console).print(results_table(rows, f"{len(rows)} results", window=False))
     else:
-        table = Table(title=f"{len(records)} results")
-        for column in ("feature", "metric", "value", "threshold", "status"):
-            table.add_column(column)
-        for r in records.to_dict("records"):
-            value = "" if r["value"] is None else f"{r['value']:.4g}"
-            threshold = "" if r["threshold"] is None else f"{r['threshold']:.4g}"
-            table.add_row(
-                r["feature"] or "", r["metric"], value, threshold, f"[{STATUS_STYLE[r['status']]}]{r['status']}[/]"
-            )
-        console.print(table)
+        write_records(rows, output_format, sys.stdout)
     if out is not None:
         path = compare_report(
             reference_frame, current_frame, out, model_config, reference_name=reference, current_name=current
         )
         error_console.print(f"report written: {path}", highlight=False)
+    _exit_if_flagged([str(r["status"]) for r in rows], fail_on)
 
 
 @app.command()

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from driftline.config import DriftConfig, Features, ModelConfig, ReferenceRange
 from driftline.errors import ConfigError, SchemaMismatchError
-from driftline.results import Result
+from driftline.results import Kind, Result, Status
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, window_model_profile
 from driftline.tasks.drift import evaluate_drift
 from driftline.window import HOUR, Window, floor_hour
@@ -175,6 +175,18 @@ def _timestamp_column(config: ModelConfig | None, frame: pd.DataFrame) -> pd.Ser
     return None
 
 
+def time_span(current: pd.DataFrame, config: ModelConfig | None = None) -> tuple[datetime, datetime] | None:
+    """The current data's first and last timestamp (``timestamp_column``, or without a config the first
+    column that looks like one), or ``None`` when there is none: the window the batch records carry."""
+    stamps = _timestamp_column(config, current)
+    if stamps is None:
+        return None
+    parsed = pd.to_datetime(stamps, errors="coerce", utc=True).dropna()
+    if parsed.empty:
+        return None
+    return parsed.min().to_pydatetime(), parsed.max().to_pydatetime()
+
+
 def batch_window(current: pd.DataFrame, config: ModelConfig | None = None, now: datetime | None = None) -> Window:
     """The window the records carry: the hours the current data's timestamps cover, else the current hour.
 
@@ -218,6 +230,8 @@ class Comparison:
     results: list[Result]
     reference: ModelProfile
     current: ModelProfile
+    #: The current data's first and last timestamp; ``None`` without timestamps (records then carry no window).
+    span: tuple[datetime, datetime] | None = None
 
 
 def run_comparison(
@@ -225,38 +239,82 @@ def run_comparison(
 ) -> Comparison:
     """Profile both frames and evaluate drift on one synthetic window (the engine of :func:`compare`)."""
     window = batch_window(current, config, now)
+    # A column on one side only is a data-quality alert (never silently left out of the comparison).
+    one_sided: dict[str, str] = {}
     if config is None:
         roles = infer_roles(reference, current)
+        for name in reference.columns:
+            if str(name) not in current.columns:
+                one_sided[str(name)] = "current"
+        for name in current.columns:
+            if name not in reference.columns:
+                one_sided[str(name)] = "reference"
+                roles.ignored[str(name)] = "not in the reference data"
         model = batch_model(roles, window)
     else:
-        roles = ColumnRoles(list(config.features.numeric), list(config.features.categorical))
-        missing = [
-            f"{c!r} (in the {side} data)"
-            for side, frame in (("reference", reference), ("current", current))
-            for c, _ in config.features.items()
-            if c not in frame.columns
-        ]
-        if missing:
-            raise SchemaMismatchError(f"model {config.name!r}: no column " + ", ".join(missing))
-        model = config
+        configured = config.features.items()
+        nowhere = [c for c, _ in configured if c not in reference.columns and c not in current.columns]
+        if nowhere:
+            raise SchemaMismatchError(
+                f"model {config.name!r}: no column " + ", ".join(map(repr, nowhere)) + " in either data set"
+            )
+        for column, _ in configured:
+            for side, frame in (("reference", reference), ("current", current)):
+                if column not in frame.columns:
+                    one_sided[column] = side
+        keep = [(c, k) for c, k in configured if c not in one_sided]
+        roles = ColumnRoles(
+            [c for c, k in keep if k == "numeric"],
+            [c for c, k in keep if k == "categorical"],
+            {c: f"not in the {side} data" for c, side in one_sided.items()},
+        )
+        model = config.model_copy(update={"features": roles.features()}) if one_sided else config
     if not roles.numeric and not roles.categorical:
         raise ConfigError("no column to compare: " + "; ".join(f"{c}: {w}" for c, w in roles.ignored.items()))
     reference_profile = fit_model_profile(reference, roles.numeric, roles.categorical)
     current_profile = window_model_profile(current, reference_profile)
     results = evaluate_drift(model, window, reference_profile, current_profile)
-    return Comparison(model, window, roles, results, reference_profile, current_profile)
+    results += [_missing_column(model.name, window, column, side) for column, side in one_sided.items()]
+    return Comparison(
+        model, window, roles, results, reference_profile, current_profile, span=time_span(current, config)
+    )
 
 
-def records_frame(results: list[Result]) -> pd.DataFrame:
-    """Result records (``Result.as_record``) as a DataFrame with the record's columns in order."""
-    # object dtype keeps None as None, so ``to_dict("records")`` gives back exactly ``as_record()``.
-    return pd.DataFrame([r.as_record() for r in results], columns=RECORD_COLUMNS, dtype=object)
+def _missing_column(model: str, window: Window, column: str, missing_in: str) -> Result:
+    present_in = "reference" if missing_in == "current" else "current"
+    return Result(
+        model=model,
+        window_start=window.start,
+        window_end=window.end,
+        kind=Kind.DATA_QUALITY,
+        metric="column_missing",
+        feature=column,
+        value=None,
+        threshold=None,
+        status=Status.ALERT,
+        details={
+            "reason": f"column {column!r} is in the {present_in} data but not in the {missing_in} data",
+            "missing_in": missing_in,
+        },
+    )
+
+
+def records_frame(results: list[Result], span: tuple[datetime, datetime] | None = None) -> pd.DataFrame:
+    """Result records (``Result.as_record``) as a DataFrame with the record's columns in order.
+
+    A batch has no window of its own: ``window_start``/``window_end`` are the current data's first and
+    last timestamp (``span``), or null without timestamps."""
+    shown = (None, None) if span is None else tuple(t.isoformat().replace("+00:00", "Z") for t in span)
+    records = [r.as_record() | {"window_start": shown[0], "window_end": shown[1]} for r in results]
+    # object dtype keeps None as None, so ``to_dict("records")`` gives back exactly these records.
+    return pd.DataFrame(records, columns=RECORD_COLUMNS, dtype=object)
 
 
 def compare(reference: pd.DataFrame, current: pd.DataFrame, config: ModelConfig | None = None) -> pd.DataFrame:
-    """Drift of ``current`` against ``reference`` as result records (same statistics as the hourly drift)."""
+    """Drift of ``current`` against ``reference`` as result records (same statistics as the hourly drift),
+    plus a ``data_quality``/``column_missing`` alert per column present on one side only."""
     comparison = run_comparison(reference, current, config)
-    frame = records_frame(comparison.results)
+    frame = records_frame(comparison.results, comparison.span)
     frame.attrs["roles"] = comparison.roles.as_dict()
     return frame
 

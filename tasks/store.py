@@ -260,6 +260,17 @@ def load_results(
     ]
 
 
+def latest_window_end(engine: Engine, model: str, resolution: str = "hour") -> datetime | None:
+    """End of the model's latest stored window at ``resolution``, or ``None`` if it has no results
+    (the default range of ``driftline results`` and ``driftline report`` ends there)."""
+    statement = sa.select(sa.func.max(RESULTS.c.window_end)).where(
+        RESULTS.c.model == model, RESULTS.c.resolution == resolution
+    )
+    with engine.connect() as connection:
+        latest = connection.execute(statement).scalar()
+    return None if latest is None else latest.astimezone(UTC)
+
+
 def load_runs(engine: Engine, model: str | None = None) -> list[dict[str, Any]]:
     statement = sa.select(RUNS).order_by(RUNS.c.model, RUNS.c.window_start)
     if model is not None:

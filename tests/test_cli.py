@@ -115,7 +115,7 @@ def test_missing_column_is_named(
 
 
 def test_results_rejects_bad_format_and_kind(runner: CliRunner, loan_config: Path) -> None:
-    assert "--format must be json or table" in _one_line_error(
+    assert "--format must be one of table, json, jsonl, csv" in _one_line_error(
         runner.invoke(app, ["results", "--config", str(loan_config), "--model", "loan", "--format", "xml"])
     )
     assert "--kind must be one of" in _one_line_error(

@@ -911,6 +911,16 @@ def render_comparison(
                 numeric=(1, 2),
             )
         )
+    one_sided = [r for r in results if r.kind == Kind.DATA_QUALITY]
+    if one_sided:
+        page.add("<h3>Columns on one side only</h3>")
+        page.add(
+            table(
+                ["column", "status", "reason"],
+                ([esc(r.feature or ""), badge(r.status), esc(r.details.get("reason", ""))] for r in one_sided),
+            )
+        )
+    results = [r for r in results if r.kind != Kind.DATA_QUALITY]
     per_feature: dict[str, list[Result]] = defaultdict(list)
     for r in results:
         if r.feature is not None:

@@ -74,9 +74,9 @@ def test_drift_injected_in_one_csv_column_alerts_only_there(csv_pair: tuple[Path
     }
     share = records[records["metric"] == "drifted_features_share"].iloc[0]
     assert share["value"] == pytest.approx(0.25) and share["details"]["drifted"] == ["income"]
-    # The window is the hours the current file's timestamps cover (1,200 minutes from 10:00).
+    # No invented window: the current file's first and last timestamp (1,200 minutes from 10:00).
     assert set(records["window_start"]) == {"2026-03-08T10:00:00Z"}
-    assert set(records["window_end"]) == {"2026-03-09T06:00:00Z"}
+    assert set(records["window_end"]) == {"2026-03-09T05:59:00Z"}
     assert set(records["model"]) == {"batch"}
     # Records are exactly `driftline results --format json` records (None stays None; JSON-clean).
     first = records.to_dict("records")[0]
@@ -102,7 +102,8 @@ def test_same_statistics_as_the_hourly_drift(csv_pair: tuple[Path, Path]) -> Non
     )
     ref_profile = fit_model_profile(reference, ["income", "age"], ["region", "returning"])
     expected = evaluate_drift(model, window, ref_profile, window_model_profile(current, ref_profile))
-    assert records.to_dict("records") == [r.as_record() for r in expected]
+    span = {"window_start": "2026-03-08T10:00:00Z", "window_end": "2026-03-09T05:59:00Z"}
+    assert records.to_dict("records") == [r.as_record() | span for r in expected]
 
 
 def test_parquet_and_config_thresholds(csv_pair: tuple[Path, Path], tmp_path: Path) -> None:
