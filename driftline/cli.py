@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from driftline.errors import DriftlineError
@@ -78,8 +79,14 @@ def _fail_on_level(level: str | None) -> str | None:
     return level
 
 
+def _plain(value: object) -> str:
+    """Text from a config, the data or an error, escaped so rich prints it as it is: a column named ``[/]``
+    must not crash the summary, and ``[link=...]`` must not become a hyperlink."""
+    return escape(str(value))
+
+
 def _fail(message: str) -> None:
-    error_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    error_console.print(f"[bold red]error:[/] {_plain(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -119,7 +126,7 @@ def validate(config: ConfigOption = None) -> None:
     loaded = load_run_config(config)
     for model in loaded.models:
         console.print(
-            f"[green]ok[/] {model.name}: {model.table} ({model.task}, "
+            f"[green]ok[/] {_plain(model.name)}: {_plain(model.table)} ({model.task}, "
             f"{len(model.features.numeric)} numeric, {len(model.features.categorical)} categorical)"
         )
 
@@ -132,7 +139,7 @@ def db_upgrade(config: ConfigOption = None) -> None:
     from driftline.storage.migrate import current_revision
 
     databases = open_databases(load_run_config(config), migrate=True)
-    console.print(f"results schema at revision {current_revision(databases.results)}")
+    console.print(f"results schema at revision {_plain(current_revision(databases.results))}")
 
 
 @db_app.command("prune")
@@ -243,7 +250,7 @@ def _run_periods(models: list[str], resolution: str, start: str | None, end: str
     for name in models:
         for period_start, o in monitor_period(name, resolution, start, end, config_file).items():
             table.add_row(
-                name,
+                _plain(name),
                 period_start[:10],
                 str(o["hours"]),
                 str(o["rows"]),
@@ -274,7 +281,7 @@ def _run_windows(models: list[str], windows: list[Any], config_file: str) -> lis
     ) as progress:
         bar = progress.add_task("monitoring", total=len(jobs))
         for number, (name, window) in enumerate(jobs, 1):
-            progress.update(bar, description=f"{name} {window.label()}")
+            progress.update(bar, description=f"{_plain(name)} {window.label()}")
             began = time.monotonic()
             state = monitor_model(name, window.end, config_file, return_state=True)
             if state.is_completed():
@@ -324,11 +331,11 @@ def _print_outcomes(outcomes: list[dict[str, Any]]) -> None:
     for o in outcomes:
         status = o["status"]
         table.add_row(
-            o["model"],
+            _plain(o["model"]),
             o["window_start"][:16].replace("T", " "),
             str(o.get("rows", "")),
             f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
-            o["failed"] or ", ".join(o.get("alerts", [])),
+            _plain(o["failed"] or ", ".join(o.get("alerts", []))),
         )
     console.print(table)
 
@@ -437,10 +444,10 @@ def up(
     console.print(
         f"Prefect API: {outcome['api_url']}  (server pid {outcome['server_pid']}, worker pid {outcome['worker_pid']})"
     )
-    console.print(f"deployments: {', '.join(outcome['deployments'])}")
+    console.print(f"deployments: {_plain(', '.join(outcome['deployments']))}")
     for verb, names in (outcome.get("automations") or {}).items():
         if names:
-            console.print(f"automations {verb}: {', '.join(names)}")
+            console.print(f"automations {verb}: {_plain(', '.join(names))}")
     console.print(f"Prefect UI: {outcome['api_url'].removesuffix('/api')}")
     console.print(f"export PREFECT_API_URL={outcome['api_url']}   # then `driftline run`, or wait for minute 5")
 
@@ -458,10 +465,10 @@ def deploy(
     from driftline.deployments.up import deploy as register
 
     outcome = register(config, work_pool=pool, cron=cron, automations=not no_automations)
-    console.print(f"deployments on pool {outcome['work_pool']}: {', '.join(outcome['deployments'])}")
+    console.print(f"deployments on pool {_plain(outcome['work_pool'])}: {_plain(', '.join(outcome['deployments']))}")
     for verb, names in (outcome.get("automations") or {}).items():
         if names:
-            console.print(f"automations {verb}: {', '.join(names)}")
+            console.print(f"automations {verb}: {_plain(', '.join(names))}")
 
 
 @app.command()
@@ -471,7 +478,7 @@ def down() -> None:
     from driftline.deployments.up import down as stop
 
     for name, stopped in stop().items():
-        console.print(f"{name}: {'stopped' if stopped else 'not running'}")
+        console.print(f"{_plain(name)}: {'stopped' if stopped else 'not running'}")
 
 
 @app.command()
@@ -499,7 +506,7 @@ def report(
     stop = parse_instant(end) if end else last_full_hour_end()
     begin = parse_instant(start) if start else stop - timedelta(days=7)
     path = write_report(databases.results, loaded, model, begin, stop, out, url_base, data_engine=databases.data)
-    console.print(f"report written: {path}")
+    console.print(f"report written: {_plain(path)}")
 
 
 @app.command()
@@ -542,7 +549,7 @@ def compare(
     records = compare_frames(reference_frame, current_frame, model_config)
     roles = records.attrs.get("roles", {})
     # Roles go to stderr so that --format json stays one parseable document on stdout.
-    error_console.print("column roles: " + ", ".join(f"{c}={r}" for c, r in roles.items()), highlight=False)
+    error_console.print(_plain("column roles: " + ", ".join(f"{c}={r}" for c, r in roles.items())), highlight=False)
     rows = records.to_dict("records")
     if output_format == "table":
         wide_console(console).print(results_table(rows, f"{len(rows)} results", window=False))
@@ -552,7 +559,7 @@ def compare(
         path = compare_report(
             reference_frame, current_frame, out, model_config, reference_name=reference, current_name=current
         )
-        error_console.print(f"report written: {path}", highlight=False)
+        error_console.print(f"report written: {_plain(path)}", highlight=False)
     _exit_if_flagged([str(r["status"]) for r in rows], fail_on)
 
 

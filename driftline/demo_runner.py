@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -31,7 +32,7 @@ def run_demo(home: Path | None, console: Console, progress_console: Console) -> 
 
     started = time.perf_counter()
     where = f"embedded PostgreSQL in {base / 'pgdata'}" if embedded else "the database in DRIFTLINE_DATABASE_URL"
-    console.print(f"[bold]Driftline demo[/] - using {where}")
+    console.print(f"[bold]Driftline demo[/] - using {escape(where)}")
     databases = open_databases(config)
     counts = seed_demo(databases.data)
     console.print(
@@ -64,7 +65,7 @@ def run_demo(home: Path | None, console: Console, progress_console: Console) -> 
         rows = load_results(databases.results, model.name, DAY_START, DAY_END)
         console.print(_summary_table(model.name, rows))
     for failure in failures:
-        console.print(f"[bold magenta]failed[/] {failure}")
+        console.print(f"[bold magenta]failed[/] {escape(failure)}")
 
     from driftline.report import write_report
 
@@ -85,14 +86,18 @@ def run_demo(home: Path | None, console: Console, progress_console: Console) -> 
     console.print(f"\nMonitored {len(windows)} hours x {len(config.models)} models in {elapsed:.0f} s.")
     console.print("[bold]Where to look next[/]")
     for path in reports:
-        console.print(f"  open {path}   (offline HTML report: verdict heatmap, distributions, performance, health)")
+        console.print(
+            f"  open {escape(str(path))}   (offline HTML report: verdict heatmap, distributions, performance, health)"
+        )
     console.print(
-        f"  driftline results --config {config_file} --model loan "
+        f"  driftline results --config {escape(str(config_file))} --model loan "
         f"--start {DAY_START:%Y-%m-%dT12:00Z} --end {DAY_START:%Y-%m-%dT14:00Z} --format table"
     )
-    console.print(f"  driftline results --config {config_file} --model eta --kind data_drift --format json")
     console.print(
-        f"  driftline run --config {config_file} --start {DAY_START:%Y-%m-%dT00:00Z} "
+        f"  driftline results --config {escape(str(config_file))} --model eta --kind data_drift --format json"
+    )
+    console.print(
+        f"  driftline run --config {escape(str(config_file))} --start {DAY_START:%Y-%m-%dT00:00Z} "
         f"--end {DAY_END:%Y-%m-%dT00:00Z}   (a rerun replaces, never duplicates)"
     )
     console.print(
@@ -137,7 +142,7 @@ def _describe_hour(results: list[Result]) -> tuple[str, str]:
 
 def _summary_table(model: str, results: list[Result]) -> Table:
     styles = {"ok": "green", "warning": "yellow", "alert": "bold red", "unknown": "dim"}
-    table = Table(title=f"{model}: one day, hour by hour", title_justify="left")
+    table = Table(title=f"{escape(model)}: one day, hour by hour", title_justify="left")
     table.add_column("hour (UTC)")
     table.add_column("rows", justify="right")
     table.add_column("verdict")
@@ -150,6 +155,9 @@ def _summary_table(model: str, results: list[Result]) -> Table:
         rows = next((r.value for r in hour if r.metric == "row_count"), None)
         verdict, what = _describe_hour(hour)
         table.add_row(
-            f"{start:%m-%d %H:%M}", "" if rows is None else f"{rows:.0f}", f"[{styles[verdict]}]{verdict}[/]", what
+            f"{start:%m-%d %H:%M}",
+            "" if rows is None else f"{rows:.0f}",
+            f"[{styles[verdict]}]{verdict}[/]",
+            escape(what),
         )
     return table

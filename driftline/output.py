@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 FORMATS = ("table", "json", "jsonl", "csv")
@@ -49,10 +50,13 @@ def _when(value: Any) -> str:
 
 
 def results_table(records: Sequence[dict[str, Any]], title: str, *, window: bool = True) -> Table:
-    """One row per record; ``window`` False for batch records (``compare``), which have none."""
+    """One row per record; ``window`` False for batch records (``compare``), which have none.
+
+    The title and every name or reason are escaped: they are text, never rich markup (a feature named
+    ``[/]`` or ``[link=...]``)."""
     with_reason = any(reason_of(r) for r in records)
     columns = (["window start"] if window else []) + ["kind", "feature", "metric", "value", "threshold", "status"]
-    table = Table(title=title)
+    table = Table(title=escape(title))
     for column in columns:
         table.add_column(column, no_wrap=column in ("window start", "kind", "feature", "metric", "status"))
     if with_reason:
@@ -60,15 +64,15 @@ def results_table(records: Sequence[dict[str, Any]], title: str, *, window: bool
     for r in records:
         cells = [_when(r.get("window_start"))] if window else []
         cells += [
-            str(r["kind"]),
-            r["feature"] or "",
-            str(r["metric"]),
+            escape(str(r["kind"])),
+            escape(r["feature"] or ""),
+            escape(str(r["metric"])),
             _number(r["value"]),
             _number(r["threshold"]),
             f"[{STATUS_STYLE.get(str(r['status']), '')}]{r['status']}[/]",
         ]
         if with_reason:
-            cells.append(reason_of(r))
+            cells.append(escape(reason_of(r)))
         table.add_row(*cells)
     return table
 

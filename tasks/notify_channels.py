@@ -128,26 +128,35 @@ def worst_lines(payload: dict[str, Any]) -> list[str]:
     return lines
 
 
+def slack_escape(text: object) -> str:
+    """Text for Slack's mrkdwn with its three control characters escaped (``&``, ``<``, ``>``).
+
+    Model, feature and metric names come from configs and data; unescaped, ``<!channel>`` pings a
+    channel and ``<https://x|label>`` makes a link that shows ``label``. Plain-text blocks need none.
+    """
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_blocks(payload: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    """Fallback text and Block Kit blocks for one message."""
+    """Fallback text and Block Kit blocks for one message; every name in mrkdwn is escaped (:func:`slack_escape`)."""
     heading = title(payload)
     kind = payload.get("kind") or ""
-    text = f"{EMOJI.get(payload['transition'], '')} {heading}".strip()
+    text = slack_escape(f"{EMOJI.get(payload['transition'], '')} {heading}".strip())
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": heading[:150], "emoji": True}},
         {
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": f"*Model*\n{payload['model']}"},
-                {"type": "mrkdwn", "text": f"*Window*\n{window_text(payload)}"},
-                {"type": "mrkdwn", "text": f"*Check*\n{KIND_LABELS.get(kind, kind)}"},
-                {"type": "mrkdwn", "text": f"*Status*\n{payload.get('status')}"},
+                {"type": "mrkdwn", "text": f"*Model*\n{slack_escape(payload['model'])}"},
+                {"type": "mrkdwn", "text": f"*Window*\n{slack_escape(window_text(payload))}"},
+                {"type": "mrkdwn", "text": f"*Check*\n{slack_escape(KIND_LABELS.get(kind, kind))}"},
+                {"type": "mrkdwn", "text": f"*Status*\n{slack_escape(payload.get('status'))}"},
             ],
         },
     ]
     lines = worst_lines(payload)
     if lines and payload["transition"] != "resolved":
-        body = "*What failed*\n" + "\n".join(f"• {line}" for line in lines)
+        body = "*What failed*\n" + "\n".join(f"• {slack_escape(line)}" for line in lines)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": body[:2900]}})
     buttons = []
     if payload.get("flow_run_url"):
@@ -161,7 +170,8 @@ def slack_blocks(payload: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         blocks.append({"type": "actions", "elements": buttons})
     since = payload.get("incident_opened_window_start")
     if since:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"Driftline · open since {since}"}]})
+        context = {"type": "mrkdwn", "text": f"Driftline · open since {slack_escape(since)}"}
+        blocks.append({"type": "context", "elements": [context]})
     return text, blocks
 
 

@@ -126,3 +126,108 @@ def test_unencoded_at_in_a_password_is_parsed_and_never_echoed(
     ok = CliRunner().invoke(app, ["db", "upgrade", "--config", str(config)])
     assert ok.exit_code == 0, ok.output
     assert "results schema at revision" in ok.stdout and "S3CRET" not in ok.output
+
+
+MARKUP_COLUMN = "[/]"
+LINK_COLUMN = "[link=https://evil.example]region[/link]"
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_names_that_look_like_terminal_markup_print_as_they_are(
+    engine: sa.Engine,
+    store: sa.Engine,
+    loan_log: dict[str, object],
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """#19.8: a column named ``[/]`` crashed `run`'s summary and `results` after the results were stored;
+    ``[link=...]`` became a hyperlink."""
+    import driftline.cli as cli
+    from tests.conftest import model_entry, write_config
+
+    monkeypatch.delenv("DRIFTLINE_DATABASE_URL", raising=False)
+    monkeypatch.setattr(cli.console, "width", 400)  # one line per row, so names are searched whole
+    table = str(loan_log["table"])
+    schema, name = table.split(".")
+    preparer = sa.dialects.postgresql.dialect().identifier_preparer
+    with engine.begin() as connection:
+        for old, new in (("income", MARKUP_COLUMN), ("region", LINK_COLUMN)):
+            connection.execute(
+                sa.text(
+                    f"ALTER TABLE {preparer.quote(schema)}.{preparer.quote(name)} "
+                    f"RENAME COLUMN {old} TO {preparer.quote(new)}"
+                )
+            )
+    entry = model_entry("loan", table, features={"numeric": [MARKUP_COLUMN, "age"], "categorical": [LINK_COLUMN]})
+    config = write_config(tmp_path / "m.yaml", [entry], database_url)
+    runner = CliRunner()
+    ran = runner.invoke(
+        app, ["run", "--config", str(config), "--start", "2026-03-03T12:00Z", "--end", "2026-03-03T13:00Z"]
+    )
+    assert ran.exit_code == 0, ran.output
+    assert MARKUP_COLUMN in ran.stdout, ran.stdout  # income is shifted from 12:00: the alerts column names it
+    shown = runner.invoke(app, ["results", "--config", str(config), "--model", "loan", "--format", "table"])
+    assert shown.exit_code == 0, shown.output
+    assert MARKUP_COLUMN in shown.stdout and LINK_COLUMN in shown.stdout, shown.stdout
+    # A config naming a missing column with markup in it: the one-line error quotes it as it is.
+    missing = "[bold]gone[/bold][/]"
+    bad = write_config(
+        tmp_path / "bad.yaml", [model_entry("loan", table, features={"numeric": [missing]})], database_url
+    )
+    line = _one_line_error(runner.invoke(app, ["run", "--config", str(bad)]))
+    assert missing in line, line
+
+
+def test_slack_messages_escape_names(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """#19.8: Slack messages put model, feature and metric names into mrkdwn unescaped (``<!channel>``
+    pinged the channel, ``<https://x|label>`` made a disguised link)."""
+    from types import SimpleNamespace
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from driftline.results import Kind, Result, Status
+    from tests.notify.test_slack import MY_TABLES, TOKEN, FakeSlack, loan_model, slack_config, window_at
+
+    hostile = "<!channel> & <https://evil.example|click here>"
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"TRUNCATE {MY_TABLES}"))
+    monkeypatch.setenv("DRIFTLINE_TEST_SLACK_TOKEN", TOKEN)
+    fake = FakeSlack().start()
+    try:
+        from driftline.tasks.notify import react
+
+        window = window_at(12)
+        results = [
+            Result("loan", window.start, window.end, Kind.DATA_DRIFT, "ks", hostile, 0.6, 0.2, Status.ALERT, {}),
+            Result("loan", window.start, window.end, Kind.DATA_DRIFT, "<@U123>", "age", 0.6, 0.2, Status.ALERT, {}),
+        ]
+        with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{_unused_port()}/api"}):
+            react(
+                SimpleNamespace(data=engine, results=engine),
+                loan_model(),
+                window,
+                results,
+                "run-hostile",
+                notifications=slack_config(fake),
+                now=window.end,
+            )
+        posts = fake.posts()
+    finally:
+        fake.stop()
+    assert len(posts) == 1, posts
+    message = posts[0]["json"]
+    mrkdwn = [message["text"]] + [
+        text
+        for block in message["blocks"]
+        for text in [block.get("text", {}).get("text") if block.get("text", {}).get("type") == "mrkdwn" else None]
+        + [f["text"] for f in block.get("fields", []) if f.get("type") == "mrkdwn"]
+        + [e["text"] for e in block.get("elements", []) if e.get("type") == "mrkdwn"]
+        if text
+    ]
+    assert len(mrkdwn) >= 5, message
+    for text in mrkdwn:
+        assert "<" not in text and ">" not in text, f"unescaped Slack control character in {text!r}"
+    rendered = "\n".join(mrkdwn)
+    assert "&lt;!channel&gt; &amp; &lt;https://evil.example|click here&gt;: ks = 0.6" in rendered, rendered
+    assert "age: &lt;@U123&gt; = 0.6" in rendered, rendered
