@@ -119,16 +119,96 @@ def _quiet_prefect(verbose: bool) -> None:
 
 @app.command()
 @one_line_errors
-def validate(config: ConfigOption = None) -> None:
-    """Validate monitors.yaml and print the models it defines."""
-    from driftline.connections import load_run_config
+def validate(
+    config: ConfigOption = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Check monitors.yaml only: no database connection")
+    ] = False,
+) -> None:
+    """Check a deployment before its first run and list every problem at once (exit 2 if any).
 
-    loaded = load_run_config(config)
-    for model in loaded.models:
+    By default: monitors.yaml, both databases, each model's table, columns and their types, user
+    monitors, and the reference's row count. --offline checks the file only."""
+    from driftline.checkup import check_deployment
+    from driftline.connections import config_path
+
+    checkup = check_deployment(config_path(config), offline=offline)
+    if checkup.problems:
+        error_console.print(
+            f"[bold red]{len(checkup.problems)} problem(s)[/] in {_plain(checkup.source)}:",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for problem in checkup.problems:
+            error_console.print(f"  - {problem}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2)
+    assert checkup.config is not None
+    for model in checkup.config.models:
+        fact = checkup.facts.get(model.name, "monitors.yaml only (--offline)")
         console.print(
             f"[green]ok[/] {_plain(model.name)}: {_plain(model.table)} ({model.task}, "
-            f"{len(model.features.numeric)} numeric, {len(model.features.categorical)} categorical)"
+            f"{len(model.features.numeric)} numeric, {len(model.features.categorical)} categorical) - {_plain(fact)}",
+            highlight=False,
+            soft_wrap=True,
         )
+
+
+@app.command()
+@one_line_errors
+def init(
+    table: Annotated[str, typer.Option("--table", "-t", help="The prediction log: table or schema.table")],
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="PostgreSQL URL (default: $DRIFTLINE_DATABASE_URL)")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the config")] = Path("monitors.yaml"),
+    name: Annotated[str | None, typer.Option("--name", help="Model name (default: from the table name)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists")] = False,
+) -> None:
+    """Write a commented monitors.yaml for a prediction log, guessed from its columns and data.
+
+    Prints every guess (column roles, classifier or regressor, the reference range); the file
+    validates as written. Check it, then `driftline validate` and `driftline run`."""
+    from sqlalchemy.engine import make_url
+
+    from driftline.connections import _resolve
+    from driftline.errors import ConfigError
+    from driftline.output import wide_console
+    from driftline.scaffold import scaffold
+    from driftline.settings import load_settings
+    from driftline.storage.engine import check_connection, get_engine
+
+    settings = load_settings()
+    url = database_url or (settings.database_url.get_secret_value() if settings.database_url else None)
+    if url is None:
+        raise ConfigError("no database: give --database-url or set DRIFTLINE_DATABASE_URL")
+    if out.exists() and not force:
+        raise ConfigError(f"{out} exists; choose another --out or add --force")
+    engine = get_engine(_resolve(url))
+    check_connection(engine)
+    # The URL goes into the file only when given on the command line and holding no password.
+    written_url = database_url if database_url and make_url(_resolve(database_url)).password is None else None
+    guess, text = scaffold(engine, table, written_url, name)
+    span = f"{guess.first:%Y-%m-%d %H:%M} .. {guess.last:%Y-%m-%d %H:%M} UTC"
+    shown = Table(title=f"{_plain(table)}: {guess.total_rows:,} rows, {span}")
+    for column in ("column", "role", "because"):
+        shown.add_column(column)
+    for column, role in guess.roles.items():
+        shown.add_row(_plain(column), role, _plain(guess.why.get(column, "")))
+    wide_console(console).print(shown)
+    assert guess.reference is not None
+    start, end = guess.reference
+    console.print(
+        f"task: {guess.task} ({_plain(guess.task_why)}); reference {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC "
+        f"({guess.reference_rows:,} rows)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.write_text(text, encoding="utf-8")
+    console.print(
+        f"wrote {_plain(out)}; check it, then: driftline validate --config {_plain(out)}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @db_app.command("upgrade")

@@ -7,13 +7,14 @@ names the file, the model and the key, e.g.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -379,6 +380,38 @@ class MonitorsConfig(_Strict):
         raise ConfigError(f"no model named {name!r}; configured: {', '.join(m.name for m in self.models)}")
 
 
+def _model_class_in(annotation: Any) -> type[BaseModel] | None:
+    """The first pydantic model inside an annotation (``X | None``, ``list[X]``, ``dict[str, X]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _model_class_in(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def _known_keys(location: tuple[Any, ...]) -> list[str]:
+    """The keys allowed where ``location`` (a pydantic error location without its last part) points.
+
+    List indexes and free-form dict keys (``drift.features.<name>``) step into the element type."""
+    current: type[BaseModel] | None = MonitorsConfig
+    for part in location:
+        if current is None:
+            return []
+        if isinstance(part, str) and part in current.model_fields:
+            current = _model_class_in(current.model_fields[part].annotation)
+    return list(current.model_fields) if current is not None else []
+
+
+def _did_you_mean(error: dict[str, Any]) -> str:
+    location = tuple(error["loc"])
+    if not location or not isinstance(location[-1], str):
+        return ""
+    close = difflib.get_close_matches(location[-1], _known_keys(location[:-1]), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _describe(error: dict[str, Any], raw: Any) -> str:
     location = list(error["loc"])
     prefix = ""
@@ -393,20 +426,33 @@ def _describe(error: dict[str, Any], raw: Any) -> str:
     key = ".".join(str(part) for part in location)
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        message = "unknown key"
+        message = "unknown key" + _did_you_mean(error)
     return f"{prefix}{key + ': ' if key else ''}{message}"
 
 
+class ConfigProblems(ConfigError):
+    """monitors.yaml failed validation; ``problems`` lists every problem, unknown keys first."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"{source}: {problems[0]}{more}")
+        self.source = source
+        self.problems = problems
+
+
 def parse_config(raw: Any, source: str = "monitors.yaml") -> MonitorsConfig:
-    """Validate an already-parsed YAML document."""
+    """Validate an already-parsed YAML document.
+
+    Raises :class:`ConfigProblems`: its message is the first problem (an unknown key before the
+    missing fields it may explain) and how many more; ``problems`` has them all."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping with a 'models' list at the top level")
     try:
         return MonitorsConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise ConfigError(f"{source}: {_describe(dict(first), raw)}{more}") from None
+        # Unknown keys first, outer before nested (a misspelt key explains the "Field required" after it).
+        errors = sorted(exc.errors(), key=lambda e: (e["type"] != "extra_forbidden", len(e["loc"])))
+        raise ConfigProblems(source, [_describe(dict(e), raw) for e in errors]) from None
 
 
 _CACHE: dict[tuple[str, int, int], MonitorsConfig] = {}

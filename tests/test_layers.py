@@ -32,6 +32,8 @@ LAYER = {
     # as one of its steps); they import nothing above the task layer.
     "driftline.report": 1,
     "driftline.compare": 1,
+    # validate's deployment checks use the extract step's table clause and the monitor registry.
+    "driftline.checkup": 1,
 }
 # Shared leaf modules (config, results, storage, ...) sit below tasks: they may import only stats.
 LEAF = 0.5
