@@ -33,6 +33,16 @@ from driftline.tasks.store import claim_run_task, mark_failed, save_window_task,
 from driftline.window import HOUR, Window, hourly_windows
 
 
+def _logger() -> Any:
+    """The run's logger inside Prefect; a plain logger when the CLI monitors without Prefect."""
+    try:
+        return get_run_logger()
+    except Exception:
+        import logging
+
+        return logging.getLogger("driftline.flows")
+
+
 def _run_name() -> str:
     parameters = flow_run.parameters
     end = parameters.get("window_end")
@@ -56,7 +66,7 @@ def monitor_window(
     def step(t: Any) -> Any:
         return t if as_tasks else t.fn
 
-    logger = get_run_logger()
+    logger = _logger()
     config = load_run_config(config_path)
     model_config = config.model(model)
     window = Window.hour_ending(window_end)
@@ -97,11 +107,46 @@ def monitor_window(
             if context.rows.loaded
             else labelled_in_profile(current, model_config),
         )
-        if reference is not None:
-            # Days and weeks are merged from these hourly profiles (driftline run --resolution day).
-            step(store_window_profile_task)(databases.results, model, reference.extras[DEFINITION_KEY], window, current)
-        # After the results are safe: events and notifications never hold them hostage (react never raises).
-        reaction = step(react_task)(
+    except Exception as exc:
+        # Record the failure in the run log, then let Prefect mark the run Failed too.
+        message = str(exc) if isinstance(exc, DriftlineError) else f"{type(exc).__name__}: {exc}"
+        try:
+            mark_failed(databases.results, model, window, message)
+        except Exception as record_error:  # the database is gone too: say so, keep the window's own error
+            logger.error(
+                "%s %s not recorded as failed in the run log: %s", model, window.label(), type(record_error).__name__
+            )
+        raise
+    # The window's results are committed and its run log says succeeded: from here on a failing step
+    # is a warning in the outcome, never a Failed flow run that contradicts the run log.
+    warnings: list[str] = []
+
+    def after_commit(what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            warnings.append(f"{what}: {type(exc).__name__}: {exc}"[:500])
+            logger.warning(
+                "%s %s: %s failed after the results were stored: %s", model, window.label(), what, type(exc).__name__
+            )
+            return None
+
+    if reference is not None:
+        # Days and weeks are merged from these hourly profiles (driftline run --resolution day).
+        after_commit(
+            "window profile",
+            step(store_window_profile_task),
+            databases.results,
+            model,
+            reference.extras[DEFINITION_KEY],
+            window,
+            current,
+        )
+    # Events and notifications never hold the results hostage (react never raises).
+    reaction = (
+        after_commit(
+            "react",
+            step(react_task),
             databases,
             model_config,
             window,
@@ -109,30 +154,32 @@ def monitor_window(
             str(flow_run.id) if flow_run.id else None,
             defaults=config.notifications,
         )
-    except Exception as exc:
-        # Record the failure in the run log, then let Prefect mark the run Failed too.
-        message = str(exc) if isinstance(exc, DriftlineError) else f"{type(exc).__name__}: {exc}"
-        mark_failed(databases.results, model, window, message)
-        raise
-    refreshed = step(refresh_late_labels_task)(
-        databases.data,
-        databases.results,
-        model_config,
-        reference,
-        window,
-        logger,
-        notification_defaults=config.notifications,
+        or {}
+    )
+    refreshed = (
+        after_commit(
+            "late labels",
+            step(refresh_late_labels_task),
+            databases.data,
+            databases.results,
+            model_config,
+            reference,
+            window,
+            logger,
+            notification_defaults=config.notifications,
+        )
+        or []
     )
     if refreshed:
         logger.info("late labels: re-evaluated %d earlier windows", len(refreshed))
     report = None
     settings = load_settings()
     if settings.reports_dir is not None:
-        try:
-            report = step(refresh_report_task)(databases.results, databases.data, config, model, window, settings)
-        except Exception as exc:  # a report is a view of stored results: it never fails the window
-            logger.warning("report for %s not written: %s", model, type(exc).__name__)
-    step(publish_summary_task)(model, window, results, report)
+        report = after_commit(
+            "report", step(refresh_report_task), databases.results, databases.data, config, model, window, settings
+        )
+    if flow_run.id:  # the summary artifact lives on the flow run (none when run without Prefect)
+        after_commit("summary artifact", step(publish_summary_task), model, window, results, report)
     counts = {s.value: sum(1 for r in results if r.status == s) for s in Status}
     verdict = worst([r.status for r in results])
     logger.info("%s %s: %s rows, verdict %s, %s", model, window.label(), current.row_count, verdict, counts)
@@ -147,6 +194,7 @@ def monitor_window(
         "refreshed_windows": refreshed,
         "report": report,
         "notifications": {k: reaction.get(k) for k in ("events", "events_queued", "planned", "errors")},
+        "warnings": warnings,
     }
 
 
@@ -179,7 +227,7 @@ def monitor_all(
     """Every configured model (or only ``models``, a shard of the fleet) for one hour, concurrently on
     the flow's task runner. A failing model is reported as failed; the others still run. An unknown
     name in ``models`` is a configuration error, raised before any model runs."""
-    logger = get_run_logger()
+    logger = _logger()
     config = load_run_config(config_path)
     end = Window.hour_ending(window_end).end  # one instant for every model, even across the hour
     names = [model.name for model in config.models] if models is None else [config.model(n).name for n in models]
