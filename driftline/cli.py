@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -115,6 +116,59 @@ def _quiet_prefect(verbose: bool) -> None:
     if not verbose and "PREFECT_LOGGING_LEVEL" not in os.environ:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # A PREFECT_HOME that cannot be created gets Driftline's one-line error (with the fix) instead.
+    warnings.filterwarnings("ignore", message="Failed to create the Prefect home directory")
+    # Prefect's client retries a dead API with 2, 4, 8, 16, 32 s waits per request: a lost API held one
+    # window ~4 minutes. Two retries (6 s) ride out a blip; after that the run goes on without Prefect.
+    os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "2")
+
+
+def _quiet_run_failures(verbose: bool) -> None:
+    """One line per failed window on the console; Prefect's tracebacks only with --verbose (they are
+    always in the flow run's logs on the Prefect API)."""
+    if not verbose:
+        from driftline.prefect_api import quiet_run_failures
+
+        quiet_run_failures()
+
+
+class _PrefectLink:
+    """The run's Prefect API: checked before each window; once lost, the rest runs without Prefect."""
+
+    def __init__(self, verbose: bool = False) -> None:
+        from driftline.prefect_api import ensure_api
+
+        self.verbose = verbose
+        self.url, self.up = ensure_api(lambda line: error_console.print(line, highlight=False, markup=False))
+        self.lost_at: str | None = None
+        self.without: int = 0
+        if not self.up:
+            self.lose("the start")
+
+    def check(self) -> bool:
+        from driftline.prefect_api import api_is_healthy
+
+        if self.up and not api_is_healthy(self.url):
+            self.up = False
+        return self.up
+
+    def lose(self, where: str) -> None:
+        if self.lost_at is None:
+            error_console.print(
+                f"Prefect API unreachable ({self.url}) at {where}: monitoring goes on without Prefect",
+                highlight=False,
+                markup=False,
+            )
+            if not self.verbose:  # its retry warnings and worker errors would repeat for every window
+                import logging
+
+                for name in ("prefect", "prefect._internal", "prefect.events"):
+                    logging.getLogger(name).setLevel(logging.CRITICAL)
+        self.up = False
+        self.lost_at = self.lost_at or where
+        from driftline.tasks.events import prefect_offline
+
+        prefect_offline(True)  # events go straight to the outbox instead of a doomed connection per window
 
 
 @app.command()
@@ -295,9 +349,27 @@ def run(
     for model_config in models:
         verify_columns(databases.data, model_config)
         monitors_for(model_config)  # user monitors import now: a bad path is a one-line error, not N failed hours
-    outcomes = _run_windows([m.name for m in models], windows, str(path.resolve()))
+    _quiet_run_failures(verbose)
+    prefect = _PrefectLink(verbose)
+    outcomes = _run_windows([m.name for m in models], windows, str(path.resolve()), prefect)
     _print_outcomes(outcomes)
-    if any(o["failed"] for o in outcomes):
+    failed = sum(1 for o in outcomes if o["failed"])
+    if prefect.lost_at is not None:
+        error_console.print(
+            f"Prefect API unreachable ({prefect.url}) from {prefect.lost_at} on: {prefect.without} of "
+            f"{len(outcomes)} windows ran without Prefect. Their results are stored and the run log is up to "
+            "date, but they have no Prefect flow run or artifact; their events wait in the outbox for the next "
+            "run that reaches Prefect.",
+            highlight=False,
+            markup=False,
+        )
+    if failed:
+        error_console.print(
+            f"{failed} of {len(outcomes)} windows failed (one line each above); full tracebacks: rerun with "
+            "--verbose, or see the flow runs' logs in Prefect.",
+            highlight=False,
+            markup=False,
+        )
         raise typer.Exit(1)
     _exit_if_flagged([o["status"] for o in outcomes], fail_on)
 
@@ -341,10 +413,10 @@ def _run_periods(models: list[str], resolution: str, start: str | None, end: str
     return verdicts
 
 
-def _run_windows(models: list[str], windows: list[Any], config_file: str) -> list[dict[str, Any]]:
+def _run_windows(
+    models: list[str], windows: list[Any], config_file: str, prefect: _PrefectLink
+) -> list[dict[str, Any]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from driftline.flows.monitor import monitor_model
 
     outcomes: list[dict[str, Any]] = []
     jobs = [(m, w) for w in windows for m in models]
@@ -363,27 +435,20 @@ def _run_windows(models: list[str], windows: list[Any], config_file: str) -> lis
         for number, (name, window) in enumerate(jobs, 1):
             progress.update(bar, description=f"{_plain(name)} {window.label()}")
             began = time.monotonic()
-            state = monitor_model(name, window.end, config_file, return_state=True)
-            if state.is_completed():
-                outcomes.append({**state.result(), "failed": None})
-            else:
-                from driftline.flows.monitor import _state_message
-
-                outcomes.append(
-                    {
-                        "model": name,
-                        "window_start": window.start.isoformat(),
-                        "rows": None,
-                        "status": "failed",
-                        "alerts": [],
-                        "failed": _state_message(state),
-                    }
-                )
+            outcome = _monitor_one(name, window, config_file, prefect)
+            outcomes.append(outcome)
             if log_lines:
                 error_console.print(
-                    window_log_line(outcomes[-1], window, number, len(jobs), time.monotonic() - began),
+                    window_log_line(outcome, window, number, len(jobs), time.monotonic() - began),
                     highlight=False,
                     markup=False,
+                    soft_wrap=True,
+                )
+            elif outcome["failed"]:  # one line per failed window; the traceback is in Prefect's logs
+                progress.console.print(
+                    f"[bold magenta]failed[/] {_plain(name)} {window.label()}: "
+                    f"{_plain(_first_line(outcome['failed']))}",
+                    highlight=False,
                     soft_wrap=True,
                 )
             progress.advance(bar)
@@ -397,11 +462,52 @@ def window_log_line(outcome: dict[str, Any], window: Any, number: int, total: in
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     rows = "" if outcome.get("rows") is None else f" rows={outcome['rows']}"
     if outcome.get("failed"):
-        tail = f" failed: {outcome['failed']}"
+        tail = f" failed: {_first_line(outcome['failed'])}"
     else:
         alerts = outcome.get("alerts") or []
         tail = f" verdict={outcome['status']}" + (f" alerts={','.join(alerts)}" if alerts else "")
     return f"{now} [{number}/{total}] {outcome['model']} {window.label()}{rows}{tail} ({seconds:.1f} s)"
+
+
+def _first_line(message: Any) -> str:
+    """A failure as one line (a database error's SQL and parameters follow on later lines)."""
+    return (str(message).strip().splitlines() or [""])[0]
+
+
+def _monitor_one(name: str, window: Any, config_file: str, prefect: _PrefectLink) -> dict[str, Any]:
+    """One window as a Prefect flow run; without Prefect (same steps, same database writes) once the API
+    is gone, so losing Prefect never stops monitoring."""
+    from driftline.flows.monitor import _state_message, monitor_model, monitor_window
+
+    def failed(message: str) -> dict[str, Any]:
+        return {
+            "model": name,
+            "window_start": window.start.isoformat(),
+            "rows": None,
+            "status": "failed",
+            "alerts": [],
+            "failed": message,
+        }
+
+    if prefect.check():
+        try:
+            state = monitor_model(name, window.end, config_file, return_state=True)
+        except Exception as exc:  # the engine could not even record the run: the API went away mid-window
+            state, crash = None, f"{type(exc).__name__}: {exc}"
+        if state is not None and state.is_completed():
+            return {**state.result(), "failed": None}
+        if prefect.check():  # Prefect is fine: the window itself failed
+            return failed(_state_message(state) if state is not None else crash)
+        prefect.lose(window.label())
+    else:
+        prefect.lose(window.label())
+    prefect.without += 1
+    try:  # idempotent: a window half-done by the lost flow run is replaced
+        return {**monitor_window(name, window.end, config_file, as_tasks=False), "failed": None}
+    except Exception as exc:
+        from driftline.errors import DriftlineError
+
+        return failed(str(exc) if isinstance(exc, DriftlineError) else f"{type(exc).__name__}: {exc}")
 
 
 def _print_outcomes(outcomes: list[dict[str, Any]]) -> None:
@@ -655,6 +761,10 @@ def demo(
     """Zero setup: seed a synthetic prediction log for two models and monitor one day of it."""
     _quiet_prefect(verbose)
     from driftline.demo_runner import run_demo
+    from driftline.prefect_api import configured_api_url, start_temporary_server
+
+    if not configured_api_url():  # started up front: a clear line, a sensible timeout, a one-line failure
+        start_temporary_server(lambda line: error_console.print(line, highlight=False, markup=False))
 
     run_demo(home, console, error_console)
 

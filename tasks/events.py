@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -147,6 +148,18 @@ async def _send_async(events: list[dict[str, Any]]) -> None:
             await client.emit(Event.model_validate(raw))
 
 
+_OFFLINE = threading.Event()
+
+
+def prefect_offline(offline: bool) -> None:
+    """Set by a run that has lost its Prefect API: events then go to the outbox without a send attempt
+    (a doomed connection per window), and are sent by the next run that reaches Prefect."""
+    if offline:
+        _OFFLINE.set()
+    else:
+        _OFFLINE.clear()
+
+
 def send_events(events: list[dict[str, Any]], timeout_s: float = SEND_TIMEOUT_S) -> None:
     """Send events to the Prefect API and wait for the server to have them; raises on failure."""
     if not events:
@@ -163,6 +176,8 @@ def emit_events(
     if not events:
         return [], []
     try:
+        if _OFFLINE.is_set():
+            raise ConnectionError("the Prefect API was unreachable earlier in this run")
         send_events(events)
         return [e["id"] for e in events], []
     except Exception as exc:  # API down, timeout, bad URL: never fatal for the window
