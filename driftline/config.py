@@ -205,6 +205,19 @@ class LabelsConfig(_Strict):
         return (schema, name) if dot else (None, self.table)
 
 
+class EstimationConfig(_Strict):
+    """Performance estimated from the scores before the labels arrive (``performance_estimation`` monitor)."""
+
+    enabled: bool = True
+    #: Estimated metrics whose warning/alert reaches events, notifications and automations; ``null``:
+    #: all of them, ``[]``: none (the results are still stored and shown).
+    react: list[str] | None = None
+    #: Two-sided coverage of the band around each estimate.
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    #: Fewest scored rows a window needs for an estimate (``unknown`` below).
+    min_rows: int = Field(default=100, ge=1)
+
+
 class PerformanceConfig(_Strict):
     """Performance against the reference's own performance, as labels arrive."""
 
@@ -216,6 +229,7 @@ class PerformanceConfig(_Strict):
     default_tolerance: Levels = Field(default_factory=lambda: Levels(warning=0.05, alert=0.10))
     segments: bool = True
     positive_label: float | str = 1
+    estimation: EstimationConfig = Field(default_factory=EstimationConfig)
 
 
 class OperationalConfig(_Strict):
@@ -354,7 +368,8 @@ class ModelConfig(_Strict):
             ),
             "bins": [profile.FINE_BINS, profile.COARSE_BINS, profile.MAX_STORED_CATEGORIES],
             # 6: integral floats count as integer categories (1.0 is "1"); older references are refitted.
-            "version": 6,
+            # 7: the reference carries the performance estimator (isotonic calibration / loss model).
+            "version": 7,
         }
         return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -18,6 +18,7 @@ from driftline.results import Status, worst
 from driftline.settings import load_settings
 from driftline.tasks._prefect import is_transient
 from driftline.tasks.artifacts import publish_summary_task
+from driftline.tasks.estimation import attach_realised
 from driftline.tasks.extract import read_rows, read_rows_task, verify_columns_task
 from driftline.tasks.labels import labelled_in, labelled_in_profile, refresh_late_labels_task
 from driftline.tasks.monitors import monitors_for, reads_rows, run_monitor_task
@@ -93,7 +94,7 @@ def monitor_window(
         context = WindowContext(
             model_config, window, rows, reference, current, databases.data, databases.results, logger=logger
         )
-        results = [r for monitor in monitors for r in step(run_monitor_task)(monitor, context)]
+        results = attach_realised([r for monitor in monitors for r in step(run_monitor_task)(monitor, context)])
         kinds = {m.kind for m in monitors} | {r.kind for r in results}
         step(save_window_task)(
             databases.results,
@@ -290,7 +291,8 @@ def periods(resolution: str, start: datetime | str, end: datetime | str) -> list
 def monitor_period(
     model: str, resolution: str, start: datetime, end: datetime, config_path: str | None = None
 ) -> dict[str, Any]:
-    """Data drift of whole days or weeks, from the stored hourly window profiles (no rows are reread).
+    """Data drift and estimated performance of whole days or weeks, from the stored hourly window
+    profiles (no rows are reread).
 
     Each period is judged like an hour — same statistics, thresholds and gates — against the
     reference of its first hour; results are stored with ``resolution`` ``day`` or ``week``. A week
@@ -303,6 +305,7 @@ def monitor_period(
     from driftline.results import Kind
     from driftline.stats.model_profile import ModelProfile
     from driftline.tasks.drift import evaluate_drift
+    from driftline.tasks.estimation import estimate_results
     from driftline.tasks.profiles import ensure_reference
     from driftline.tasks.store import load_window_profiles, save_window
 
@@ -324,11 +327,11 @@ def monitor_period(
         )
         merged = reduce(lambda a, b: a.merge(b), hourly) if hourly else ModelProfile(0)
         results = [replace(r, resolution=resolution) for r in evaluate_drift(model_config, period, reference, merged)]
+        results += estimate_results(model_config, period, reference, merged, resolution=resolution)
         for r in results:
             r.details["hours"] = len(hourly)
-        save_window(
-            databases.results, model, period, results, {Kind.DATA_DRIFT}, merged.row_count, 0.0, resolution=resolution
-        )
+        kinds = {r.kind for r in results} | {Kind.DATA_DRIFT}
+        save_window(databases.results, model, period, results, kinds, merged.row_count, 0.0, resolution=resolution)
         outcome[period.start.isoformat()] = {
             "hours": len(hourly),
             "rows": merged.row_count,

@@ -16,6 +16,7 @@ from driftline.notifications_config import NotificationsConfig
 from driftline.results import STATUS_SEVERITY, Kind, Result, Status, worst
 from driftline.stats.model_profile import ModelProfile
 from driftline.tasks._prefect import IO
+from driftline.tasks.estimation import attach_realised
 from driftline.tasks.extract import labelled_counts, read_rows
 from driftline.tasks.monitors import label_dependent_monitors
 from driftline.tasks.notify import react
@@ -90,7 +91,7 @@ def refresh_late_labels(
         return []
     live = labelled_counts(data_engine, model, start, before.start)
     refreshed = []
-    monitors = label_dependent_monitors()
+    monitors = label_dependent_monitors(model)
     if notify and flow_run_id is None:
         from prefect.runtime import flow_run
 
@@ -109,7 +110,7 @@ def refresh_late_labels(
         context = WindowContext(model, window, frame, own_reference, current, data_engine, results_engine)
         if logger is not None:
             context.logger = logger
-        results = [r for monitor in monitors for r in run_guarded(monitor, context)]
+        results = attach_realised([r for monitor in monitors for r in run_guarded(monitor, context)])
         labelled = labelled_in(frame, model) or 0
         kinds = {m.kind for m in monitors}
         previous = [r for r in load_results(results_engine, model.name, window.start, window.end) if r.kind in kinds]

@@ -23,6 +23,8 @@ from driftline.results import Kind, Result
 from driftline.tasks._prefect import PURE
 from driftline.tasks.concept import evaluate_concept
 from driftline.tasks.drift import drift_monitor
+from driftline.tasks.estimation import MONITOR_NAME as ESTIMATION_MONITOR
+from driftline.tasks.estimation import estimation_monitor
 from driftline.tasks.operational import evaluate_operational
 from driftline.tasks.performance import evaluate_performance
 
@@ -53,6 +55,7 @@ BUILTIN: dict[str, tuple[Kind, Callable[[WindowContext], list[Result]], bool]] =
     "concept_drift": (Kind.CONCEPT_DRIFT, evaluate_concept, True),
     "operational": (Kind.OPERATIONAL, evaluate_operational, True),
     "performance": (Kind.PERFORMANCE, performance_monitor, True),
+    ESTIMATION_MONITOR: (Kind.PERFORMANCE, estimation_monitor, True),
     "completeness": (Kind.DATA_QUALITY, completeness_monitor, True),
     "multivariate_drift": (Kind.DATA_DRIFT, multivariate_monitor, False),
 }
@@ -75,7 +78,7 @@ class ConfiguredMonitor:
 
 
 #: Built-ins that work from the window's profile alone (no rows): with only these, the window streams.
-PROFILE_ONLY = frozenset({"data_drift"})
+PROFILE_ONLY = frozenset({"data_drift", ESTIMATION_MONITOR})
 
 
 def reads_rows(monitors: list[ConfiguredMonitor]) -> bool:
@@ -89,9 +92,17 @@ def _builtin(name: str) -> FunctionMonitor:
     return FunctionMonitor(name, kind, fn)
 
 
-def label_dependent_monitors() -> list[Monitor]:
-    """What a late-label refresh recomputes for a past window (its data-drift rows stay untouched)."""
-    return [_builtin("concept_drift"), _builtin("performance")]
+def label_dependent_monitors(model: ModelConfig | None = None) -> list[Monitor]:
+    """What a late-label refresh recomputes for a past window (its data-drift rows stay untouched).
+
+    The estimated performance too when it runs for ``model``: its rows are of kind ``performance``,
+    which the refresh replaces, and the realised metric is put beside each estimate."""
+    monitors = [_builtin("concept_drift"), _builtin("performance")]
+    if model is None or model.monitors is None or any(
+        spec.name == ESTIMATION_MONITOR and spec.path is None and spec.entry_point is None for spec in model.monitors
+    ):
+        monitors.append(_builtin(ESTIMATION_MONITOR))
+    return monitors
 
 
 def _import_path(path: str) -> Any:

@@ -29,6 +29,7 @@ from driftline.config import ModelConfig
 from driftline.notifications_config import NotificationsConfig, effective_notifications
 from driftline.results import STATUS_SEVERITY, Kind, Result, Status, worst
 from driftline.tasks._prefect import PURE
+from driftline.tasks.estimation import reacting
 from driftline.tasks.events import build_window_events, emit_events, worst_metrics
 from driftline.tasks.notify_channels import (
     NotificationError,
@@ -289,6 +290,8 @@ def react(
     model = model_config.name
     report: dict[str, Any] = {"events": [], "events_queued": [], "planned": [], "delivery": {}, "errors": []}
     config = notifications or effective_notifications(defaults, getattr(model_config, "notifications", None))
+    # Estimated (not yet realised) degradation reacts only where performance.estimation.react says so.
+    results = reacting(model_config, results)
     try:
         sent, queued = emit_events(build_window_events(model, window, results, flow_run_id), engine, model)
         report["events"], report["events_queued"] = sent, queued

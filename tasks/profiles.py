@@ -13,6 +13,7 @@ from driftline.config import ModelConfig
 from driftline.stats.concept import fit_calibration
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values, window_model_profile
 from driftline.tasks._prefect import IO, PURE
+from driftline.tasks.estimation import ESTIMATION, fit_estimator, window_state
 from driftline.tasks.extract import iter_rows, read_rows
 from driftline.tasks.notify_store import with_effective_reference
 from driftline.tasks.performance import reference_performance
@@ -62,6 +63,9 @@ def fit_reference(frame: pd.DataFrame, model: ModelConfig) -> ModelProfile:
     profile.extras = fit_extras(frame, model)
     if model.label_field:
         profile.extras["performance"] = reference_performance(model, frame, profile)
+    estimator = fit_estimator(frame, model, profile)
+    if estimator is not None:
+        profile.extras[ESTIMATION] = estimator
     return profile
 
 
@@ -95,7 +99,12 @@ def profile_window(frame: pd.DataFrame, reference: ModelProfile | None, model: M
     """The window's profile on the reference bins (or just its row count without a reference)."""
     if reference is None:
         return ModelProfile(len(frame))
-    return window_model_profile(frame, reference)
+    profile = window_model_profile(frame, reference)
+    state = window_state(frame, model, reference)
+    if state is not None:
+        # Estimated performance folds with the profile, so it streams and merges into days like drift.
+        profile.states[ESTIMATION] = state
+    return profile
 
 
 def stream_window_profile(

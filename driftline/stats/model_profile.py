@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from driftline.stats.estimation import EstimationState
 from driftline.stats.profile import (
     CategoricalProfile,
     FeatureProfile,
@@ -39,13 +40,19 @@ class ModelProfile:
     #: JSON-ready facts fitted on the reference besides per-column profiles (e.g. label rate per
     #: score bin, reference performance). Empty for window profiles.
     extras: dict[str, Any] = field(default_factory=dict)
+    #: Mergeable window states of monitors beyond per-column profiles (``estimation``: plateau counts
+    #: per predicted class, see :mod:`driftline.stats.estimation`). Empty for reference profiles.
+    states: dict[str, EstimationState] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "row_count": self.row_count,
             "features": {k: v.to_json() for k, v in self.features.items()},
             "extras": self.extras,
         }
+        if self.states:
+            data["states"] = {k: v.to_json() for k, v in self.states.items()}
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelProfile:
@@ -53,6 +60,7 @@ class ModelProfile:
             row_count=int(data["row_count"]),
             features={k: profile_from_json(v) for k, v in data["features"].items()},
             extras=dict(data.get("extras") or {}),
+            states={k: EstimationState.from_json(v) for k, v in (data.get("states") or {}).items()},
         )
 
     def merge(self, other: ModelProfile) -> ModelProfile:
@@ -61,7 +69,10 @@ class ModelProfile:
         for name, mine in self.features.items():
             theirs = other.features.get(name)
             merged[name] = mine if theirs is None else mine.merge(theirs)  # type: ignore[arg-type]
-        return ModelProfile(self.row_count + other.row_count, merged)
+        states = dict(self.states)
+        for name, theirs in other.states.items():
+            states[name] = states[name].merge(theirs) if name in states else theirs
+        return ModelProfile(self.row_count + other.row_count, merged, states=states)
 
 
 def fit_model_profile(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> ModelProfile:

@@ -17,7 +17,9 @@ from driftline.flows.monitor import backfill, monitor_period
 from driftline.results import Kind
 from driftline.stats.model_profile import window_model_profile
 from driftline.tasks.drift import evaluate_drift
+from driftline.tasks.estimation import estimate_results
 from driftline.tasks.extract import read_rows
+from driftline.tasks.profiles import profile_window
 from driftline.tasks.store import load_reference, load_results
 from driftline.window import Window
 from tests.conftest import DAY
@@ -35,7 +37,9 @@ def test_day_merges_hourly_profiles(
 
     day = load_results(store, "loan", resolution="day")
     assert {r.window_start for r in day} == {DAY} and {r.window_end for r in day} == {DAY + timedelta(days=1)}
-    assert {r.kind for r in day} == {Kind.DATA_DRIFT} and all(r.resolution == "day" for r in day)
+    # Data drift, and the estimated performance folded from the same hourly profiles.
+    assert {r.kind for r in day} == {Kind.DATA_DRIFT, Kind.PERFORMANCE} and all(r.resolution == "day" for r in day)
+    assert all(r.metric.startswith("estimated_") for r in day if r.kind == Kind.PERFORMANCE)
 
     # The same statistics computed from the four hours' rows, read and profiled directly.
     model = load_config(loan_config).model("loan")
@@ -51,6 +55,11 @@ def test_day_merges_hourly_profiles(
         (r.metric, r.feature): r
         for r in evaluate_drift(model, period, reference, window_model_profile(frame, reference))
     }
+    direct |= {
+        (r.metric, r.feature): r
+        for r in estimate_results(model, period, reference, profile_window(frame, reference, model), "day")
+    }
+    assert ("estimated_roc_auc", None) in direct and ("estimated_segment_roc_auc", "region") in direct
     for r in day:
         expected = direct[(r.metric, r.feature)]
         assert r.status == expected.status, (r.metric, r.feature)

@@ -1,0 +1,672 @@
+"""Estimated performance before the labels arrive: the ``performance_estimation`` monitor.
+
+Fit once on the reference (:func:`fit_estimator`, stored in the reference profile's extras):
+
+* classifiers with a score — isotonic calibration of the score on the labelled reference rows
+  (:func:`driftline.stats.estimation.fit_isotonic`), and how well it predicts held-out reference
+  performance (``calibration``: ``poor`` when it does not);
+* regressors — additive loss models of the absolute and squared error on the reference's feature
+  and prediction segments (:func:`driftline.stats.estimation.fit_additive_loss`).
+
+Fold every window (:func:`window_state`, called wherever a window is profiled, block by block when
+streamed): plateau counts per predicted class, or sums of the fitted loss — overall and per feature
+segment — kept in ``ModelProfile.states["estimation"]`` and merged into days and weeks.
+
+Evaluate (:func:`estimate_results`): one ``performance`` result ``estimated_<metric>`` per metric
+(classifiers: roc_auc, accuracy, precision, recall, f1; regressors: mae, rmse), and per feature
+``estimated_segment_<roc_auc|mae>`` for its most degraded segment. ``value`` is the estimate,
+``details.band`` its ``[low, high]`` at ``performance.estimation.confidence``. Verdicts use the
+realised metric's tolerances (``performance.tolerance``) around the *reference's own estimate*
+(so a bias of the estimator, e.g. ROC AUC's ties within a plateau, cancels), gated like the
+realised verdicts by a one-sided test with both sides' sampling error. When the window's labels
+arrive, :func:`attach_realised` puts the realised value beside the estimate (``details.realised``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from scipy import stats as sps
+
+from driftline.config import ModelConfig
+from driftline.context import WindowContext
+from driftline.results import Kind, Result, Status
+from driftline.stats.estimation import (
+    CLASSIFICATION_ESTIMATES,
+    AdditiveLoss,
+    Calibrator,
+    Estimate,
+    EstimationState,
+    estimate_classification,
+    estimate_regression,
+    fit_additive_loss,
+    fit_isotonic,
+    one_sided_pvalue,
+    plateau_counts,
+)
+from driftline.stats.model_profile import ModelProfile, numeric_values
+from driftline.stats.profile import OTHER, CategoricalProfile, NumericProfile
+from driftline.tasks._prefect import PURE
+from driftline.tasks.performance import (
+    ALPHA,
+    LOWER_IS_BETTER,
+    MISSING,
+    assign_segments,
+    bound,
+    degradation,
+    min_segment_labels,
+    numeric_segment_names,
+    segment_positions,
+    tolerance_for,
+    top_categories,
+)
+from driftline.window import Window
+
+#: Key of the estimator in the reference's extras and of the window state in ``ModelProfile.states``.
+ESTIMATION = "estimation"
+MONITOR_NAME = "performance_estimation"
+ESTIMATOR_VERSION = 1
+REGRESSION_ESTIMATES = ("mae", "rmse")
+PREFIX = "estimated_"
+#: Calibration is called poor when, fitted on one half of the reference (in time order) and checked on
+#: the other, an estimate misses the realised accuracy or ROC AUC by more than this (or 3 standard errors).
+POOR_CALIBRATION_GAP = 0.03
+#: ... or the held-out expected calibration error of the calibrated scores exceeds this.
+POOR_CALIBRATION_ECE = 0.05
+
+
+def estimated(metric: str) -> str:
+    return PREFIX + metric
+
+
+def is_estimate(result: Result) -> bool:
+    return result.metric.startswith(PREFIX)
+
+
+# --------------------------------------------------------------------------------------------
+# Columns
+# --------------------------------------------------------------------------------------------
+
+
+def _indicator(values: pd.Series, positive: float | str) -> np.ndarray:
+    """1.0 where ``values`` is the positive class, 0.0 another class, NaN where NULL."""
+    known = values.notna().to_numpy()
+    if isinstance(positive, int | float) and not isinstance(positive, bool):
+        hits = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan) == float(positive)
+    else:
+        hits = values.astype(str).to_numpy() == str(positive)
+    return np.where(known, hits.astype(float), np.nan)
+
+
+def _column(frame: pd.DataFrame, name: str | None) -> pd.Series:
+    if name is not None and name in frame.columns:
+        return frame[name].reset_index(drop=True)
+    return pd.Series(np.full(len(frame), np.nan))
+
+
+def _segment_vocabulary(profile: Any) -> list[str]:
+    """Every segment name a feature's rows can take (see ``assign_segments``), in a fixed order."""
+    if isinstance(profile, NumericProfile):
+        names = numeric_segment_names(profile) or ["(-inf, inf)"]
+    elif isinstance(profile, CategoricalProfile):
+        names = [*top_categories(profile), OTHER]
+    else:
+        return []
+    return [*names, MISSING]
+
+
+def _segment_codes(frame: pd.DataFrame, feature: str, profile: Any, vocabulary: list[str]) -> np.ndarray:
+    names = assign_segments(_column(frame, feature), profile)
+    codes = pd.Index(vocabulary).get_indexer(pd.Index(names.astype(object)))
+    codes[codes < 0] = len(vocabulary) - 1  # defensive: an unforeseen name counts as missing
+    return codes.astype(np.int64)
+
+
+def applies(model: ModelConfig) -> bool:
+    """Whether the model can have estimates: labels on the reference, and a score for a classifier."""
+    if not model.performance.enabled or not model.performance.estimation.enabled or model.label_field is None:
+        return False
+    return model.task == "regression" or model.score_column is not None
+
+
+# --------------------------------------------------------------------------------------------
+# Fit on the reference
+# --------------------------------------------------------------------------------------------
+
+
+def fit_estimator(frame: pd.DataFrame, model: ModelConfig, profile: ModelProfile) -> dict[str, Any] | None:
+    """The estimator for the model, JSON-ready, with the reference's own estimates; None when the
+    model cannot have one (see :func:`applies`) or the reference has no labelled rows."""
+    if not applies(model) or frame.empty:
+        return None
+    frame = frame.reset_index(drop=True)
+    features = [f for f, _ in model.features.items() if f in profile.features and f in frame.columns]
+    vocabularies = {f: _segment_vocabulary(profile.features[f]) for f in features}
+    base = {"version": ESTIMATOR_VERSION, "task": model.task, "segment_features": vocabularies}
+    if model.task == "classification":
+        fitted = _fit_classifier(frame, model)
+        if fitted is None:
+            return None
+        estimator = {**base, **fitted}
+    else:
+        fitted = _fit_regressor(frame, model, profile, features)
+        if fitted is None:
+            return None
+        estimator = {**base, **fitted}
+    reference_profile = ModelProfile(len(frame), dict(profile.features), {ESTIMATION: estimator})
+    state = window_state(frame, model, reference_profile)
+    if state is not None:
+        estimator["reference"] = _estimates_json(_estimates(estimator, state.overall))
+        estimator["reference_segments"] = {
+            feature: {
+                name: {"rows": _rows_in(model, value), **_estimates_json(_estimates(estimator, value))}
+                for name, value in segments.items()
+            }
+            for feature, segments in state.segments.items()
+        }
+    return estimator
+
+
+def _fit_classifier(frame: pd.DataFrame, model: ModelConfig) -> dict[str, Any] | None:
+    score = numeric_values(_column(frame, model.score_column))
+    positive = _indicator(_column(frame, model.label_field), model.performance.positive_label)
+    predicted = _indicator(_column(frame, model.prediction_column), model.performance.positive_label)
+    labelled = np.isfinite(score) & np.isfinite(positive)
+    if labelled.sum() < 2:
+        return None
+    calibrator = fit_isotonic(score, positive)
+    return {
+        "method": "isotonic calibration (confidence-based estimation)",
+        "calibrator": calibrator.to_json(),
+        "calibration": calibration_quality(score, positive, predicted),
+    }
+
+
+def calibration_quality(score: np.ndarray, positive: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    """How well the calibration predicts performance on reference rows it was not fitted on.
+
+    The labelled rows are split in two halves in their order (the reference is read in time order);
+    the calibrator is fitted on each half and judged on the other: expected calibration error (ten
+    equal-width bins) of the raw and of the calibrated scores, and the gap between the estimated and
+    the realised accuracy and ROC AUC. ``poor`` when a gap exceeds ``max(POOR_CALIBRATION_GAP, 3 SE)``
+    or the calibrated error exceeds ``POOR_CALIBRATION_ECE``; ``reason`` says which.
+    """
+    keep = np.flatnonzero(np.isfinite(score) & np.isfinite(positive) & np.isfinite(predicted))
+    out: dict[str, Any] = {"held_out_rows": int(keep.size)}
+    if keep.size < 200:
+        return {**out, "poor": None, "reason": "fewer than 200 labelled reference rows: calibration not checked"}
+    halves = (keep[: keep.size // 2], keep[keep.size // 2 :])
+    raw_ece, calibrated_ece, gaps = [], [], {"accuracy": [], "roc_auc": []}
+    problems: list[str] = []
+    for fit_on, check_on in (halves, halves[::-1]):
+        calibrator = fit_isotonic(score[fit_on], positive[fit_on])
+        y, s = positive[check_on] > 0.5, score[check_on]
+        probability = calibrator.calibrate(s)
+        raw_ece.append(_ece(y, s))
+        calibrated_ece.append(_ece(y, probability))
+        counts = plateau_counts(calibrator.plateau(s), predicted[check_on], calibrator.plateaus)
+        estimates = estimate_classification(calibrator.levels, counts)
+        realised = {
+            "accuracy": float(np.mean(y == (predicted[check_on] > 0.5))),
+            "roc_auc": _auc(y, s),
+        }
+        for metric in gaps:
+            estimate = estimates[metric]
+            gap = estimate.value - realised[metric]
+            gaps[metric].append(gap)
+            if math.isfinite(gap) and abs(gap) > max(POOR_CALIBRATION_GAP, 3 * estimate.standard_error):
+                problems.append(f"held-out {metric} estimated {estimate.value:.3f}, realised {realised[metric]:.3f}")
+    out |= {
+        "raw_ece": _rounded(float(np.nanmean(raw_ece))),
+        "calibrated_ece": _rounded(float(np.nanmean(calibrated_ece))),
+        "held_out_gap": {m: _rounded(float(np.nanmean(np.abs(v)))) for m, v in gaps.items()},
+    }
+    if np.nanmean(calibrated_ece) > POOR_CALIBRATION_ECE:
+        problems.append(f"held-out calibration error {np.nanmean(calibrated_ece):.3f} > {POOR_CALIBRATION_ECE}")
+    out["poor"] = bool(problems)
+    if problems:
+        out["reason"] = "; ".join(problems)
+    return out
+
+
+def _ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    keep = np.isfinite(p)
+    y, p = y[keep].astype(float), p[keep]
+    if p.size == 0 or not np.all((p >= 0) & (p <= 1)):
+        return math.nan
+    index = np.searchsorted(np.linspace(0, 1, bins + 1)[1:-1], p)
+    gaps = np.abs(np.bincount(index, weights=y, minlength=bins) - np.bincount(index, weights=p, minlength=bins))
+    return float(gaps.sum() / p.size)
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    """Mann-Whitney ROC AUC with average ranks for ties (scikit-learn's value)."""
+    positives = int(y.sum())
+    negatives = int(y.size - positives)
+    if positives == 0 or negatives == 0:
+        return math.nan
+    ranks = sps.rankdata(s)
+    return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def _fit_regressor(
+    frame: pd.DataFrame, model: ModelConfig, profile: ModelProfile, features: list[str]
+) -> dict[str, Any] | None:
+    truth = numeric_values(_column(frame, model.label_field))
+    prediction = numeric_values(_column(frame, model.prediction_column))
+    error = truth - prediction
+    if np.isfinite(error).sum() < 2:
+        return None
+    inputs = _loss_inputs(model, profile, features)
+    codes = [_segment_codes(frame, name, profile.features[name], vocabulary) for name, vocabulary in inputs]
+    levels = [len(vocabulary) for _, vocabulary in inputs]
+    finite = error[np.isfinite(error)]
+    mse = float(np.mean(finite**2))
+    return {
+        "method": "additive loss model (direct loss estimation)",
+        "loss_inputs": [name for name, _ in inputs],
+        "absolute_loss": fit_additive_loss(codes, levels, np.abs(error)).to_json(),
+        "squared_loss": fit_additive_loss(codes, levels, error**2).to_json(),
+        # E[e^4] / E[e^2]^2 on the reference: the spread of the squared errors for the RMSE band.
+        "kurtosis": float(np.mean(finite**4) / mse**2) if mse > 0 else 3.0,
+    }
+
+
+def _loss_inputs(model: ModelConfig, profile: ModelProfile, features: list[str]) -> list[tuple[str, list[str]]]:
+    """The loss model's inputs: each feature's segments, and the prediction's reference bins."""
+    names = [*features]
+    if model.prediction_column in profile.features and model.prediction_column not in names:
+        names.append(model.prediction_column)
+    return [(name, _segment_vocabulary(profile.features[name])) for name in names]
+
+
+# --------------------------------------------------------------------------------------------
+# Fold a window
+# --------------------------------------------------------------------------------------------
+
+
+def window_state(frame: pd.DataFrame, model: ModelConfig, reference: ModelProfile | None) -> EstimationState | None:
+    """The window's (or one block's) estimation state; None without a fitted estimator."""
+    estimator = (reference.extras.get(ESTIMATION) if reference is not None else None) or None
+    if estimator is None or estimator.get("task") != model.task or reference is None:
+        return None
+    frame = frame.reset_index(drop=True)
+    segment_features = {f: v for f, v in (estimator.get("segment_features") or {}).items() if f in reference.features}
+    if model.task == "classification":
+        calibrator = Calibrator.from_json(estimator["calibrator"])
+        plateau = calibrator.plateau(numeric_values(_column(frame, model.score_column)))
+        predicted = _indicator(_column(frame, model.prediction_column), model.performance.positive_label)
+
+        def cell(positions: np.ndarray | None) -> np.ndarray:
+            if positions is None:
+                return plateau_counts(plateau, predicted, calibrator.plateaus)
+            return plateau_counts(plateau[positions], predicted[positions], calibrator.plateaus)
+
+        overall = cell(None)
+        skipped = len(frame) - int(overall.sum())
+    else:
+        inputs = [
+            (n, _segment_vocabulary(reference.features[n])) for n in estimator["loss_inputs"] if n in reference.features
+        ]
+        codes = [_segment_codes(frame, name, reference.features[name], vocabulary) for name, vocabulary in inputs]
+        absolute = AdditiveLoss.from_json(estimator["absolute_loss"]).predict(codes) if codes else np.zeros(len(frame))
+        squared = AdditiveLoss.from_json(estimator["squared_loss"]).predict(codes) if codes else np.zeros(len(frame))
+        usable = np.isfinite(numeric_values(_column(frame, model.prediction_column)))
+
+        def cell(positions: np.ndarray | None) -> np.ndarray:
+            keep = usable if positions is None else usable[positions]
+            a = absolute if positions is None else absolute[positions]
+            q = squared if positions is None else squared[positions]
+            return np.asarray([float(keep.sum()), float(a[keep].sum()), float(q[keep].sum())])
+
+        overall = cell(None)
+        skipped = len(frame) - int(overall[0])
+    segments: dict[str, dict[str, np.ndarray]] = {}
+    if model.performance.segments:
+        for feature in segment_features:
+            if feature not in frame.columns:
+                continue
+            names = assign_segments(frame[feature], reference.features[feature])
+            segments[feature] = {str(name): cell(positions) for name, positions in segment_positions(names)}
+    return EstimationState(model.task, overall, segments, skipped)
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluate
+# --------------------------------------------------------------------------------------------
+
+
+def _estimates(estimator: dict[str, Any], cell: np.ndarray) -> dict[str, Estimate]:
+    if estimator["task"] == "classification":
+        levels = Calibrator.from_json(estimator["calibrator"]).levels
+        return estimate_classification(levels, cell)
+    return estimate_regression(float(cell[0]), float(cell[1]), float(cell[2]), float(estimator.get("kurtosis", 3.0)))
+
+
+def _estimates_json(estimates: dict[str, Estimate]) -> dict[str, dict[str, float | None]]:
+    return {m: {"value": _finite(e.value), "standard_error": _finite(e.standard_error)} for m, e in estimates.items()}
+
+
+def _rows_in(model: ModelConfig, cell: np.ndarray) -> int:
+    return int(cell.sum()) if model.task == "classification" else int(cell[0])
+
+
+def _finite(value: float | None) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _rounded(value: float) -> float | None:
+    return round(value, 6) if math.isfinite(value) else None
+
+
+def _z(model: ModelConfig) -> float:
+    return float(sps.norm.ppf(0.5 + model.performance.estimation.confidence / 2))
+
+
+def _band(model: ModelConfig, metric: str, estimate: Estimate) -> list[float] | None:
+    if not (math.isfinite(estimate.value) and math.isfinite(estimate.standard_error)):
+        return None
+    half = _z(model) * estimate.standard_error
+    low, high = estimate.value - half, estimate.value + half
+    if metric in CLASSIFICATION_ESTIMATES:
+        low, high = max(low, 0.0), min(high, 1.0)
+    else:
+        low = max(low, 0.0)
+    return [low, high]
+
+
+def _worse_pvalue(metric: str, value: float, se: float, reference: float, reference_se: float) -> float:
+    """One-sided p-value that the estimate is worse than the reference's only by sampling noise."""
+    difference = (reference - value) if metric in LOWER_IS_BETTER else (value - reference)
+    return one_sided_pvalue(difference, se * se + reference_se * reference_se)
+
+
+def _verdict(model: ModelConfig, realised_name: str, value: float, reference: float) -> tuple[Status, float, float]:
+    """Status by the realised metric's tolerances, with the alert and warning bounds."""
+    warning, alert = tolerance_for(model, realised_name)
+    alert_bound, warning_bound = bound(realised_name, reference, alert), bound(realised_name, reference, warning)
+    worse = (lambda v, b: v > b) if realised_name.removeprefix("segment_") in LOWER_IS_BETTER else (lambda v, b: v < b)
+    status = Status.ALERT if worse(value, alert_bound) else Status.WARNING if worse(value, warning_bound) else Status.OK
+    return status, alert_bound, warning_bound
+
+
+def _alpha(model: ModelConfig) -> float:
+    return float(getattr(model.performance, "alpha", ALPHA))
+
+
+def _result(
+    model: ModelConfig,
+    window: Window,
+    metric: str,
+    feature: str | None,
+    value: float | None,
+    threshold: float | None,
+    status: Status,
+    details: dict[str, Any],
+    resolution: str,
+) -> Result:
+    return Result(
+        model.name,
+        window.start,
+        window.end,
+        Kind.PERFORMANCE,
+        metric,
+        feature,
+        value,
+        threshold,
+        status,
+        details,
+        resolution=resolution,
+    )
+
+
+def estimate_results(
+    model: ModelConfig,
+    window: Window,
+    reference: ModelProfile | None,
+    current: ModelProfile,
+    resolution: str = "hour",
+) -> list[Result]:
+    """The ``estimated_*`` results of one window (or a merged day/week) from its estimation state.
+
+    No results for a model that cannot have estimates (:func:`applies`); every result ``unknown``
+    (with the reason) without a fitted estimator, or below ``performance.estimation.min_rows`` scored rows.
+    """
+    if not applies(model):
+        return []
+    metrics = CLASSIFICATION_ESTIMATES if model.task == "classification" else REGRESSION_ESTIMATES
+    estimator = (reference.extras.get(ESTIMATION) if reference is not None else None) or None
+    state = current.states.get(ESTIMATION)
+    config = model.performance.estimation
+    base: dict[str, Any] = {"estimate": True, "confidence": config.confidence}
+    reason = None
+    if estimator is None:
+        reason = "the reference has no fitted estimator (no labelled rows with a score and prediction)"
+    elif state is None:
+        reason = "the window has no estimation state"
+    rows = _rows_in(model, state.overall) if state is not None else 0
+    if reason is None and rows < config.min_rows:
+        reason = (
+            f"{rows} rows with a score and prediction, fewer than performance.estimation.min_rows={config.min_rows}"
+        )
+    if reason is not None:
+        return [
+            _result(
+                model,
+                window,
+                estimated(m),
+                None,
+                None,
+                None,
+                Status.UNKNOWN,
+                {**base, "reason": reason, "rows": rows},
+                resolution,
+            )
+            for m in metrics
+        ]
+    assert estimator is not None and state is not None
+    calibration = estimator.get("calibration")
+    base |= {"method": estimator.get("method"), "rows": rows, "skipped_rows": state.skipped}
+    if calibration is not None:
+        base["calibration"] = {
+            k: calibration.get(k) for k in ("poor", "reason", "calibrated_ece", "held_out_gap") if k in calibration
+        }
+    realised_reference = ((reference.extras.get("performance") or {}).get("metrics") or {}) if reference else {}
+    reference_estimates = estimator.get("reference") or {}
+    estimates = _estimates(estimator, state.overall)
+    alpha = _alpha(model)
+    results = []
+    for metric in metrics:
+        estimate = estimates[metric]
+        ref = reference_estimates.get(metric) or {}
+        ref_value, ref_se = ref.get("value"), float(ref.get("standard_error") or 0.0)
+        details = {
+            **base,
+            "band": _band(model, metric, estimate),
+            "standard_error": _finite(estimate.standard_error),
+            "reference_value": ref_value,
+            "reference_realised": _finite(realised_reference.get(metric)),
+            "direction": "lower_is_better" if metric in LOWER_IS_BETTER else "higher_is_better",
+            "realised": None,
+        }
+        warning, alert = tolerance_for(model, metric)
+        details["tolerance"] = {"warning": warning, "alert": alert}
+        if ref_value is None or not math.isfinite(estimate.value):
+            details["reason"] = (
+                f"{metric} cannot be estimated on the reference"
+                if ref_value is None
+                else f"{metric} cannot be estimated on the window (e.g. no predicted positives)"
+            )
+            results.append(
+                _result(
+                    model,
+                    window,
+                    estimated(metric),
+                    None,
+                    _finite(estimate.value),
+                    None,
+                    Status.UNKNOWN,
+                    details,
+                    resolution,
+                )
+            )
+            continue
+        status, alert_bound, warning_bound = _verdict(model, metric, estimate.value, ref_value)
+        p_value = _worse_pvalue(metric, estimate.value, estimate.standard_error, ref_value, ref_se)
+        details |= {"warning": warning_bound, "p_value": p_value, "alpha": alpha, "test": "estimate_vs_reference_z"}
+        if status is not Status.OK and not p_value < alpha:
+            status = Status.OK
+            details["reason"] = "estimated degradation not significant"
+        elif status is not Status.OK:
+            details["reason"] = (
+                f"estimated {metric} {estimate.value:.4g} is {abs(degradation(metric, ref_value, estimate.value)):.1%} "
+                f"worse than the reference's {ref_value:.4g}, before labels"
+            )
+        results.append(
+            _result(model, window, estimated(metric), None, estimate.value, alert_bound, status, details, resolution)
+        )
+    if model.performance.segments:
+        features = [f for f in state.segments if f in (estimator.get("reference_segments") or {})]
+        for feature in features:
+            results.append(_segment_result(model, window, estimator, state, feature, len(features), resolution, base))
+    return results
+
+
+def _segment_result(
+    model: ModelConfig,
+    window: Window,
+    estimator: dict[str, Any],
+    state: EstimationState,
+    feature: str,
+    features: int,
+    resolution: str,
+    base: dict[str, Any],
+) -> Result:
+    """The most degraded segment of one feature by its estimated primary metric (Bonferroni over the
+    segments compared and the features, as for the realised segments)."""
+    metric = "roc_auc" if model.task == "classification" else "mae"
+    name = estimated(f"segment_{metric}")
+    minimum = min_segment_labels(model)
+    reference_segments = estimator["reference_segments"][feature]
+    compared = []
+    for segment, cell in state.segments[feature].items():
+        rows = _rows_in(model, cell)
+        ref = reference_segments.get(segment) or {}
+        ref_metric = ref.get(metric) or {}
+        if rows < minimum or int(ref.get("rows") or 0) < minimum or ref_metric.get("value") is None:
+            continue
+        estimate = _estimates(estimator, cell)[metric]
+        if not math.isfinite(estimate.value):
+            continue
+        p_value = _worse_pvalue(
+            metric,
+            estimate.value,
+            estimate.standard_error,
+            ref_metric["value"],
+            float(ref_metric.get("standard_error") or 0.0),
+        )
+        compared.append(
+            (
+                degradation(metric, ref_metric["value"], estimate.value),
+                p_value,
+                segment,
+                rows,
+                estimate,
+                ref_metric["value"],
+            )
+        )
+    details: dict[str, Any] = {**base, "min_segment_rows": minimum}
+    details.pop("rows", None)
+    if not compared:
+        details["reason"] = f"no segment of {feature!r} has {minimum} scored rows in both the window and the reference"
+        return _result(model, window, name, feature, None, None, Status.UNKNOWN, details, resolution)
+    compared.sort(key=lambda c: (-c[0], c[1]))
+    worst_degradation, p_value, segment, rows, estimate, ref_value = compared[0]
+    status, alert_bound, warning_bound = _verdict(model, f"segment_{metric}", estimate.value, ref_value)
+    p_adjusted = min(1.0, p_value * len(compared) * max(features, 1))
+    alpha = _alpha(model)
+    if status is not Status.OK and not p_adjusted < alpha:
+        status = Status.OK
+        details["reason"] = "estimated degradation not significant"
+    elif status is not Status.OK:
+        details["reason"] = (
+            f"estimated {metric} of segment {segment} fell {worst_degradation:.1%} below the reference's"
+        )
+    details |= {
+        "segment": segment,
+        "rows": rows,
+        "band": _band(model, metric, estimate),
+        "standard_error": _finite(estimate.standard_error),
+        "reference_value": ref_value,
+        "warning": warning_bound,
+        "p_value": p_value,
+        "p_value_adjusted": p_adjusted,
+        "alpha": alpha,
+        "segments_compared": len(compared),
+        "segments": [
+            {
+                "segment": c[2],
+                "rows": c[3],
+                "value": _finite(c[4].value),
+                "band": _band(model, metric, c[4]),
+                "reference_value": c[5],
+            }
+            for c in compared[:12]
+        ],
+    }
+    return _result(model, window, name, feature, estimate.value, alert_bound, status, details, resolution)
+
+
+def estimation_monitor(context: WindowContext) -> list[Result]:
+    """The ``performance_estimation`` monitor: works from the window's profile alone (``reads_rows = False``)."""
+    return estimate_results(context.model, context.window, context.reference, context.current)
+
+
+# --------------------------------------------------------------------------------------------
+# Beside the realised metric; what reacts
+# --------------------------------------------------------------------------------------------
+
+
+def attach_realised(results: list[Result]) -> list[Result]:
+    """Each overall ``estimated_<m>`` result with the window's realised ``<m>`` beside it, when the
+    labels have given one: ``details.realised``, ``realised_status``, ``labelled_rows`` and
+    ``within_band``. Results are returned in the same order (new objects where changed)."""
+    realised = {
+        (r.kind, r.metric, r.window_start, r.resolution): r
+        for r in results
+        if r.feature is None and not is_estimate(r) and r.value is not None
+    }
+    out = []
+    for r in results:
+        match = realised.get((r.kind, r.metric.removeprefix(PREFIX), r.window_start, r.resolution))
+        if is_estimate(r) and r.feature is None and match is not None and math.isfinite(float(match.value)):
+            band = r.details.get("band")
+            value = float(match.value)
+            details = {
+                **r.details,
+                "realised": value,
+                "realised_status": str(match.status),
+                "labelled_rows": match.details.get("labelled_rows"),
+                "within_band": bool(band[0] <= value <= band[1]) if band else None,
+            }
+            r = replace(r, details=details)
+        out.append(r)
+    return out
+
+
+def reacting(model: ModelConfig, results: list[Result]) -> list[Result]:
+    """The results that may trigger events, notifications and automations: all but the estimates not
+    named in ``performance.estimation.react`` (``null``: every estimate reacts)."""
+    chosen = model.performance.estimation.react
+    if chosen is None:
+        return results
+    allowed = {estimated(m) for m in chosen} | {estimated(f"segment_{m}") for m in chosen}
+    return [r for r in results if not is_estimate(r) or r.metric in allowed]
+
+
+estimate_results_task = task(estimate_results, name="estimate-performance", **PURE)

@@ -1,0 +1,161 @@
+"""Estimated performance: checked against scikit-learn on raw rows and by simulation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+from sklearn.isotonic import isotonic_regression
+from sklearn.linear_model import Ridge
+
+from driftline.stats.estimation import (
+    EstimationState,
+    auc_variance,
+    estimate_classification,
+    estimate_regression,
+    fit_additive_loss,
+    fit_isotonic,
+    pava,
+    plateau_counts,
+)
+
+
+def test_pava_equals_scikit_learn_isotonic_regression() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=300).cumsum() * 0.1 + rng.normal(size=300)
+    w = rng.uniform(0.5, 2.0, 300)
+    block, means = pava(y, w)
+    np.testing.assert_allclose(means[block], isotonic_regression(y, sample_weight=w), rtol=1e-10, atol=1e-12)
+    assert np.all(np.diff(means) > 0)
+
+
+def _calibrated_rows(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    score = rng.uniform(size=n)
+    return score, (rng.uniform(size=n) < score).astype(float)
+
+
+def test_isotonic_calibration_is_monotone_and_keeps_plateaus_large_enough() -> None:
+    score, label = _calibrated_rows(20_000)
+    calibrator = fit_isotonic(score, label)
+    assert np.all(np.diff(calibrator.levels) >= 0)
+    assert np.all(np.diff(calibrator.starts) > 0)
+    assert calibrator.rows.min() >= 50 and calibrator.plateaus == 200  # score bins of >= MIN_BIN_ROWS rows
+    assert calibrator.rows.sum() == 20_000
+    plateaus = fit_isotonic(score, label, interpolate=False)
+    assert plateaus.rows.min() >= 100 and plateaus.plateaus < 200  # merged to max(20, 20_000 // 200) rows
+    # Calibrated scores: the calibrated probability tracks the true one (here the score itself).
+    grid = np.linspace(0.05, 0.95, 19)
+    assert np.max(np.abs(calibrator.calibrate(grid) - grid)) < 0.08
+    # A miscalibrated score (squared) is mapped back: P(y | s^2 = t) = sqrt(t).
+    squared = fit_isotonic(score**2, label)
+    assert np.max(np.abs(squared.calibrate(grid**2) - grid)) < 0.08
+
+
+def test_isotonic_edge_cases() -> None:
+    empty = fit_isotonic([np.nan, 0.3], [1.0, np.nan])
+    assert empty.plateaus == 0
+    one_class = fit_isotonic(np.linspace(0, 1, 50), np.zeros(50))
+    assert one_class.plateaus == 1 and one_class.levels[0] == pytest.approx(0.5 / 51)
+    assert list(one_class.plateau([np.nan, -5.0, 5.0])) == [-1, 0, 0]
+
+
+def _weighted_metrics(levels: np.ndarray, counts: np.ndarray) -> dict[str, float]:
+    """scikit-learn on the expanded rows: every row once positive (weight p), once negative (1 - p)."""
+    score, predicted, truth, weight = [], [], [], []
+    for cls in (0, 1):
+        for k, n in enumerate(counts[cls]):
+            for label, w in ((1, levels[k]), (0, 1 - levels[k])):
+                score.append(k)
+                predicted.append(cls)
+                truth.append(label)
+                weight.append(w * n)
+    kw = {"sample_weight": np.asarray(weight)}
+    return {
+        "accuracy": skm.accuracy_score(truth, predicted, **kw),
+        "precision": skm.precision_score(truth, predicted, **kw),
+        "recall": skm.recall_score(truth, predicted, **kw),
+        "f1": skm.f1_score(truth, predicted, **kw),
+        "roc_auc": skm.roc_auc_score(truth, score, **kw),
+    }
+
+
+def test_estimates_equal_scikit_learn_metrics_with_probability_weights() -> None:
+    levels = np.array([0.05, 0.2, 0.35, 0.5, 0.7, 0.9])
+    counts = np.array([[40, 30, 25, 10, 5, 1], [2, 5, 10, 20, 30, 45]])
+    estimates = estimate_classification(levels, counts)
+    expected = _weighted_metrics(levels, counts)
+    for metric, value in expected.items():
+        assert estimates[metric].value == pytest.approx(value, rel=1e-12), metric
+
+
+def test_standard_errors_match_the_spread_of_simulated_labels() -> None:
+    rng = np.random.default_rng(7)
+    levels = np.array([0.05, 0.2, 0.4, 0.6, 0.8, 0.95])
+    counts = np.array([[300, 200, 150, 60, 20, 5], [10, 30, 60, 150, 200, 300]])
+    estimates = estimate_classification(levels, counts)
+    p = np.concatenate([np.repeat(levels, counts[0]), np.repeat(levels, counts[1])])
+    predicted = np.concatenate([np.zeros(counts[0].sum()), np.ones(counts[1].sum())])
+    score = np.concatenate([np.repeat(np.arange(6), counts[0]), np.repeat(np.arange(6), counts[1])])
+    draws: dict[str, list[float]] = {m: [] for m in estimates}
+    for _ in range(2000):
+        y = rng.uniform(size=p.size) < p
+        tp = np.sum(y & (predicted == 1))
+        draws["accuracy"].append(np.mean(y == (predicted == 1)))
+        draws["precision"].append(tp / np.sum(predicted == 1))
+        draws["recall"].append(tp / y.sum())
+        draws["f1"].append(2 * tp / (np.sum(predicted == 1) + y.sum()))
+        draws["roc_auc"].append(skm.roc_auc_score(y, score))
+    for metric, values in draws.items():
+        mean, spread = float(np.mean(values)), float(np.std(values))
+        assert estimates[metric].value == pytest.approx(mean, abs=0.004), metric
+        # The delta method (and Hanley-McNeil for ROC AUC) within 15% of the simulated spread.
+        assert estimates[metric].standard_error == pytest.approx(spread, rel=0.15), metric
+
+
+def test_undefined_estimates_are_nan_not_errors() -> None:
+    nothing_predicted_positive = estimate_classification([0.2, 0.8], [[10, 10], [0, 0]])
+    assert np.isnan(nothing_predicted_positive["precision"].value)
+    assert not np.isnan(nothing_predicted_positive["recall"].value)
+    empty = estimate_classification([0.2, 0.8], [[0, 0], [0, 0]])
+    assert all(np.isnan(e.value) for e in empty.values())
+    assert auc_variance(0.8, 0, 10) == 0.0
+
+
+def test_plateau_counts_leave_out_unscored_rows() -> None:
+    counts = plateau_counts(np.array([0, 1, 1, -1, 2]), np.array([1.0, 0.0, 1.0, 1.0, np.nan]), 3)
+    assert counts.tolist() == [[0, 1, 0], [1, 1, 0]]
+
+
+def test_additive_loss_equals_scikit_learn_ridge_on_one_hot_columns() -> None:
+    rng = np.random.default_rng(3)
+    codes = [rng.integers(0, 4, 500), rng.integers(0, 3, 500)]
+    target = 1.0 + np.array([0.0, 0.5, 1.0, 2.0])[codes[0]] + np.array([0.3, 0.0, -0.2])[codes[1]]
+    target = target + rng.normal(scale=0.1, size=500)
+    fitted = fit_additive_loss(codes, [4, 3], target, ridge=2.0)
+    one_hot = np.hstack([np.eye(4)[codes[0]], np.eye(3)[codes[1]]])
+    ridge = Ridge(alpha=2.0).fit(one_hot, target)
+    np.testing.assert_allclose(fitted.predict(codes), ridge.predict(one_hot), rtol=1e-8, atol=1e-8)
+    # A changed mix of the inputs moves the mean loss as the model says.
+    assert fitted.predict([np.full(10, 3), np.full(10, 0)]).mean() > fitted.predict(codes).mean() + 0.5
+
+
+def test_regression_estimates_closed_form() -> None:
+    out = estimate_regression(rows=100, absolute_sum=200.0, squared_sum=500.0, kurtosis=3.0)
+    assert out["mae"].value == pytest.approx(2.0)
+    assert out["mae"].standard_error == pytest.approx(np.sqrt((5.0 - 4.0) / 100))
+    assert out["rmse"].value == pytest.approx(np.sqrt(5.0))
+    assert out["rmse"].standard_error == pytest.approx(np.sqrt(2.0) * 5.0 / 10 / (2 * np.sqrt(5.0)))
+    assert np.isnan(estimate_regression(0, 0.0, 0.0, 3.0)["mae"].value)
+
+
+def test_estimation_states_merge_by_addition_and_round_trip_json() -> None:
+    a = EstimationState(
+        "classification", np.array([[1, 2], [3, 4]]), {"region": {"north": np.array([[1, 0], [0, 1]])}}, 1
+    )
+    b = EstimationState("classification", np.array([[1, 1], [1, 1]]), {"region": {"south": np.array([[0, 1], [1, 0]])}})
+    merged = EstimationState.from_json(a.merge(b).to_json())
+    assert merged.overall.tolist() == [[2, 3], [4, 5]]
+    assert set(merged.segments["region"]) == {"north", "south"} and merged.skipped == 1
+    with pytest.raises(ValueError):
+        a.merge(EstimationState("classification", np.zeros((2, 3), np.int64)))
