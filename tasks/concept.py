@@ -22,6 +22,7 @@ from driftline.stats.verdict import judge
 from driftline.tasks._prefect import PURE
 from driftline.tasks.drift import compare_columns, size_reason
 from driftline.tasks.profiles import positive_indicator
+from driftline.tasks.validity import unparsed_reasons
 
 CONCEPT_METRICS: dict[ColumnKind, tuple[str, ...]] = {
     "numeric": ("ks", "psi", "jensen_shannon"),
@@ -47,6 +48,8 @@ def evaluate_concept(context: WindowContext) -> list[Result]:
         for c in _label_columns(model)
         if labelled < min_labels
     }
+    numeric_targets = [c for c, kind in targets if kind == "numeric"]
+    column_reasons = unparsed_reasons(current, numeric_targets) | column_reasons
     reason = size_reason(model, reference, current)
     results = compare_columns(
         model,

@@ -17,6 +17,7 @@ from driftline.stats.profile import CategoricalProfile, NumericProfile
 from driftline.stats.registry import DEFAULT_METRICS, ColumnKind, get_statistic
 from driftline.stats.verdict import adjust_pvalues, judge
 from driftline.tasks._prefect import PURE
+from driftline.tasks.validity import unparsed_reasons
 from driftline.window import Window
 
 #: MLRun's "general drift": mean of TVD and Hellinger over features; potential 0.5, detected 0.7.
@@ -254,6 +255,7 @@ def evaluate_drift(
         Kind.DATA_DRIFT,
         lambda kind: metrics_for(model, kind),
         reason,
+        unparsed_reasons(current, model.features.numeric),
     )
     return per_feature + dataset_drift(model, window, reference, current, per_feature, reason)
 

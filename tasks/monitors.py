@@ -27,6 +27,7 @@ from driftline.tasks.estimation import MONITOR_NAME as ESTIMATION_MONITOR
 from driftline.tasks.estimation import estimation_monitor
 from driftline.tasks.operational import evaluate_operational
 from driftline.tasks.performance import evaluate_performance
+from driftline.tasks.validity import evaluate_validity
 
 ENTRY_POINT_GROUP = "driftline.monitors"
 
@@ -57,6 +58,7 @@ BUILTIN: dict[str, tuple[Kind, Callable[[WindowContext], list[Result]], bool]] =
     "performance": (Kind.PERFORMANCE, performance_monitor, True),
     ESTIMATION_MONITOR: (Kind.PERFORMANCE, estimation_monitor, True),
     "completeness": (Kind.DATA_QUALITY, completeness_monitor, True),
+    "validity": (Kind.DATA_QUALITY, evaluate_validity, True),
     "multivariate_drift": (Kind.DATA_DRIFT, multivariate_monitor, False),
 }
 

@@ -26,6 +26,26 @@ def numeric_values(column: pd.Series) -> np.ndarray:
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+#: Text that parses as NaN: a "NaN" string is a NaN, not text that failed to parse.
+_NAN_TEXT = frozenset({"nan", "+nan", "-nan"})
+
+
+def numeric_values_counted(column: pd.Series) -> tuple[np.ndarray, int]:
+    """:func:`numeric_values`, and how many non-null values were not numbers (``"n/a"``, ``""``, ``"12,5"``).
+
+    A column stored as numbers has none (no cost); in a text column the count is what
+    ``errors="coerce"`` would otherwise turn into NaN without a trace.
+    """
+    values = numeric_values(column)
+    if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+        return values, 0
+    lost = np.isnan(values) & column.notna().to_numpy()
+    if not lost.any():
+        return values, 0
+    text = column[lost].astype(str).str.strip().str.lower()
+    return values, int((~text.isin(_NAN_TEXT)).sum())
+
+
 def categorical_values(column: pd.Series) -> np.ndarray:
     values = column.astype(object).to_numpy()
     return np.where(pd.isna(values), None, values)
@@ -79,7 +99,8 @@ def fit_model_profile(frame: pd.DataFrame, numeric: list[str], categorical: list
     """Reference profile: chooses the numeric bins from these rows."""
     features: dict[str, FeatureProfile] = {}
     for column in numeric:
-        features[column] = fit_numeric(numeric_values(frame[column]))
+        values, unparsed = numeric_values_counted(frame[column])
+        features[column] = fit_numeric(values, unparsed=unparsed)
     for column in categorical:
         features[column] = fit_categorical(frame[column])
     return ModelProfile(len(frame), features)
@@ -90,7 +111,8 @@ def window_model_profile(frame: pd.DataFrame, reference: ModelProfile) -> ModelP
     features: dict[str, FeatureProfile] = {}
     for column, ref in reference.features.items():
         if isinstance(ref, NumericProfile):
-            features[column] = profile_numeric(numeric_values(frame[column]), ref)
+            values, unparsed = numeric_values_counted(frame[column])
+            features[column] = profile_numeric(values, ref, unparsed)
         elif isinstance(ref, CategoricalProfile):
             features[column] = profile_categorical(frame[column])
     return ModelProfile(len(frame), features)

@@ -54,6 +54,9 @@ class NumericProfile:
     #: Moments are sums of ``x - shift`` (the reference's median), so the variance of values that
     #: are large but close together (epoch seconds, prices) does not cancel away.
     shift: float = 0.0
+    #: Non-null values that are not numbers (text such as ``"n/a"`` in a column of numbers); counted
+    #: apart from ``nulls`` so that a column turning into text is seen, never silently dropped.
+    unparsed: int = 0
 
     @property
     def n(self) -> int:
@@ -96,6 +99,7 @@ class NumericProfile:
             total=self.total + other.total,
             total_sq=self.total_sq + other.total_sq,
             shift=self.shift,
+            unparsed=self.unparsed + other.unparsed,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -112,6 +116,7 @@ class NumericProfile:
             "total": self.total,
             "total_sq": self.total_sq,
             "shift": self.shift,
+            "unparsed": self.unparsed,
         }
 
     @classmethod
@@ -129,6 +134,7 @@ class NumericProfile:
             total=_float(data["total"]),
             total_sq=_float(data["total_sq"]),
             shift=_float(data.get("shift", 0.0)),
+            unparsed=int(data.get("unparsed", 0)),
         )
 
 
@@ -215,16 +221,20 @@ def _coarse_groups(counts: IntArray, n_groups: int) -> IntArray:
     return dense.astype(np.int64)
 
 
-def fit_numeric(values: npt.ArrayLike, fine_bins: int = FINE_BINS, coarse_bins: int = COARSE_BINS) -> NumericProfile:
+def fit_numeric(
+    values: npt.ArrayLike, fine_bins: int = FINE_BINS, coarse_bins: int = COARSE_BINS, unparsed: int = 0
+) -> NumericProfile:
     """Reference profile: quantile edges of the finite values, and their counts.
 
     Notes
     -----
-    NaN (NULL) and ±inf are counted apart and never binned. With no finite values the edges are
+    NaN (NULL) and ±inf are counted apart and never binned; ``unparsed`` is the count of values that
+    were not numbers (already NaN in ``values``: they are taken out of ``nulls``). With no finite values the edges are
     empty and every later comparison is ``unknown``. A constant feature gets one edge; values equal
     to it fall in the single closed bin, others in an overflow bin.
     """
     finite, nulls, pos_inf, neg_inf = _split_finite(values)
+    nulls -= unparsed
     if finite.size:
         edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, fine_bins + 1)))
         if edges.size == 1:
@@ -247,6 +257,7 @@ def fit_numeric(values: npt.ArrayLike, fine_bins: int = FINE_BINS, coarse_bins: 
         total=float(centred.sum()),
         total_sq=_sum_of_squares(centred),
         shift=shift,
+        unparsed=unparsed,
     )
 
 
@@ -259,9 +270,10 @@ def _bin_counts(finite: FloatArray, edges: FloatArray) -> IntArray:
     return np.bincount(index, minlength=len(edges) + 1).astype(np.int64)
 
 
-def profile_numeric(values: npt.ArrayLike, reference: NumericProfile) -> NumericProfile:
-    """Window profile of ``values`` on the reference's bins."""
+def profile_numeric(values: npt.ArrayLike, reference: NumericProfile, unparsed: int = 0) -> NumericProfile:
+    """Window profile of ``values`` on the reference's bins (``unparsed``: as in :func:`fit_numeric`)."""
     finite, nulls, pos_inf, neg_inf = _split_finite(values)
+    nulls -= unparsed
     counts = _bin_counts(finite, reference.edges)
     if reference.edges.size == 0:
         counts = np.array([finite.size], dtype=np.int64)
@@ -278,6 +290,7 @@ def profile_numeric(values: npt.ArrayLike, reference: NumericProfile) -> Numeric
         total=float(centred.sum()),
         total_sq=_sum_of_squares(centred),
         shift=reference.shift,
+        unparsed=unparsed,
     )
 
 

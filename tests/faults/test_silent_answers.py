@@ -1,0 +1,125 @@
+"""No silent wrong answer: a broken model or a broken column is reported, never judged `ok` (issue #19).
+
+Each case runs the real ``monitor-model`` flow on a real PostgreSQL log and Prefect API; each failed
+before its fix (the window came out ``ok`` with no alert).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from driftline.flows.monitor import monitor_model
+from driftline.results import Kind, Result, Status
+from driftline.tasks.store import load_results
+from tests.conftest import DAY, REFERENCE_START, create_log_table, model_entry, synthetic_rows, write_config
+
+pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.timeout(300)]
+
+HOUR = DAY + timedelta(hours=10)
+
+
+def _stored(engine: sa.Engine, model: str) -> dict[tuple[str, str, str | None], Result]:
+    return {(str(r.kind), r.metric, r.feature): r for r in load_results(engine, model, HOUR, HOUR + timedelta(hours=1))}
+
+
+def _log(
+    engine: sa.Engine, schema: str, name: str, window_rows: list[dict[str, Any]], text_income: bool = False
+) -> str:
+    """Two days of a normal reference, then ``window_rows`` in the hour at 10:00."""
+    table = create_log_table(engine, schema, name)
+    if text_income:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'ALTER TABLE "{schema}"."{name}" ALTER COLUMN income TYPE text'))
+        table = sa.Table(name, sa.MetaData(schema=schema), autoload_with=engine)
+    rng = np.random.default_rng(19)
+    rows = synthetic_rows(rng, REFERENCE_START, 48, 150)
+    if text_income:
+        rows = [{**r, "income": f"{r['income']:.2f}"} for r in rows]
+    with engine.begin() as connection:
+        connection.execute(table.insert(), rows + window_rows)
+    return f"{schema}.{name}"
+
+
+def _window_rows(**change: Any) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(23)
+    rows = synthetic_rows(rng, HOUR, 1, 300, first_id=10**6)
+    return [{**r, **{k: (v(i, r) if callable(v) else v) for k, v in change.items()}} for i, r in enumerate(rows)]
+
+
+@pytest.mark.parametrize(
+    ("case", "change", "metric", "value"),
+    [
+        ("every score +inf", {"score": float("inf")}, "non_finite_share", 1.0),
+        ("every score NaN", {"score": float("nan")}, "non_finite_share", 0.0),
+        ("scores are not probabilities", {"score": lambda i, r: r["score"] * 40 - 20}, "out_of_range_share", None),
+    ],
+    ids=["inf", "nan", "out-of-range"],
+)
+def test_a_model_emitting_broken_scores_is_an_alert(
+    case: str,
+    change: dict[str, Any],
+    metric: str,
+    value: float | None,
+    store: sa.Engine,
+    log_schema: str,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """#19.1: a model emitting +Infinity (or no finite value) for every score got `ok`: no alert."""
+    monkeypatch.delenv("DRIFTLINE_DATABASE_URL", raising=False)
+    table = _log(store, log_schema, "scores", _window_rows(**change))
+    config = write_config(tmp_path / "m.yaml", [model_entry("loan", table)], database_url)
+    outcome = monitor_model("loan", HOUR + timedelta(hours=1), str(config))
+    stored = _stored(store, "loan")
+    row = stored[("data_quality", metric, "score")]
+    assert row.status == Status.ALERT, (case, row)
+    assert row.details.get("reason"), row
+    if value is not None:
+        assert row.value == pytest.approx(value)
+    else:
+        assert row.value > 0.9  # 300 scores in [0, 1] stretched to [-20, 20]
+    assert outcome["status"] == "alert", (case, outcome)
+    assert "score" in outcome["alerts"], outcome
+    assert outcome["notifications"]["events"] or outcome["notifications"]["events_queued"], outcome
+
+
+@pytest.mark.parametrize("monitors", [None, ["data_drift", "validity"]], ids=["all-monitors", "streamed-profile"])
+def test_a_numeric_column_turning_into_text_is_counted_and_drift_is_not_judged_on_the_rest(
+    monitors: list[str] | None,
+    store: sa.Engine,
+    log_schema: str,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """#19.6: 26% garbage in a numeric column stored as text was dropped silently (income judged `ok`)."""
+    monkeypatch.delenv("DRIFTLINE_DATABASE_URL", raising=False)
+    garbage = ("n/a", "", "12,5", "—")
+    rows = _window_rows(income=lambda i, r: garbage[i % 4] if i % 100 < 26 else f"{r['income']:.2f}")
+    table = _log(store, log_schema, "texty", rows, text_income=True)
+    entry = model_entry("loan", table) | ({"monitors": [{"name": m} for m in monitors]} if monitors else {})
+    config = write_config(tmp_path / "m.yaml", [entry], database_url)
+    outcome = monitor_model("loan", HOUR + timedelta(hours=1), str(config))
+    stored = _stored(store, "loan")
+
+    quality = stored[("data_quality", "non_numeric_share", "income")]
+    assert quality.status == Status.ALERT and quality.value == pytest.approx(0.26), quality
+    assert quality.details["unparsed_values"] == 78 and "26%" in quality.details["reason"], quality.details
+    assert stored[("data_quality", "non_numeric_share", "age")].status == Status.OK
+    income_drift = [r for (kind, _, feature), r in stored.items() if kind == "data_drift" and feature == "income"]
+    assert income_drift and all(r.status == Status.UNKNOWN for r in income_drift), income_drift
+    assert all("not numbers" in r.details["reason"] for r in income_drift)
+    assert {r.status for (kind, _, f), r in stored.items() if kind == "data_drift" and f == "age"} <= {
+        Status.OK,
+        Status.WARNING,
+        Status.ALERT,
+    }, "a clean column is still judged"
+    assert outcome["status"] == "alert" and "income" in outcome["alerts"], outcome
+    assert Kind.DATA_QUALITY in {r.kind for r in stored.values()}
