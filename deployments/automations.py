@@ -27,7 +27,7 @@ from typing import Any
 from uuid import UUID
 
 from driftline.errors import DriftlineError
-from driftline.notifications_config import DEFAULT_ACTIONS, CicdWebhookAction, NotificationsConfig
+from driftline.notifications_config import DEFAULT_ACTIONS, CicdWebhookAction, NotificationsConfig, SlackChannel
 from driftline.results import Kind
 from driftline.tasks.events import EVENT_NAMES, RETRAIN_PROMOTED, model_resource_id
 from driftline.tasks.notify_channels import read_secret, webhook_url
@@ -72,12 +72,9 @@ def _save_webhook_block(name: str, url: str) -> UUID:
     return Webhook(method="POST", url=url).save(name, overwrite=True)  # type: ignore[arg-type]
 
 
-def _save_slack_failure_block(name: str, notifications: NotificationsConfig) -> UUID | None:
+def _save_slack_failure_block(name: str, slack: SlackChannel) -> UUID:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
-    slack = notifications.slack
-    if slack is None:
-        return None
     token = read_secret(slack.token_secret, slack.token_env, "slack token")
     base = slack.base_url if slack.base_url.endswith("/") else slack.base_url + "/"
     block = CustomWebhookNotificationBlock(
@@ -92,14 +89,14 @@ def _save_slack_failure_block(name: str, notifications: NotificationsConfig) -> 
 
 def desired_automations(config: Any, deployment_id: Callable[[str], UUID]) -> list[Any]:
     """The automations ``config`` asks for (Prefect ``AutomationCore`` objects), blocks saved on the way."""
-    from prefect.events.actions import CallWebhook, RunDeployment, SendNotification
-    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.actions import CallWebhook, RunDeployment
+    from prefect.events.schemas.automations import AutomationCore
 
     wanted: list[Any] = []
     for model in config.models:
         actions = getattr(model, "actions", None) or DEFAULT_ACTIONS
         retrain = actions.retrain
-        if retrain.enabled:
+        if retrain is not None and retrain.enabled:
             target = deployment_id(retrain.deployment)
             for kind in retrain.on:
                 wanted.append(
@@ -116,7 +113,7 @@ def desired_automations(config: Any, deployment_id: Callable[[str], UUID]) -> li
                                     "model": model.name,
                                     "reason": "{{ event.event }} ({{ event.payload.status }}) in the window from "
                                     "{{ event.payload.window_start }}",
-                                    "require_approval": retrain.require_approval,
+                                    "require_approval": retrain.approval_required,
                                     "cooldown_hours": retrain.cooldown_hours,
                                     # Train as of this window and, if promoted, make it the reference.
                                     "window_start": "{{ event.payload.window_start }}",
@@ -145,55 +142,70 @@ def desired_automations(config: Any, deployment_id: Callable[[str], UUID]) -> li
                         actions=[CallWebhook(block_document_id=block_id, payload=_cicd_payload(model.name))],
                     )
                 )
-    notifications: NotificationsConfig | None = getattr(config, "notifications", None)
-    if notifications is not None and notifications.enabled and notifications.on_monitor_failure:
-        failure_actions: list[Any] = []
-        if notifications.webhook is not None:
-            hook = _save_webhook_block("driftline-failure-webhook", webhook_url(notifications.webhook))
-            failure_actions.append(
-                CallWebhook(
-                    block_document_id=hook,
-                    payload=json.dumps(
-                        {
-                            "source": "driftline",
-                            "transition": "monitor_failed",
-                            "flow": "{{ flow.name }}",
-                            "flow_run": "{{ flow_run.name }}",
-                            "flow_run_id": "{{ flow_run.id }}",
-                            "state": "{{ flow_run.state.name }}",
-                            "message": "{{ flow_run.state.message }}",
-                        }
-                    ),
-                )
-            )
-        slack_block = _save_slack_failure_block("driftline-failure-slack", notifications)
-        if slack_block is not None:
-            failure_actions.append(
-                SendNotification(
-                    block_document_id=slack_block,
-                    subject="Driftline monitor run failed",
-                    body="{{ flow.name }}/{{ flow_run.name }} is {{ flow_run.state.name }}: "
-                    "{{ flow_run.state.message }}",
-                )
-            )
-        if failure_actions:
-            wanted.append(
-                AutomationCore(
-                    name=FAILED_AUTOMATION,
-                    description="A Driftline monitor flow run failed or crashed.",
-                    tags=[TAG],
-                    trigger=EventTrigger(
-                        expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
-                        match={"prefect.resource.id": "prefect.flow-run.*"},
-                        match_related={"prefect.resource.role": "flow", "prefect.resource.name": MONITOR_FLOWS},
-                        posture=Posture.Reactive,
-                        threshold=1,
-                        within=timedelta(0),
-                    ),
-                    actions=failure_actions,
-                )
-            )
+    failure = _failure_automation(config)
+    if failure is not None:
+        wanted.append(failure)
     return wanted
+
+
+def _failure_automation(config: Any) -> Any | None:
+    """``driftline-monitor-failed`` whenever any Slack or webhook channel is configured (top level or a
+    model's): a failed or crashed monitor run is posted to each of them. ``None`` when there is none,
+    or when the top-level ``notifications.on_monitor_failure`` is false."""
+    from prefect.events.actions import CallWebhook, SendNotification
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    from driftline.tasks.notify import configured_channels
+
+    defaults: NotificationsConfig | None = getattr(config, "notifications", None)
+    if defaults is not None and not (defaults.enabled and defaults.on_monitor_failure):
+        return None
+    failure_actions: list[Any] = []
+    webhooks = [c for channel, _, c in configured_channels(config) if channel == "webhook"]
+    slacks = [c for channel, _, c in configured_channels(config) if channel == "slack"]
+    for index, webhook in enumerate(webhooks):
+        name = "driftline-failure-webhook" + (f"-{index + 1}" if index else "")
+        failure_actions.append(
+            CallWebhook(
+                block_document_id=_save_webhook_block(name, webhook_url(webhook)),
+                payload=json.dumps(
+                    {
+                        "source": "driftline",
+                        "transition": "monitor_failed",
+                        "flow": "{{ flow.name }}",
+                        "flow_run": "{{ flow_run.name }}",
+                        "flow_run_id": "{{ flow_run.id }}",
+                        "state": "{{ flow_run.state.name }}",
+                        "message": "{{ flow_run.state.message }}",
+                    }
+                ),
+            )
+        )
+    for index, slack in enumerate(slacks):
+        name = "driftline-failure-slack" + (f"-{index + 1}" if index else "")
+        failure_actions.append(
+            SendNotification(
+                block_document_id=_save_slack_failure_block(name, slack),
+                subject="Driftline monitor run failed",
+                body="{{ flow.name }}/{{ flow_run.name }} is {{ flow_run.state.name }}: {{ flow_run.state.message }}",
+            )
+        )
+    if not failure_actions:
+        return None
+    return AutomationCore(
+        name=FAILED_AUTOMATION,
+        description="A Driftline monitor flow run failed or crashed.",
+        tags=[TAG],
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.role": "flow", "prefect.resource.name": MONITOR_FLOWS},
+            posture=Posture.Reactive,
+            threshold=1,
+            within=timedelta(0),
+        ),
+        actions=failure_actions,
+    )
 
 
 def apply_automations(config: Any, prune: bool = True) -> dict[str, list[str]]:

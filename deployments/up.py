@@ -264,6 +264,7 @@ def deploy(
     from prefect import deploy as prefect_deploy
 
     from driftline.deployments.automations import apply_automations
+    from driftline.tasks.notify import channel_warnings
 
     path = resolve_config_path(config_path).resolve()
     config = load_run_config(path)
@@ -284,6 +285,8 @@ def deploy(
     }
     if automations:
         outcome["automations"] = apply_automations(config)
+    # Said out loud by `driftline up`/`deploy`: with no channel, a crashing hourly run reaches nobody.
+    outcome["warnings"] = channel_warnings(config)
     return outcome
 
 

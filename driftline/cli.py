@@ -32,6 +32,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage Driftline's results schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+notify_app = typer.Typer(help="Notification channels.", no_args_is_help=True)
+app.add_typer(notify_app, name="notify")
 
 console = Console()
 error_console = Console(stderr=True)
@@ -169,6 +171,11 @@ class _PrefectLink:
         from driftline.tasks.events import prefect_offline
 
         prefect_offline(True)  # events go straight to the outbox instead of a doomed connection per window
+
+
+def _warn_loudly(warnings: list[str]) -> None:
+    for warning in warnings:
+        error_console.print(f"[bold yellow on red] WARNING [/] [bold]{_plain(warning)}[/]", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -634,6 +641,7 @@ def up(
     for verb, names in (outcome.get("automations") or {}).items():
         if names:
             console.print(f"automations {verb}: {_plain(', '.join(names))}")
+    _warn_loudly(outcome.get("warnings", []))
     console.print(f"Prefect UI: {outcome['api_url'].removesuffix('/api')}")
     console.print(f"export PREFECT_API_URL={outcome['api_url']}   # then `driftline run`, or wait for minute 5")
 
@@ -655,6 +663,40 @@ def deploy(
     for verb, names in (outcome.get("automations") or {}).items():
         if names:
             console.print(f"automations {verb}: {_plain(', '.join(names))}")
+    _warn_loudly(outcome.get("warnings", []))
+
+
+@notify_app.command("test")
+@one_line_errors
+def notify_test(
+    config: ConfigOption = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model's channels")] = None,
+) -> None:
+    """Send a test message through every configured channel (Slack, e-mail, webhook) and report each delivery.
+
+    Exit 1 when a delivery failed, 2 when no channel is configured."""
+    from driftline.connections import load_run_config
+    from driftline.tasks.notify import send_test_messages
+
+    loaded = load_run_config(config)
+    if model is not None:
+        loaded.model(model)
+    deliveries = send_test_messages(loaded, model)
+    if not deliveries:
+        _fail(
+            "no notification channel is configured"
+            + (f" for model {model!r}" if model else "")
+            + ": set notifications.slack, email or webhook in monitors.yaml"
+        )
+    table = Table(title="Driftline test messages")
+    for column in ("channel", "model", "target", "delivery"):
+        table.add_column(column)
+    for d in deliveries:
+        verdict = "[green]delivered[/]" if d["delivered"] else f"[bold red]failed[/]: {_plain(d['error'])}"
+        table.add_row(d["channel"], _plain(d["model"]), _plain(d["target"]), verdict)
+    console.print(table)
+    if not all(d["delivered"] for d in deliveries):
+        raise typer.Exit(1)
 
 
 @app.command()

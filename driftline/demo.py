@@ -35,6 +35,9 @@ SCHEMA = "demo"
 
 def demo_config(database_url: str | None = None) -> dict[str, Any]:
     reference = {"start": REFERENCE_START.isoformat(), "end": DAY_START.isoformat()}
+    # The demo opts in to the closed loop (nothing is automated unless a model asks): a data-drift
+    # alert runs Driftline's example trainer, which waits for a person's approval before it promotes.
+    actions = {"retrain": {"on": ["data_drift"], "deployment": "retrain/retrain", "require_approval": True}}
     config: dict[str, Any] = {
         "models": [
             {
@@ -52,6 +55,7 @@ def demo_config(database_url: str | None = None) -> dict[str, Any]:
                 "label_column": "label",
                 "latency_column": "latency_ms",
                 "reference": reference,
+                "actions": actions,
             },
             {
                 "name": "eta",
@@ -67,6 +71,7 @@ def demo_config(database_url: str | None = None) -> dict[str, Any]:
                 "label_column": "label",
                 "latency_column": "latency_ms",
                 "reference": reference,
+                "actions": actions,
             },
         ]
     }

@@ -112,21 +112,33 @@ def effective_notifications(
 
 
 class RetrainAction(_Strict):
-    """Retrain when a kind reaches a status (Prefect automation -> the ``retrain/retrain`` deployment)."""
+    """Retrain when a kind reaches a status: a Prefect automation runs Driftline's ``retrain-request``
+    flow, which applies the cooldown, records the request and runs ``deployment`` (your training
+    pipeline; default: Driftline's example trainer ``retrain/retrain``) with the documented parameters.
+
+    Writing the ``retrain:`` block is the opt-in; ``enabled: false`` switches it off and keeps the settings.
+    """
 
     enabled: bool = True
     on: list[Kind] = Field(default_factory=lambda: [Kind.DATA_DRIFT, Kind.PERFORMANCE])
     min_status: StatusLevel = "alert"
+    #: Any Prefect deployment, ``flow-name/deployment-name``; see docs/alerts.md for its parameters.
     deployment: str = Field(default="retrain/retrain", pattern=r"^[^/]+/[^/]+$")
     #: A retrain started less than this many hours after the previous one is skipped.
     cooldown_hours: float = Field(default=24, ge=0)
-    require_approval: bool = False
+    #: Driftline's own trainer pauses for a person's approval before it promotes. Unset means yes.
+    require_approval: bool | None = None
     #: Labelled rows of the last this many hours (of the log's newest row) train the candidate.
     lookback_hours: int = Field(default=168, ge=1)
     holdout_fraction: float = Field(default=0.25, gt=0, lt=1)
     min_rows: int = Field(default=200, ge=10)
     #: The candidate replaces the current model only if it beats it by at least this much.
     min_improvement: float = Field(default=0.0, ge=0)
+
+    @property
+    def approval_required(self) -> bool:
+        """``require_approval``, defaulting to yes: nothing Driftline trains is promoted unreviewed."""
+        return True if self.require_approval is None else self.require_approval
 
 
 _PROMOTED: Literal["retrain_promoted"] = "retrain_promoted"
@@ -150,10 +162,14 @@ class CicdWebhookAction(_Strict):
 
 
 class ActionsConfig(_Strict):
-    """What Prefect does on its own when a model degrades."""
+    """What Prefect does on its own when a model degrades. Nothing unless asked for: no ``retrain:``
+    block, no retrain automation; no ``cicd_webhook:`` block, no webhook."""
 
-    retrain: RetrainAction = Field(default_factory=RetrainAction)
+    retrain: RetrainAction | None = None
     cicd_webhook: CicdWebhookAction | None = None
 
 
+#: What a model without ``actions:`` gets: no automation at all.
 DEFAULT_ACTIONS = ActionsConfig()
+#: The example trainer's settings for a model that never configured ``actions.retrain`` (run by hand).
+DEFAULT_RETRAIN = RetrainAction()

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 
 from driftline.config import ModelConfig
 from driftline.connections import load_run_config, open_databases
-from driftline.notifications_config import DEFAULT_ACTIONS, RetrainAction
+from driftline.notifications_config import DEFAULT_ACTIONS, DEFAULT_RETRAIN, RetrainAction
 from driftline.tasks._prefect import IO, PURE
 from driftline.tasks.events import RETRAIN_PROMOTED, build_event, emit_events
 from driftline.tasks.extract import log_table, read_rows
@@ -87,7 +87,7 @@ class Comparison:
 
 def retrain_settings(model: ModelConfig) -> RetrainAction:
     actions = getattr(model, "actions", None) or DEFAULT_ACTIONS
-    return actions.retrain
+    return actions.retrain or DEFAULT_RETRAIN
 
 
 def training_rows(
@@ -289,7 +289,7 @@ def retrain(
     model: str,
     reason: str = "",
     config_path: str | None = None,
-    require_approval: bool = False,
+    require_approval: bool | None = None,
     cooldown_hours: float | None = None,
     lookback_hours: int | None = None,
     approval_timeout_s: int = 86_400,
@@ -347,7 +347,7 @@ def retrain(
             details = outcome | {"status": "rejected", "why": "the candidate does not beat the current model"}
             finish_retrain(databases.results, retrain_id, "rejected", details)
             return details
-        if require_approval or settings.require_approval:
+        if settings.approval_required if require_approval is None else require_approval:
             from prefect.flow_runs import pause_flow_run
 
             logger.info("%s: waiting for approval (resume this flow run with approve=true/false)", model)

@@ -317,3 +317,84 @@ def react(
 
 
 react_task = task(react, name="react", **PURE)
+
+
+def configured_channels(config: Any, model: str | None = None) -> list[tuple[str, str, Any]]:
+    """Distinct channels of the config (or of one model), as (channel, first model using it, its settings).
+
+    A channel is the same when its settings are: a top-level Slack channel that every model inherits
+    is one channel, not one per model. Disabled notifications (``enabled: false``) have none.
+    """
+    seen: dict[tuple[str, str], tuple[str, str, Any]] = {}
+    for name, settings in notification_configs(config).items():
+        if (model is not None and name != model) or settings is None or not settings.enabled:
+            continue
+        for channel in settings.channels():
+            channel_config = getattr(settings, channel)
+            seen.setdefault((channel, channel_config.model_dump_json()), (channel, name, channel_config))
+    return list(seen.values())
+
+
+def send_test_messages(config: Any, model: str | None = None) -> list[dict[str, Any]]:
+    """Send one test message through every configured channel (of ``model``, or of every model).
+
+    Nothing is written to the outbox. Returns one row per channel: ``channel``, ``model``,
+    ``target`` (a channel name, recipients or a URL's host; never a secret), ``delivered`` and a
+    secret-free ``error``.
+    """
+    redactor = Redactor()
+    factories = {"slack": slack_sender, "email": email_sender, "webhook": webhook_sender}
+    deliveries = []
+    for channel, name, channel_config in configured_channels(config, model):
+        payload = {
+            "model": name,
+            "kind": None,
+            "status": "test",
+            "transition": "test",
+            "window_start": "",
+            "window_end": "",
+            "worst": [],
+            "sent_at": datetime.now(UTC).isoformat(),
+        }
+        delivery: dict[str, Any] = {"channel": channel, "model": name, "target": _target(channel, channel_config)}
+        try:
+            factories[channel](channel_config, redactor)(payload)
+        except Exception as exc:  # a missing secret, an unreachable server: reported, never raised
+            text = str(exc) if isinstance(exc, NotificationError) else f"{type(exc).__name__}: {exc}"
+            delivery |= {"delivered": False, "error": redactor.scrub(text)}
+        else:
+            delivery |= {"delivered": True, "error": None}
+        deliveries.append(delivery)
+    return deliveries
+
+
+def _target(channel: str, channel_config: Any) -> str:
+    if channel == "slack":
+        return f"{channel_config.channel} via {Redactor().scrub(channel_config.base_url)}"
+    if channel == "email":
+        return f"{', '.join(channel_config.to)} via {channel_config.host}:{channel_config.port}"
+    if channel_config.url:
+        return Redactor().scrub(str(channel_config.url))
+    source = f"secret {channel_config.url_secret}" if channel_config.url_secret else f"${channel_config.url_env}"
+    return f"the URL in {source}"
+
+
+def channel_warnings(config: Any) -> list[str]:
+    """What ``up``/``deploy`` must say out loud: who hears about a failed hourly run (maybe nobody)."""
+    channels = configured_channels(config)
+    if not channels:
+        return [
+            "no notification channel is configured (notifications.slack / email / webhook): alerts and failed "
+            "hourly runs reach nobody; they are only visible in the Prefect UI. Test one with `driftline notify test`."
+        ]
+    warnings = []
+    kinds = {channel for channel, _, _ in channels}
+    if not kinds & {"slack", "webhook"}:
+        warnings.append(
+            "only e-mail is configured: alerts are mailed, but a failed or crashed hourly run is reported by a "
+            "Prefect automation that speaks Slack and webhooks only; add notifications.slack or webhook for those."
+        )
+    defaults = getattr(config, "notifications", None)
+    if defaults is not None and not defaults.on_monitor_failure:
+        warnings.append("notifications.on_monitor_failure is false: a failed hourly run notifies nobody.")
+    return warnings

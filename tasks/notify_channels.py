@@ -24,12 +24,14 @@ TITLES = {
     "escalated": "{model}: {kind_label} escalated to {status_upper}",
     "reminder": "Still failing: {model}: {kind_label} {status_upper}",
     "resolved": "Resolved: {model}: {kind_label} is back to ok",
+    "test": "Test message from Driftline for {model}: this channel works",
 }
 EMOJI = {
     "problem": ":red_circle:",
     "escalated": ":red_circle:",
     "reminder": ":alarm_clock:",
     "resolved": ":white_check_mark:",
+    "test": ":wave:",
 }
 KIND_LABELS = {
     "data_drift": "data drift",

@@ -31,7 +31,13 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from driftline.config import load_config
 from driftline.deployments.automations import apply_automations
 from driftline.deployments.up import deploy, prefect_database_url, start_server, stop_process
-from driftline.notifications_config import NotificationsConfig, SlackChannel, WebhookChannel
+from driftline.notifications_config import (
+    ActionsConfig,
+    NotificationsConfig,
+    RetrainAction,
+    SlackChannel,
+    WebhookChannel,
+)
 from driftline.results import Kind, Result, Status
 from driftline.tasks.events import emit_window_events
 from driftline.tasks.notify_store import retrain_runs
@@ -136,8 +142,9 @@ def test_drift_event_triggers_a_completed_retrain_and_failures_notify(
                     "the served retrain deployment", lambda: client.read_deployments(deployment_filter=named), 90
                 )
             config = load_config(loan_config)
+            opted_in = ActionsConfig(retrain=RetrainAction(require_approval=False))  # nothing unless asked
             declared = SimpleNamespace(
-                models=config.models,
+                models=[m.model_copy(update={"actions": opted_in}) for m in config.models],
                 notifications=NotificationsConfig(
                     webhook=WebhookChannel(url=f"http://127.0.0.1:{sink.port}/hooks/ops"),
                     slack=SlackChannel(

@@ -147,9 +147,9 @@ def test_up_runs_a_drift_triggered_retrain_on_its_worker_and_the_next_hour_reset
                 "driftline.outbox, driftline.model_versions, driftline.reference_overrides, driftline.retrain_runs"
             )
         )
-    config = write_config(
-        tmp_path / "monitors.yaml", [model_entry("loan", f"{log_schema}.loan_predictions")], database_url
-    )
+    # Opted in (nothing is automated otherwise), promoting without a person's approval.
+    entry = model_entry("loan", f"{log_schema}.loan_predictions", actions={"retrain": {"require_approval": False}})
+    config = write_config(tmp_path / "monitors.yaml", [entry], database_url)
 
     started = time.monotonic()
     outcome = up(config, port=free_port(), home=home, ui=False, cron="0 0 1 1 *", prefect_database=prefect_database)

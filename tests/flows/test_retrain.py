@@ -101,7 +101,7 @@ def test_better_candidate_is_promoted_and_moves_the_reference(
 ) -> None:
     seed_log(engine, log_schema, "linear")
     config_path = config_for(tmp_path, log_schema, database_url, monkeypatch)
-    outcome = retrain("loan", reason="drift", config_path=config_path, lookback_hours=HOURS)
+    outcome = retrain("loan", reason="drift", config_path=config_path, lookback_hours=HOURS, require_approval=False)
     assert outcome["status"] == "promoted" and outcome["version"] == 1
     assert outcome["metric"] == "roc_auc"
     assert outcome["scores"]["candidate"] > 0.8 > 0.6 > outcome["scores"]["logged predictions"]
@@ -140,6 +140,7 @@ def test_triggered_by_a_window_trains_as_of_it_and_moves_the_reference_to_it(
         reason="drift",
         config_path=config_path,
         lookback_hours=HOURS,
+        require_approval=False,
         window_start=window_start.isoformat(),  # as rendered from the event's payload
         window_end=window_end.isoformat(),
     )
