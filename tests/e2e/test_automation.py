@@ -241,7 +241,8 @@ def test_drift_event_triggers_a_completed_retrain_and_failures_notify(
                 assert monitor_all.work_pool_name == "driftline-e2e"
                 assert monitor_all.entrypoint == "driftline.flows.monitor.monitor_all"
                 assert monitor_all.parameters == {"config_path": str(loan_config.resolve())}
-            # The plain config has no top-level notifications: the failure automation is pruned.
-            assert deployed["automations"]["deleted"] == ["driftline-monitor-failed"]
+            # The plain config opts in to nothing and has no channel: every automation is pruned.
+            assert sorted(deployed["automations"]["deleted"]) == sorted(expected)
+            assert deployed["warnings"] and "reach nobody" in deployed["warnings"][0]
     finally:
         sink.stop()
