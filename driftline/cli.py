@@ -175,7 +175,9 @@ class _PrefectLink:
 
 def _warn_loudly(warnings: list[str]) -> None:
     for warning in warnings:
-        error_console.print(f"[bold yellow on red] WARNING [/] [bold]{_plain(warning)}[/]", highlight=False, soft_wrap=True)
+        error_console.print(
+            f"[bold yellow on red] WARNING [/] [bold]{_plain(warning)}[/]", highlight=False, soft_wrap=True
+        )
 
 
 @app.command()
