@@ -174,6 +174,91 @@ def timeseries(
     }
 
 
+def estimate_chart(rows: list[dict[str, Any]], *, columns: int = 3, width: int = 300, height: int = 110) -> Spec:
+    """Estimated against realised performance, one panel per metric ``m``.
+
+    Rows ``{t, m, e, lo, hi, s}``: the estimate ``e`` (line) with its band ``lo``..``hi`` (shaded) and
+    status ``s``; optionally ``v``, the realised metric once labels arrived (points, coloured by its
+    status ``vs``), ``a`` (alert bound, dashed) and ``r`` (the reference's estimate, dotted).
+    """
+    present = {key for row in rows for key, value in row.items() if value is not None}
+    x = {"field": "t", "type": "temporal", "scale": {"type": "utc"}, "axis": TIME_AXIS}
+    y_field = {"type": "quantitative", "title": None, "scale": {"zero": False}}
+    time_tip = {
+        "field": "t",
+        "type": "temporal",
+        "title": "window start (UTC)",
+        "format": "%m-%d %H:%M",
+        "formatType": "utc",
+    }
+    layers: list[Spec] = [
+        {
+            "transform": [{"filter": "isValid(datum.lo) && isValid(datum.hi)"}],
+            "mark": {"type": "area", "opacity": 0.2, "color": "#2f6fd0", "interpolate": "step-after"},
+            "encoding": {"x": x, "y": {"field": "lo", **y_field}, "y2": {"field": "hi"}},
+        },
+    ]
+    for key, colour, dash in (("a", "#d2453d", [4, 3]), ("r", "#555", [1, 2])):
+        if key in present:
+            layers.append(
+                {
+                    "transform": [{"filter": f"isValid(datum.{key})"}],
+                    "mark": {
+                        "type": "line",
+                        "color": colour,
+                        "strokeDash": dash,
+                        "strokeWidth": 1.2,
+                        "interpolate": "step-after",
+                    },
+                    "encoding": {"x": x, "y": {"field": key, **y_field}},
+                }
+            )
+    layers.append(
+        {
+            "transform": [{"filter": "isValid(datum.e)"}],
+            "mark": {"type": "line", "color": "#2f6fd0", "strokeWidth": 1.4, "interpolate": "step-after"},
+            "encoding": {
+                "x": x,
+                "y": {"field": "e", **y_field},
+                "tooltip": [
+                    {"field": "m", "title": "metric"},
+                    time_tip,
+                    {"field": "e", "title": "estimate"},
+                    {"field": "lo", "title": "band low"},
+                    {"field": "hi", "title": "band high"},
+                    {"field": "s", "title": "status"},
+                ],
+            },
+        }
+    )
+    layers.append(
+        {
+            "transform": [{"filter": "isValid(datum.v)"}],
+            "mark": {"type": "point", "filled": True, "size": 26, "stroke": "#222", "strokeWidth": 0.5},
+            "encoding": {
+                "x": x,
+                "y": {"field": "v", **y_field},
+                "color": {"field": "vs", "type": "nominal", "scale": STATUS_SCALE, "legend": None},
+                "tooltip": [
+                    {"field": "m", "title": "metric"},
+                    time_tip,
+                    {"field": "v", "title": "realised"},
+                    {"field": "vs", "title": "realised status"},
+                    {"field": "e", "title": "estimate"},
+                ],
+            },
+        }
+    )
+    return {
+        "data": {"values": rows},
+        "facet": {"field": "m", "type": "nominal", "title": None, "header": {"labelFontWeight": "bold"}},
+        "columns": columns,
+        "spec": {"width": width, "height": height, "layer": layers},
+        "resolve": {"scale": {"y": "independent"}},
+        "config": {"view": {"stroke": "#ddd"}},
+    }
+
+
 def coverage_chart(rows: list[dict[str, Any]], width: int | str = "container") -> Spec:
     """Label coverage per window: rows ``{t, e, c, n, r}`` (coverage 0..1, labelled rows, rows)."""
     spec = _base(width, 90)

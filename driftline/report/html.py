@@ -541,12 +541,58 @@ def data_drift(page: Page, data: ReportData, features: list[str]) -> None:
         page.add("</details></section>" if verdict == Status.OK else "</section>")
 
 
+ESTIMATED = "estimated_"
+
+
+def estimated_performance(page: Page, rows: list[Result]) -> None:
+    """The estimates (line, band shaded) with the realised metric as points once labels arrived."""
+    estimates = [r for r in rows if r.feature is None and r.metric.startswith(ESTIMATED)]
+    if not estimates:
+        return
+    realised = {(r.metric, r.window_start): r for r in rows if r.feature is None and not r.metric.startswith(ESTIMATED)}
+    series = []
+    for r in estimates:
+        metric = r.metric.removeprefix(ESTIMATED)
+        band = r.details.get("band") or [None, None]
+        truth = realised.get((metric, r.window_start))
+        series.append(
+            {
+                "t": charts.ms(r.window_start),
+                "m": metric,
+                "e": charts.num(r.value),
+                "lo": charts.num(band[0]),
+                "hi": charts.num(band[1]),
+                "s": str(r.status),
+                "a": charts.num(r.threshold),
+                "r": charts.num(r.details.get("reference_value")),
+                "v": charts.num(truth.value) if truth is not None else None,
+                "vs": str(truth.status) if truth is not None else None,
+            }
+        )
+    flagged = [r for r in estimates if r.status in (Status.WARNING, Status.ALERT)]
+    poor = next((r.details["calibration"] for r in estimates if (r.details.get("calibration") or {}).get("poor")), None)
+    page.add("<h3>Estimated from the scores, before the labels</h3>")
+    page.add(
+        '<p class="meta">The line is each window\'s performance estimated from its scores (confidence-based '
+        "estimation for classifiers, a loss model for regressors), shaded with its band; the points are the "
+        "realised metric once labels arrived; dotted: the reference's own estimate; dashed: the alert bound. "
+        f"{len(flagged)} estimated degradation(s) flagged.</p>"
+    )
+    if poor is not None:
+        page.add(
+            f'<p class="meta">Calibration on the reference is poor: {esc(poor.get("reason"))}. '
+            "Treat the estimates with caution.</p>"
+        )
+    page.add(page.chart(charts.estimate_chart(series, columns=3, width=380), label="estimated performance"))
+
+
 def performance(page: Page, data: ReportData) -> None:
     rows = [r for r in data.results if r.kind == Kind.PERFORMANCE]
     if not rows:
         return
     page.add('<h2 id="performance">Performance</h2>')
-    overall = [r for r in rows if r.feature is None]
+    estimated_performance(page, rows)
+    overall = [r for r in rows if r.feature is None and not r.metric.startswith(ESTIMATED)]
     if overall:
         page.add(
             '<p class="meta">Each metric on the window\'s labelled rows against its reference value (dotted) and '

@@ -1,0 +1,57 @@
+"""The report draws estimated performance: the estimate with its band, the realised metric as points."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from driftline.report import write_report
+from driftline.report.synthetic import seed_sample, store_results
+from driftline.results import Kind, Result, Status
+from tests.report.test_report import START, chart_data, specs
+
+
+def test_estimates_are_drawn_with_band_and_realised_points(store: sa.Engine, log_schema: str, tmp_path: Path) -> None:
+    config = seed_sample(store, log_schema, ["income"], ["region"], START, 24, seed=5)  # last 6 hours unlabelled
+    estimates = []
+    for h in range(24):
+        start = START + timedelta(hours=h)
+        value = 0.86 if h < 20 else 0.70
+        status = Status.OK if h < 20 else Status.ALERT
+        details = {"band": [value - 0.03, value + 0.03], "reference_value": 0.86, "estimate": True}
+        estimates.append(
+            Result(
+                "loan",
+                start,
+                start + timedelta(hours=1),
+                Kind.PERFORMANCE,
+                "estimated_accuracy",
+                None,
+                value,
+                0.774,
+                status,
+                details,
+            )
+        )
+    store_results(store, estimates)
+    document = write_report(
+        store, config, "loan", START, START + timedelta(hours=24), tmp_path / "r.html", data_engine=store
+    ).read_text("utf-8")
+    assert "Estimated from the scores, before the labels" in document
+    assert "1 estimated degradation(s) flagged" not in document and "4 estimated degradation(s) flagged" in document
+    chart = next(s for s in specs(document).values() if any("lo" in r and "e" in r for r in chart_data(s)))
+    rows = sorted(chart_data(chart), key=lambda r: r["t"])
+    assert len(rows) == 24 and {r["m"] for r in rows} == {"accuracy"}
+    assert all(r["lo"] < r["e"] < r["hi"] for r in rows)
+    # Realised points where labels arrived (the synthetic results' accuracy), none for the last six hours.
+    assert all(r["v"] is not None for r in rows[:18]) and all(r["v"] is None for r in rows[18:])
+    assert [r["s"] for r in rows[20:]] == ["alert"] * 4
+    # The realised panel does not mix the estimates in.
+    realised_panel = next(
+        s
+        for s in specs(document).values()
+        if s.get("facet") and any(r.get("m") == "roc_auc" and "e" not in r for r in chart_data(s))
+    )
+    assert not any(r["m"].startswith("estimated_") for r in chart_data(realised_panel))
