@@ -723,7 +723,9 @@ def report(
     ),
     url_base: Annotated[str | None, typer.Option("--url-base", help="Where reports are published (for links)")] = None,
 ) -> None:
-    """Write one self-contained, offline HTML report of a model over [start, end) (default: the last 7 days)."""
+    """Write one self-contained, offline HTML report of a model over [start, end).
+
+    Default: the 7 days up to the model's latest stored window (the clock's last full hour if it has none)."""
     from datetime import timedelta
 
     from driftline.connections import load_run_config, open_databases
@@ -733,8 +735,15 @@ def report(
     loaded = load_run_config(config)
     loaded.model(model)
     databases = open_databases(loaded)
-    stop = parse_instant(end) if end else last_full_hour_end()
+    if end:
+        stop = parse_instant(end)
+    else:  # the model's latest results, not the clock: a log replayed or monitored late still shows
+        from driftline.tasks.store import latest_window_end
+
+        stop = latest_window_end(databases.results, model) or last_full_hour_end()
     begin = parse_instant(start) if start else stop - timedelta(days=7)
+    if not (start and end):
+        error_console.print(f"report period {begin:%Y-%m-%d %H:%M} .. {stop:%Y-%m-%d %H:%M} UTC", highlight=False)
     path = write_report(databases.results, loaded, model, begin, stop, out, url_base, data_engine=databases.data)
     console.print(f"report written: {_plain(path)}")
 

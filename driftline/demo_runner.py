@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -55,10 +56,21 @@ def run_demo(home: Path | None, console: Console, progress_console: Console) -> 
         transient=True,
     ) as progress:
         bar = progress.add_task("monitoring", total=len(windows))
-        for window in windows:
+        for number, window in enumerate(windows, 1):
             progress.update(bar, description=f"monitor-all {window.label()}")
+            began = time.perf_counter()
             outcome = monitor_all(window.end, str(config_file))
             failures += [f"{m} {window.label()}: {why}" for m, why in outcome["failed"].items()]
+            if not progress_console.is_terminal:  # cron, CI, a pipe: one line per window instead of a bar
+                verdicts = [f"{m}={o['status']}" for m, o in outcome["succeeded"].items()]
+                verdicts += [f"{m}=failed" for m in outcome["failed"]]
+                progress_console.print(
+                    f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} [{number}/{len(windows)}] monitor-all {window.label()} "
+                    f"{' '.join(verdicts)} ({time.perf_counter() - began:.1f} s)",
+                    highlight=False,
+                    markup=False,
+                    soft_wrap=True,
+                )
             progress.advance(bar)
 
     for model in config.models:

@@ -45,7 +45,7 @@ def _results(runner: CliRunner, config: Path, *extra: str) -> Any:
 
 
 def test_run_logs_a_line_per_window_and_fails_on_alert(
-    runner: CliRunner, store: sa.Engine, loan_config: Path
+    runner: CliRunner, store: sa.Engine, loan_config: Path, tmp_path: Path
 ) -> None:
     args = ["run", "--config", str(loan_config), "--start", "2026-03-03T11:00Z", "--end", "2026-03-03T13:00Z"]
     ran = runner.invoke(app, [*args, "--fail-on", "alert"])
@@ -74,9 +74,10 @@ def test_run_logs_a_line_per_window_and_fails_on_alert(
     assert len(alerts) == sum(1 for r in everything if r["status"] == "alert")
     flagged = json.loads(_results(runner, loan_config, "--status", "warning,alert", "--format", "json").stdout)
     assert len(flagged) == sum(1 for r in everything if r["status"] in ("warning", "alert"))
-    assert "--status must be" in runner.invoke(
-        app, ["results", "--config", str(loan_config), "--model", "loan", "--status", "bad"]
-    ).stderr
+    assert (
+        "--status must be"
+        in runner.invoke(app, ["results", "--config", str(loan_config), "--model", "loan", "--status", "bad"]).stderr
+    )
 
     # --since is relative to now: these windows are from March, so nothing in the last 24 h.
     assert json.loads(_results(runner, loan_config, "--since", "24h", "--format", "json").stdout) == []
@@ -95,6 +96,14 @@ def test_run_logs_a_line_per_window_and_fails_on_alert(
     longest = max((r["metric"] for r in everything), key=len)
     assert len(longest) > 30 and longest in table
     assert max(len(line) for line in table.splitlines()) > 80
+
+    # The report's default period follows the model's latest results (March), not the clock (December).
+    out = tmp_path / "report.html"
+    made = runner.invoke(app, ["report", "--config", str(loan_config), "--model", "loan", "--out", str(out)])
+    assert made.exit_code == 0, made.output
+    assert "report period 2026-02-24 13:00 .. 2026-03-03 13:00 UTC" in made.stderr
+    html = out.read_text(encoding="utf-8")
+    assert "2026-03-03 12:00" in html and "Needs attention" in html
 
 
 def test_table_shows_the_reason_when_there_is_one() -> None:
@@ -156,3 +165,50 @@ def test_compare_missing_column_alerts_and_fail_on(runner: CliRunner, tmp_path: 
     clean = runner.invoke(app, [*base, "--format", "csv", "--fail-on", "warning"])
     assert clean.exit_code == 0, clean.output
     assert len(list(csv.DictReader(io.StringIO(clean.stdout)))) > 0
+
+
+def test_a_cli_run_logs_to_the_prefect_ui_and_one_line_per_window_to_stderr(
+    store: sa.Engine, loan_config: Path
+) -> None:
+    """A real `driftline run` process against the Prefect API: its flow-run logs reach the API (what the
+    UI shows) at INFO, while its console shows only the per-window lines (stderr is a pipe, not a TTY)."""
+    import os
+    import subprocess
+    import sys
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterTimestamp
+    from prefect.settings import PREFECT_API_URL
+
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING")}
+    env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
+    command = [
+        sys.executable,
+        "-m",
+        "driftline.cli",
+        "run",
+        "--config",
+        str(loan_config),
+        "--start",
+        "2026-03-03T15:00Z",
+        "--end",
+        "2026-03-03T17:00Z",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if WINDOW_LINE.match(line)]
+    assert [WINDOW_LINE.match(line).group(3) for line in lines] == [  # type: ignore[union-attr]
+        "2026-03-03T15:00Z",
+        "2026-03-03T16:00Z",
+    ], done.stderr
+    assert "| INFO" not in done.stderr, "Prefect's INFO lines stay off the console"
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(timestamp=LogFilterTimestamp(after_=since)), limit=200)
+    summaries = [log for log in logs if log.message.startswith("loan 2026-03-03T1") and "verdict" in log.message]
+    assert {log.message[:33] for log in summaries} == {
+        "loan 2026-03-03T15:00Z..16:00Z: 2",
+        "loan 2026-03-03T16:00Z..17:00Z: 2",
+    }
+    assert all(log.flow_run_id is not None and log.level == 20 for log in summaries)

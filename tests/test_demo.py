@@ -30,6 +30,10 @@ def test_demo_on_configured_database(
     missing = [line for line in outcome.stdout.splitlines() if "03-08 05:00" in line][0]  # loan's table comes first
     assert " 0 " in missing and "alert" in missing
     assert (tmp_path / "demo" / "monitors.yaml").exists()
+    # Not on a terminal: one line per monitored hour on stderr, with each model's verdict (#18).
+    per_window = [line for line in outcome.stderr.splitlines() if "] monitor-all " in line]
+    assert len(per_window) == 24, outcome.stderr
+    assert "[13/24] monitor-all 2026-03-08T12:00Z..13:00Z loan=alert eta=" in per_window[12]
 
     loan = load_results(store, "loan", DAY_START, DAY_END)
     assert len({r.window_start for r in loan}) == 24

@@ -19,6 +19,9 @@ START = datetime(2026, 3, 10, tzinfo=UTC)
 HOURS = 24
 FEATURES = [("income", "numeric"), ("age", "numeric"), ("it's", "categorical")]
 DATASOURCE = {"type": "grafana-postgresql-datasource", "uid": "${datasource}"}
+ALERT_RULES = DASHBOARD.parent / "alert-rules.yaml"
+#: Where the model's latest results are, whatever the time range (the "latest results" link uses them).
+LATEST_VARIABLES = ("variable 'latest_to'", "variable 'latest_from'")
 
 
 def panels(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -171,5 +174,62 @@ def test_panels_show_hourly_windows_only_and_variables_follow_the_time_range() -
         if "driftline.results" not in sql:
             continue  # the run log has no resolution
         assert "resolution = 'hour'" in sql, where
-        if where.startswith("variable"):
+        if where.startswith("variable") and where not in LATEST_VARIABLES:
             assert "$__timeFilter(window_start)" in sql, where
+
+
+def test_the_latest_results_are_one_click_away_whatever_the_range(seeded: sa.Engine) -> None:
+    """The default range (the last 7 days of the clock) may hold nothing (a replayed log, the demo): the
+    top panel names the model's latest window and the dashboard link jumps to the 7 days up to it."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    link = dashboard["links"][0]
+    assert "from=${latest_from}&to=${latest_to}" in link["url"] and "var-model=${model}" in link["url"]
+    assert variables["latest_to"]["hide"] == 2 and variables["latest_from"]["hide"] == 2
+    top = dashboard["panels"][0]
+    assert top["gridPos"]["y"] == 0 and top["type"] == "stat"
+    far_away = (datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 1, 8, tzinfo=UTC))  # a range with no results
+    with seeded.connect() as connection:
+        to = connection.exec_driver_sql(substitute(variables["latest_to"]["query"], {"model": ["loan"]}, *far_away))
+        frm = connection.exec_driver_sql(
+            substitute(variables["latest_from"]["query"], {"model": ["loan"]}, *far_away)
+        ).scalar_one()
+        latest = connection.exec_driver_sql(
+            substitute(top["targets"][0]["rawSql"], {"model": ["loan"]}, *far_away)
+        ).one()
+        to_ms = to.scalar_one()
+    end = START + timedelta(hours=HOURS)
+    assert to_ms == int(end.timestamp() * 1000) and frm == to_ms - 7 * 24 * 3600 * 1000
+    assert latest[0].astimezone(UTC) == end and latest[1] > 0
+
+
+def test_alert_rules_fire_on_alerts_failures_and_silence(seeded: sa.Engine) -> None:
+    """Each provisioned rule's query runs on the migrated schema and gives the value its threshold
+    judges, per model: loan has alerts, eta has a failed run, and both fall silent after 3 hours."""
+    import yaml
+
+    document = yaml.safe_load(ALERT_RULES.read_text(encoding="utf-8"))
+    rules = {rule["uid"]: rule for group in document["groups"] for rule in group["rules"]}
+    assert set(rules) == {"driftline-model-alerts", "driftline-failed-runs", "driftline-silent"}
+    end = START + timedelta(hours=HOURS)
+    values: dict[str, dict[str, float]] = {}
+    with seeded.connect() as connection:
+        connection.exec_driver_sql("UPDATE driftline.runs SET finished_at = window_end")
+        for uid, rule in rules.items():
+            steps = {step["refId"]: step for step in rule["data"]}
+            assert rule["condition"] in steps and steps["A"]["datasourceUid"] == "${DRIFTLINE_GRAFANA_DATASOURCE_UID}"
+            threshold = steps[rule["condition"]]["model"]
+            assert threshold["type"] == "threshold" and threshold["expression"] == "B"
+            window = timedelta(seconds=steps["A"]["relativeTimeRange"]["from"])
+            sql = substitute(steps["A"]["model"]["rawSql"], {}, end - window, end + timedelta(hours=4))
+            assert "$" not in sql, sql
+            level = threshold["conditions"][0]["evaluator"]["params"][0]
+            values[uid] = {model: float(value) for model, value in connection.exec_driver_sql(sql).all()}
+            values[uid + ":fires"] = {m: v > level for m, v in values[uid].items()}  # type: ignore[misc]
+    # loan's last three hours alert on income; eta has no window in them.
+    assert set(values["driftline-model-alerts"]) == {"loan"} and values["driftline-model-alerts"]["loan"] > 0
+    assert values["driftline-model-alerts:fires"] == {"loan": True}
+    assert values["driftline-failed-runs"] == {"loan": 1.0}  # loan's last window failed
+    # Evaluated 4 hours after loan's last window ended: loan silent 4 h, eta (2 windows at the start) 26 h.
+    assert values["driftline-silent"] == {"loan": 4.0, "eta": 26.0}
+    assert values["driftline-silent:fires"] == {"loan": True, "eta": True}
