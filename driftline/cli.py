@@ -333,11 +333,20 @@ def run(
         str, typer.Option("--resolution", help="hour; or day/week: data drift merged from stored hourly profiles")
     ] = "hour",
     fail_on: FailOnOption = None,
+    rejudge_with_latest_reference: Annotated[
+        bool,
+        typer.Option(
+            "--rejudge-with-latest-reference",
+            help="Judge every window against the newest reference version, not the one in effect at its start",
+        ),
+    ] = False,
 ) -> None:
     """Monitor every hourly window in [start, end) (default: the last full hour). Reruns replace results.
 
-    With --resolution day or week, judge whole days or weeks from the hourly profiles the hourly runs
-    stored (no rows are reread).
+    Each window is judged against the reference version in effect at its start, so rerunning history
+    reproduces its stored verdicts; --rejudge-with-latest-reference re-judges it against the newest
+    version instead (and stores that). With --resolution day or week, judge whole days or weeks from
+    the hourly profiles the hourly runs stored (no rows are reread).
 
     Exit codes: 0 done; 1 a window failed; 2 bad config, database or table; 3 --fail-on met."""
     fail_on = _fail_on_level(fail_on)
@@ -350,7 +359,9 @@ def run(
     loaded = load_run_config(path)
     models = [loaded.model(model)] if model else list(loaded.models)
     if resolution != "hour":
-        verdicts = _run_periods([m.name for m in models], resolution, start, end, str(path.resolve()))
+        verdicts = _run_periods(
+            [m.name for m in models], resolution, start, end, str(path.resolve()), rejudge_with_latest_reference
+        )
         _exit_if_flagged(verdicts, fail_on)
         return
     windows = _windows(start, end)
@@ -360,7 +371,9 @@ def run(
         monitors_for(model_config)  # user monitors import now: a bad path is a one-line error, not N failed hours
     _quiet_run_failures(verbose)
     prefect = _PrefectLink(verbose)
-    outcomes = _run_windows([m.name for m in models], windows, str(path.resolve()), prefect)
+    outcomes = _run_windows(
+        [m.name for m in models], windows, str(path.resolve()), prefect, rejudge_with_latest_reference
+    )
     _print_outcomes(outcomes)
     failed = sum(1 for o in outcomes if o["failed"])
     if prefect.lost_at is not None:
@@ -398,7 +411,14 @@ def _exit_if_flagged(statuses: list[str], fail_on: str | None) -> None:
         raise typer.Exit(FAIL_ON_EXIT_CODE)
 
 
-def _run_periods(models: list[str], resolution: str, start: str | None, end: str | None, config_file: str) -> list[str]:
+def _run_periods(
+    models: list[str],
+    resolution: str,
+    start: str | None,
+    end: str | None,
+    config_file: str,
+    rejudge_with_latest_reference: bool = False,
+) -> list[str]:
     from driftline.errors import ConfigError
     from driftline.flows.monitor import monitor_period
 
@@ -409,7 +429,9 @@ def _run_periods(models: list[str], resolution: str, start: str | None, end: str
         table.add_column(column)
     verdicts: list[str] = []
     for name in models:
-        for period_start, o in monitor_period(name, resolution, start, end, config_file).items():
+        for period_start, o in monitor_period(
+            name, resolution, start, end, config_file, rejudge_with_latest_reference
+        ).items():
             table.add_row(
                 _plain(name),
                 period_start[:10],
@@ -423,7 +445,11 @@ def _run_periods(models: list[str], resolution: str, start: str | None, end: str
 
 
 def _run_windows(
-    models: list[str], windows: list[Any], config_file: str, prefect: _PrefectLink
+    models: list[str],
+    windows: list[Any],
+    config_file: str,
+    prefect: _PrefectLink,
+    rejudge_with_latest_reference: bool = False,
 ) -> list[dict[str, Any]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -444,7 +470,7 @@ def _run_windows(
         for number, (name, window) in enumerate(jobs, 1):
             progress.update(bar, description=f"{_plain(name)} {window.label()}")
             began = time.monotonic()
-            outcome = _monitor_one(name, window, config_file, prefect)
+            outcome = _monitor_one(name, window, config_file, prefect, rejudge_with_latest_reference)
             outcomes.append(outcome)
             if log_lines:
                 error_console.print(
@@ -483,7 +509,9 @@ def _first_line(message: Any) -> str:
     return (str(message).strip().splitlines() or [""])[0]
 
 
-def _monitor_one(name: str, window: Any, config_file: str, prefect: _PrefectLink) -> dict[str, Any]:
+def _monitor_one(
+    name: str, window: Any, config_file: str, prefect: _PrefectLink, rejudge_with_latest_reference: bool = False
+) -> dict[str, Any]:
     """One window as a Prefect flow run; without Prefect (same steps, same database writes) once the API
     is gone, so losing Prefect never stops monitoring."""
     from driftline.flows.monitor import _state_message, monitor_model, monitor_window
@@ -500,7 +528,7 @@ def _monitor_one(name: str, window: Any, config_file: str, prefect: _PrefectLink
 
     if prefect.check():
         try:
-            state = monitor_model(name, window.end, config_file, return_state=True)
+            state = monitor_model(name, window.end, config_file, rejudge_with_latest_reference, return_state=True)
         except Exception as exc:  # the engine could not even record the run: the API went away mid-window
             state, crash = None, f"{type(exc).__name__}: {exc}"
         if state is not None and state.is_completed():
@@ -512,7 +540,14 @@ def _monitor_one(name: str, window: Any, config_file: str, prefect: _PrefectLink
         prefect.lose(window.label())
     prefect.without += 1
     try:  # idempotent: a window half-done by the lost flow run is replaced
-        return {**monitor_window(name, window.end, config_file, as_tasks=False), "failed": None}
+        outcome = monitor_window(
+            name,
+            window.end,
+            config_file,
+            as_tasks=False,
+            rejudge_with_latest_reference=rejudge_with_latest_reference,
+        )
+        return {**outcome, "failed": None}
     except Exception as exc:
         from driftline.errors import DriftlineError
 

@@ -70,6 +70,10 @@ def parse_duration(text: Any) -> timedelta:
     return {"h": timedelta(hours=amount), "d": timedelta(days=amount), "w": timedelta(weeks=amount)}[unit]
 
 
+#: ``reference.min_rows`` default, measured in bench/reference_size.py (docs/drift.md).
+DEFAULT_REFERENCE_MIN_ROWS = 1000
+
+
 class ReferenceRange(_Strict):
     """The rows that define "normal".
 
@@ -81,6 +85,13 @@ class ReferenceRange(_Strict):
     start: datetime | None = None
     end: datetime | None = None
     last: timedelta | None = None
+    #: A reference with fewer rows is refused: its windows get ``unknown`` with the reason (and a
+    #: promotion with an explicit range that small is refused outright). The default lets the default
+    #: drift statistics detect a moderate shift (docs/drift.md, "How big a reference").
+    min_rows: int = Field(default=DEFAULT_REFERENCE_MIN_ROWS, ge=1)
+    #: After a promotion with no reference range: the new model's first ``warmup_hours`` hours of
+    #: traffic become its reference; windows inside them are ``unknown`` (warm-up).
+    warmup_hours: int = Field(default=24, ge=1, le=24 * 28)
 
     @field_validator("start", "end", mode="before")
     @classmethod

@@ -68,6 +68,8 @@ class WindowContext:
     parameters: dict[str, Any]
     logger: logging.Logger | logging.LoggerAdapter[Any]
     rows: WindowRows
+    reference_version: Any
+    reference_reason: str | None
 
     def __init__(
         self,
@@ -80,6 +82,9 @@ class WindowContext:
         results_engine: Engine | None = None,
         parameters: dict[str, Any] | None = None,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        *,
+        reference_version: Any = None,
+        reference_reason: str | None = None,
     ) -> None:
         self.model = model
         self.window = window
@@ -90,6 +95,10 @@ class WindowContext:
         self.results_engine = results_engine
         self.parameters = dict(parameters or {})
         self.logger = logger if logger is not None else logging.getLogger("driftline")
+        #: The resolved reference version (``driftline.tasks.references.ReferenceVersion``), if any.
+        self.reference_version = reference_version
+        #: Why there is no usable reference (warm-up, too few rows, ...): the reason of its ``unknown`` verdicts.
+        self.reference_reason = reference_reason
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -108,6 +117,8 @@ class WindowContext:
             self.results_engine,
             parameters,
             self.logger,
+            reference_version=self.reference_version,
+            reference_reason=self.reference_reason,
         )
 
     def result(
@@ -242,4 +253,23 @@ def run_guarded(monitor: Monitor, context: WindowContext, timeout: float | None 
         exc = outcome["error"]
         context.logger.warning("monitor %s failed: %s: %s", monitor.name, type(exc).__name__, exc)
         return _failed(monitor, context, "monitor raised", f"{type(exc).__name__}: {exc}")
-    return list(outcome.get("results", []))
+    return _with_reference_reason(list(outcome.get("results", [])), context)
+
+
+#: Kinds judged against the reference: without a usable one, their ``unknown`` rows carry why.
+REFERENCE_KINDS = (Kind.DATA_DRIFT, Kind.CONCEPT_DRIFT, Kind.PERFORMANCE)
+
+
+def _with_reference_reason(results: list[Result], context: WindowContext) -> list[Result]:
+    """``unknown`` rows of a window without a usable reference say why (warm-up, too few rows, ...),
+    not just "no reference"; the monitor's own wording stays in ``details['detail']``."""
+    reason = context.reference_reason
+    if reason is None or context.reference is not None:
+        return results
+    for result in results:
+        if result.status == Status.UNKNOWN and result.kind in REFERENCE_KINDS:
+            own = result.details.get("reason")
+            result.details["reason"] = reason
+            if own and own != reason:
+                result.details["detail"] = own
+    return results

@@ -25,7 +25,7 @@ from driftline.tasks.monitors import monitors_for, reads_rows, run_monitor_task
 from driftline.tasks.notify import react_task
 from driftline.tasks.profiles import (
     DEFINITION_KEY,
-    ensure_reference_task,
+    choose_reference_task,
     profile_window_task,
     stream_window_profile_task,
 )
@@ -51,13 +51,25 @@ def _run_name() -> str:
 
 
 @flow(name="monitor-model", flow_run_name=_run_name, log_prints=False)
-def monitor_model(model: str, window_end: datetime | None = None, config_path: str | None = None) -> dict[str, Any]:
-    """Monitor one model for the hour ``[window_end - 1h, window_end)`` (default: the last full hour)."""
-    return monitor_window(model, window_end, config_path)
+def monitor_model(
+    model: str,
+    window_end: datetime | None = None,
+    config_path: str | None = None,
+    rejudge_with_latest_reference: bool = False,
+) -> dict[str, Any]:
+    """Monitor one model for the hour ``[window_end - 1h, window_end)`` (default: the last full hour).
+
+    The window is judged against the reference version in effect at its start;
+    ``rejudge_with_latest_reference`` judges it against the newest version instead (an explicit choice)."""
+    return monitor_window(model, window_end, config_path, rejudge_with_latest_reference=rejudge_with_latest_reference)
 
 
 def monitor_window(
-    model: str, window_end: datetime | None, config_path: str | None, as_tasks: bool = True
+    model: str,
+    window_end: datetime | None,
+    config_path: str | None,
+    as_tasks: bool = True,
+    rejudge_with_latest_reference: bool = False,
 ) -> dict[str, Any]:
     """The steps of one (model, window). Run by the ``monitor-model`` flow with every step a Prefect
     task (visible in the UI), and by ``monitor-all``'s fan-out inside one task per model with the steps
@@ -76,7 +88,10 @@ def monitor_window(
     step(claim_run_task)(databases.results, model, window, str(flow_run.id) if flow_run.id else None)
     try:
         step(verify_columns_task)(databases.data, model_config)
-        reference = step(ensure_reference_task)(databases.data, databases.results, model_config, window)
+        choice = step(choose_reference_task)(
+            databases.data, databases.results, model_config, window, latest=rejudge_with_latest_reference
+        )
+        reference = choice.profile
         monitors = monitors_for(model_config)
         rows: Any
         if reads_rows(monitors):
@@ -92,7 +107,16 @@ def monitor_window(
                 return read_rows(databases.data, model_config, window.start, window.end)
 
         context = WindowContext(
-            model_config, window, rows, reference, current, databases.data, databases.results, logger=logger
+            model_config,
+            window,
+            rows,
+            reference,
+            current,
+            databases.data,
+            databases.results,
+            logger=logger,
+            reference_version=choice.version,
+            reference_reason=choice.reason,
         )
         results = attach_realised([r for monitor in monitors for r in step(run_monitor_task)(monitor, context)])
         kinds = {m.kind for m in monitors} | {r.kind for r in results}
@@ -107,6 +131,7 @@ def monitor_window(
             labelled_in(context.frame, model_config)
             if context.rows.loaded
             else labelled_in_profile(current, model_config),
+            reference_version=choice.version.version,
         )
     except Exception as exc:
         # Record the failure in the run log, then let Prefect mark the run Failed too.
@@ -190,6 +215,7 @@ def monitor_window(
         "window_end": window.end.isoformat(),
         "rows": current.row_count,
         "status": str(verdict),
+        "reference": choice.version.describe() | ({"reason": choice.reason} if choice.reason else {}),
         "counts": counts,
         "alerts": sorted({r.feature or r.metric for r in results if r.status == Status.ALERT}),
         "refreshed_windows": refreshed,
@@ -202,8 +228,12 @@ def monitor_window(
 #: One model's window as a task, so ``monitor-all`` fans out on the flow's task runner (threads by
 #: default; a Dask cluster with ``monitor_all.with_options(task_runner=DaskTaskRunner(...))``).
 #: Its inputs are plain strings and a datetime, so it runs on any worker.
-def _monitor_window_plain(model: str, window_end: datetime | None, config_path: str | None) -> dict[str, Any]:
-    return monitor_window(model, window_end, config_path, as_tasks=False)
+def _monitor_window_plain(
+    model: str, window_end: datetime | None, config_path: str | None, rejudge_with_latest_reference: bool = False
+) -> dict[str, Any]:
+    return monitor_window(
+        model, window_end, config_path, as_tasks=False, rejudge_with_latest_reference=rejudge_with_latest_reference
+    )
 
 
 #: The window is idempotent, so a transient database error retries the whole model once.
@@ -223,7 +253,10 @@ DEFAULT_CONCURRENCY = 4
 
 @flow(name="monitor-all", task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY))
 def monitor_all(
-    window_end: datetime | None = None, config_path: str | None = None, models: list[str] | None = None
+    window_end: datetime | None = None,
+    config_path: str | None = None,
+    models: list[str] | None = None,
+    rejudge_with_latest_reference: bool = False,
 ) -> dict[str, Any]:
     """Every configured model (or only ``models``, a shard of the fleet) for one hour, concurrently on
     the flow's task runner. A failing model is reported as failed; the others still run. An unknown
@@ -232,7 +265,7 @@ def monitor_all(
     config = load_run_config(config_path)
     end = Window.hour_ending(window_end).end  # one instant for every model, even across the hour
     names = [model.name for model in config.models] if models is None else [config.model(n).name for n in models]
-    futures = {name: monitor_model_task.submit(name, end, config_path) for name in names}
+    futures = {name: monitor_model_task.submit(name, end, config_path, rejudge_with_latest_reference) for name in names}
     outcome: dict[str, Any] = {"succeeded": {}, "failed": {}}
     for name, future in futures.items():
         future.wait()
@@ -246,11 +279,20 @@ def monitor_all(
 
 
 @flow(name="backfill")
-def backfill(model: str, start: datetime, end: datetime, config_path: str | None = None) -> dict[str, Any]:
-    """``monitor_model`` for every hour in ``[start, end)``; failed hours are listed, not fatal."""
+def backfill(
+    model: str,
+    start: datetime,
+    end: datetime,
+    config_path: str | None = None,
+    rejudge_with_latest_reference: bool = False,
+) -> dict[str, Any]:
+    """``monitor_model`` for every hour in ``[start, end)``; failed hours are listed, not fatal.
+
+    Each hour is judged against the reference version in effect at its start, so a backfill of
+    history reproduces its stored verdicts; ``rejudge_with_latest_reference`` uses the newest version."""
     outcome: dict[str, Any] = {"succeeded": [], "failed": {}}
     for window in hourly_windows(start, end):
-        state = monitor_model(model, window.end, config_path, return_state=True)
+        state = monitor_model(model, window.end, config_path, rejudge_with_latest_reference, return_state=True)
         if state.is_completed():
             outcome["succeeded"].append(state.result())
         else:
@@ -289,14 +331,21 @@ def periods(resolution: str, start: datetime | str, end: datetime | str) -> list
 
 @flow(name="monitor-period")
 def monitor_period(
-    model: str, resolution: str, start: datetime, end: datetime, config_path: str | None = None
+    model: str,
+    resolution: str,
+    start: datetime,
+    end: datetime,
+    config_path: str | None = None,
+    rejudge_with_latest_reference: bool = False,
 ) -> dict[str, Any]:
     """Data drift and estimated performance of whole days or weeks, from the stored hourly window
     profiles (no rows are reread).
 
     Each period is judged like an hour — same statistics, thresholds and gates — against the
-    reference of its first hour; results are stored with ``resolution`` ``day`` or ``week``. A week
-    needs one reference for all its hours (a rolling reference changes daily: use ``day``).
+    reference version in effect at its first hour (``rejudge_with_latest_reference``: the newest
+    version); only the hours profiled against that same reference are merged (an hour after a
+    promotion inside the period is not). Results are stored with ``resolution`` ``day`` or ``week``.
+    A week needs one reference for all its hours (a rolling reference changes daily: use ``day``).
     """
     from dataclasses import replace
     from functools import reduce
@@ -306,7 +355,7 @@ def monitor_period(
     from driftline.stats.model_profile import ModelProfile
     from driftline.tasks.drift import evaluate_drift
     from driftline.tasks.estimation import estimate_results
-    from driftline.tasks.profiles import ensure_reference
+    from driftline.tasks.profiles import choose_reference
     from driftline.tasks.store import load_window_profiles, save_window
 
     config = load_run_config(config_path)
@@ -317,7 +366,10 @@ def monitor_period(
     outcome: dict[str, Any] = {}
     for period in periods(resolution, start, end):
         first_hour = Window.hour_ending(period.start + HOUR)
-        reference = ensure_reference(databases.data, databases.results, model_config, first_hour)
+        choice = choose_reference(
+            databases.data, databases.results, model_config, first_hour, latest=rejudge_with_latest_reference
+        )
+        reference = choice.profile
         hourly = (
             []
             if reference is None
@@ -330,6 +382,9 @@ def monitor_period(
         results += estimate_results(model_config, period, reference, merged, resolution=resolution)
         for r in results:
             r.details["hours"] = len(hourly)
+            r.details["reference_version"] = choice.version.version
+            if choice.reason is not None and r.status == Status.UNKNOWN:
+                r.details["reason"] = choice.reason
         kinds = {r.kind for r in results} | {Kind.DATA_DRIFT}
         save_window(databases.results, model, period, results, kinds, merged.row_count, 0.0, resolution=resolution)
         outcome[period.start.isoformat()] = {

@@ -12,8 +12,8 @@ that triggered it)
 4. scores it on the newest part (the holdout) against the current model: the logged predictions'
    quality on the same rows, and the latest stored model version if there is one (the better of the two);
 5. only if the candidate is better (and approved, with ``require_approval``), records it in
-   ``driftline.model_versions`` and moves the model's reference (``driftline.reference_overrides``;
-   honoured by ``with_effective_reference``) to the new data: ``[window_start, window_end)`` of the
+   ``driftline.model_versions`` and records a new reference version (``driftline.reference_versions``,
+   effective from the promotion: earlier windows keep theirs) on the new data: ``[window_start, window_end)`` of the
    triggering window, i.e. the data since the problem was detected, which the new model is meant
    to serve. Moving it to the whole training range would keep the drift verdicts on: a week of
    training data with one drifted hour still looks like the old distribution. Run by hand (no
@@ -47,9 +47,10 @@ from driftline.tasks.notify_store import (
     finish_retrain,
     latest_model_version,
     record_model_version,
-    set_reference_override,
 )
 from driftline.tasks.profiles import positive_indicator
+from driftline.tasks.references import promote_reference
+from driftline.tasks.store import latest_window_end
 from driftline.window import HOUR, floor_hour
 
 
@@ -229,10 +230,13 @@ def promote(
     reason: str,
     flow_run_id: str | None,
     reference: tuple[datetime, datetime] | None = None,
+    effective_from: datetime | None = None,
 ) -> dict[str, Any]:
-    """Record the new model version and move the reference, in one transaction.
+    """Record the new model version and a new reference version, in one transaction.
 
-    ``reference`` is the new reference range (default: the training data's)."""
+    ``reference`` is the new reference range (default: the training data's). ``effective_from``
+    (default: now, the promotion): windows starting at or after it are judged against the new
+    reference; earlier windows keep the one they were judged against (``promote_reference``)."""
     reference_start, reference_end = reference or (data.start, data.end)
     with engine.begin() as connection:
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"versions|{model.name}"})
@@ -254,16 +258,36 @@ def promote(
                 "flow_run_id": flow_run_id,
             },
         )
-        override_id = set_reference_override(
-            connection, model, reference_start, reference_end, version_id, f"retrain: model version {version}"
+        promoted = promote_reference(
+            connection,
+            model=model,
+            version=version,
+            reference_start=reference_start,
+            reference_end=reference_end,
+            effective_from=effective_from,
+            note=f"retrain: model version {version}",
+            promoted_by=f"flow run {flow_run_id}" if flow_run_id else "retrain",
+            model_version_id=version_id,
+            source="retrain",
         )
     return {
         "version": version,
         "model_version_id": version_id,
-        "reference_override_id": override_id,
+        "reference_version": promoted.version,
+        "effective_from": promoted.effective_from.isoformat() if promoted.effective_from else None,
         "reference_start": reference_start.isoformat(),
         "reference_end": reference_end.isoformat(),
     }
+
+
+def promotion_effective_from(results_engine: Engine, model: str, as_of: datetime | None) -> datetime | None:
+    """When a promotion takes effect: triggered by a window, the hour after it — or, if later hours
+    were judged meanwhile, the end of the latest one, so no stored verdict changes on a rerun; run
+    by hand, ``None`` (now, the promotion time)."""
+    if as_of is None:
+        return None
+    latest = latest_window_end(results_engine, model)
+    return as_of if latest is None else max(as_of, latest)
 
 
 training_rows_task = task(training_rows, name="training-rows", **IO)
@@ -362,7 +386,15 @@ def retrain(
                 return details
         new_reference = (since, as_of) if since is not None and as_of is not None else None
         promoted = promote_task(
-            databases.results, model_config, candidate, data, comparison, reason, run_id, new_reference
+            databases.results,
+            model_config,
+            candidate,
+            data,
+            comparison,
+            reason,
+            run_id,
+            new_reference,
+            promotion_effective_from(databases.results, model, as_of),
         )
         outcome |= promoted | {"status": "promoted"}
         sent, queued = emit_events(

@@ -128,7 +128,7 @@ class EvidentlyDrift:
         size = self.sample_size
         if size is not None and len(window) > size:
             window = window.sample(n=size, random_state=0)
-        # The same cached random sample of reference rows the multivariate monitor reads.
+        # The same cached, reproducible sample of the window's reference version the multivariate monitor reads.
         reference = reference_sample(context, size if size is not None else 10_000_000)
         base = {
             "library": f"evidently {evidently.__version__}",

@@ -20,8 +20,8 @@ from driftline.tasks.estimation import attach_realised
 from driftline.tasks.extract import labelled_counts, read_rows
 from driftline.tasks.monitors import label_dependent_monitors
 from driftline.tasks.notify import react
-from driftline.tasks.profiles import ensure_reference, profile_window
-from driftline.tasks.store import label_coverage, load_results, save_label_refresh
+from driftline.tasks.profiles import choose_reference, profile_window
+from driftline.tasks.store import label_coverage, load_results, run_reference_versions, save_label_refresh
 from driftline.window import HOUR, Window
 
 
@@ -83,13 +83,15 @@ def refresh_late_labels(
     resolved and notify the same problem twice.
     """
     lookback = model.performance.lookback_hours
-    if model.label_field is None or lookback == 0 or reference is None or not model.performance.enabled:
+    # ``reference`` (the current window's) is not needed: each past window resolves its own.
+    if model.label_field is None or lookback == 0 or not model.performance.enabled:
         return []
     start = before.start - timedelta(hours=lookback)
     stored = label_coverage(results_engine, model.name, start, before.start)
     if not stored:
         return []
     live = labelled_counts(data_engine, model, start, before.start)
+    versions = run_reference_versions(results_engine, model.name, start, before.start)
     refreshed = []
     monitors = label_dependent_monitors(model)
     if notify and flow_run_id is None:
@@ -101,13 +103,22 @@ def refresh_late_labels(
         if stored[window_start] == now:
             continue
         window = Window(window_start, window_start + HOUR)
-        # A rolling reference may differ for an earlier day; a fixed one is the same stored profile.
-        own_reference = (
-            ensure_reference(data_engine, results_engine, model, window) if model.reference.rolling else reference
-        )
+        # The reference the window's stored verdicts rest on (recorded in the run log), else the
+        # version in effect at its start: a promotion since never re-judges it behind anyone's back.
+        choice = choose_reference(data_engine, results_engine, model, window, version=versions.get(window_start))
         frame = read_rows(data_engine, model, window.start, window.end)
-        current = profile_window(frame, own_reference, model)
-        context = WindowContext(model, window, frame, own_reference, current, data_engine, results_engine)
+        current = profile_window(frame, choice.profile, model)
+        context = WindowContext(
+            model,
+            window,
+            frame,
+            choice.profile,
+            current,
+            data_engine,
+            results_engine,
+            reference_version=choice.version,
+            reference_reason=choice.reason,
+        )
         if logger is not None:
             context.logger = logger
         results = attach_realised([r for monitor in monitors for r in run_guarded(monitor, context)])

@@ -4,7 +4,8 @@ A domain classifier (scikit-learn's HistGradientBoostingClassifier, which takes 
 trained to separate a sample of reference rows from a sample of window rows; its cross-validated
 ROC AUC is the statistic. 0.5 means indistinguishable; a change in the *joint* distribution (e.g.
 a correlation that flips sign) raises it even when every feature's own distribution is unchanged.
-Opt-in (``monitors: [{name: multivariate_drift}]``): it reads a reference sample from the log.
+Opt-in (``monitors: [{name: multivariate_drift}]``): it reads a sample of the rows of the reference
+version the window is judged against (``resolve_reference``) from the log.
 
 Parameters (``params``): ``sample_size`` (5,000 rows per side), ``warning`` (0.6), ``alert`` (0.7),
 ``alpha`` (0.01: the AUC must also be significantly above 0.5, Mann-Whitney null).
@@ -26,23 +27,39 @@ from driftline.results import Kind, Result, Status
 from driftline.stats.verdict import judge
 from driftline.tasks.extract import log_table
 
-_SAMPLES: dict[tuple[str, str, int], pd.DataFrame] = {}
+_SAMPLES: dict[tuple[Any, ...], pd.DataFrame] = {}
 _LOCK = threading.Lock()
 
 
 def reference_sample(context: WindowContext, size: int) -> pd.DataFrame:
-    """A random sample of reference rows (feature columns), read once per process and definition."""
+    """A sample of the rows of the reference version the window is judged against (feature columns),
+    read once per process and range.
+
+    The same rows on every rerun (a hash of the timestamp orders them, not ``random()``), so a rerun
+    of a window reproduces its verdict. Empty when the window has no usable reference (warm-up, too
+    few rows: ``context.reference_reason``); the monitors then report ``unknown`` with that reason.
+    """
     model = context.model
-    start, end = model.reference.span_for(context.window.start)
-    key = (model.name, model.reference_definition(context.window.start), size)
+    if context.reference_reason is not None:
+        return pd.DataFrame(columns=[c for c, _ in model.features.items()])
+    version = context.reference_version
+    if version is not None:
+        start, end = version.start, version.end
+    else:  # a context built without the resolver (e.g. a team's own flow): the configured range
+        start, end = model.reference.span_for(context.window.start)
+    features = tuple(c for c, _ in model.features.items())
+    key = (model.name, model.schema_and_table, features, start.isoformat(), end.isoformat(), size)
     with _LOCK:
         if key in _SAMPLES:
             return _SAMPLES[key]
     assert context.data_engine is not None
     table = log_table(model)
     ts = table.c[model.timestamp_column]
-    columns = [table.c[c] for c, _ in model.features.items()]
-    statement = sa.select(*columns).where(ts >= start, ts < end).order_by(sa.func.random()).limit(size)
+    columns = [table.c[c] for c in features]
+    order = [sa.func.md5(sa.cast(ts, sa.Text)), ts]
+    if model.id_column:
+        order.append(table.c[model.id_column])
+    statement = sa.select(*columns).where(ts >= start, ts < end).order_by(*order).limit(size)
     with context.data_engine.connect() as connection:
         result = connection.execute(statement)
         frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))

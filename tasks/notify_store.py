@@ -1,9 +1,9 @@
 """Storage of notifications and retraining (migration 0003): the outbox, open incidents, the retrain
 log, model versions and reference overrides.
 
-``effective_reference_range(engine, model)`` / ``with_effective_reference(engine, model)`` give the
-reference a run must use: the configured range, unless a retrain moved it since (and the
-configured range is still the one that retrain replaced; editing monitors.yaml wins again).
+Which reference a window is judged against is decided by ``driftline.tasks.references.resolve_reference``
+(versioned references, migration 0006); ``effective_reference_range`` / ``with_effective_reference`` /
+``set_reference_override`` remain as thin wrappers around it.
 """
 
 from __future__ import annotations
@@ -15,19 +15,18 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
-from driftline.config import ModelConfig, ReferenceRange
+from driftline.config import ModelConfig
 from driftline.storage.models import (
     IncidentRow,
     ModelVersionRow,
     OutboxRow,
-    ReferenceOverrideRow,
     RetrainRunRow,
 )
+from driftline.tasks.references import promote_reference, resolve_reference
 
 OUTBOX = OutboxRow.__table__
 INCIDENTS = IncidentRow.__table__
 VERSIONS = ModelVersionRow.__table__
-OVERRIDES = ReferenceOverrideRow.__table__
 RETRAINS = RetrainRunRow.__table__
 
 
@@ -155,62 +154,22 @@ def incidents(engine: Engine, model: str) -> list[dict[str, Any]]:
         return [dict(r) for r in connection.execute(statement).mappings()]
 
 
-# --- reference overrides ----------------------------------------------------------------------
-
-
-def _reference_key(reference: ReferenceRange) -> dict[str, Any]:
-    """A JSON form of a configured reference, to tell later whether monitors.yaml changed it."""
-    return {
-        "start": reference.start.isoformat() if reference.start else None,
-        "end": reference.end.isoformat() if reference.end else None,
-        "last_s": reference.last.total_seconds() if reference.last else None,
-    }
-
-
-def _latest_override(engine: Engine, model: str) -> dict[str, Any] | None:
-    statement = sa.select(OVERRIDES).where(OVERRIDES.c.model == model).order_by(OVERRIDES.c.id.desc()).limit(1)
-    with engine.connect() as connection:
-        row = connection.execute(statement).mappings().first()
-    return None if row is None else dict(row)
+# --- reference overrides (superseded by versioned references: driftline.tasks.references) -------------
 
 
 def effective_reference_range(
     engine: Engine, model: ModelConfig, window_start: datetime | None = None
 ) -> tuple[datetime, datetime]:
-    """The ``[start, end)`` of the reference a window starting at ``window_start`` must use.
-
-    Without a retrain override: the configured range (``model.reference.span_for(window_start)``).
-    With one (and monitors.yaml's reference unchanged since it was recorded):
-
-    * fixed reference: the override's range;
-    * rolling reference (``last: 7d``): the rolling range, but never reaching back before the
-      retrain's data; when the rolling range ends before that data starts, the override's range.
-    """
-    configured = model.reference.span_for(window_start)
-    row = _latest_override(engine, model.name)
-    if row is None or row["config_reference"] != _reference_key(model.reference):
-        return configured
-    start, end = row["reference_start"].astimezone(UTC), row["reference_end"].astimezone(UTC)
-    if not model.reference.rolling:
-        return start, end
-    if start >= configured[1]:
-        return start, end
-    return max(configured[0], start), configured[1]
+    """The ``[start, end)`` of the reference a window starting at ``window_start`` is judged against
+    (``None``: the version in effect now). Kept for existing callers; see ``resolve_reference``."""
+    version = resolve_reference(engine, model, window_start)
+    return version.start, version.end
 
 
 def with_effective_reference(engine: Engine, model: ModelConfig, window_start: datetime | None = None) -> ModelConfig:
-    """``model`` itself, or a copy whose reference is the fixed range an override calls for.
-
-    Call it first in ``ensure_reference``; the copy's ``reference_definition`` then hashes the
-    effective range, so the new reference is fitted once and stored like any other.
-    """
-    row = _latest_override(engine, model.name)
-    if row is None or row["config_reference"] != _reference_key(model.reference):
-        return model
-    start, end = effective_reference_range(engine, model, window_start)
-    if not model.reference.rolling and (start, end) == model.reference.span_for(window_start):
-        return model
-    return model.model_copy(update={"reference": ReferenceRange(start=start, end=end)})
+    """``model`` itself, or a copy whose reference is the fixed range of the version in effect at
+    ``window_start``. Kept for existing callers; see ``resolve_reference``."""
+    return resolve_reference(engine, model, window_start).apply(model)
 
 
 def set_reference_override(
@@ -220,21 +179,21 @@ def set_reference_override(
     end: datetime,
     model_version_id: int | None = None,
     reason: str | None = None,
+    effective_from: datetime | None = None,
 ) -> int:
-    """Move the model's reference to ``[start, end)`` (e.g. the data a new model version was trained on)."""
-    statement = (
-        sa.insert(OVERRIDES)
-        .values(
-            model=model.name,
-            reference_start=start,
-            reference_end=end,
-            config_reference=_reference_key(model.reference),
-            model_version_id=model_version_id,
-            reason=reason,
-        )
-        .returning(OVERRIDES.c.id)
+    """Record reference version ``[start, end)`` effective from ``effective_from`` (default: now), in the
+    caller's transaction; returns the version number. Kept for existing callers; see ``promote_reference``."""
+    promoted = promote_reference(
+        connection,
+        model=model,
+        reference_start=start,
+        reference_end=end,
+        effective_from=effective_from,
+        note=reason,
+        model_version_id=model_version_id,
+        source="retrain",
     )
-    return int(connection.execute(statement).scalar_one())
+    return promoted.version
 
 
 # --- model versions ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,8 @@ from driftline.stats.model_profile import ModelProfile, fit_model_profile, numer
 from driftline.tasks._prefect import IO, PURE
 from driftline.tasks.estimation import ESTIMATION, fit_estimator, window_state
 from driftline.tasks.extract import iter_rows, read_rows
-from driftline.tasks.notify_store import with_effective_reference
 from driftline.tasks.performance import reference_performance
+from driftline.tasks.references import ReferenceVersion, resolve_reference
 from driftline.tasks.store import load_reference, store_reference
 from driftline.window import Window
 
@@ -69,30 +70,64 @@ def fit_reference(frame: pd.DataFrame, model: ModelConfig) -> ModelProfile:
     return profile
 
 
+@dataclass
+class ReferenceChoice:
+    """The reference version a window is judged against, its profile, and why there is none (if so)."""
+
+    version: ReferenceVersion
+    profile: ModelProfile | None
+    #: Why ``profile`` is None: warm-up, an incomplete or empty range, fewer than ``reference.min_rows`` rows.
+    reason: str | None = None
+
+
+def choose_reference(
+    data_engine: Engine,
+    results_engine: Engine,
+    model: ModelConfig,
+    window: Window | None = None,
+    *,
+    latest: bool = False,
+    version: int | None = None,
+) -> ReferenceChoice:
+    """Resolve the reference version for ``window`` (``resolve_reference``), then load its stored
+    profile, fitting and storing it once if missing.
+
+    No profile (with the reason) when the version is warming up or its range has not ended yet (a
+    profile fitted now would be stored incomplete), when the range has no rows (nothing is stored, so
+    rows logged into it later are still picked up), or when it has fewer than ``reference.min_rows``.
+    """
+    window_start = window.start if window is not None else None
+    chosen = resolve_reference(results_engine, model, window_start, latest=latest, version=version)
+    not_ready = chosen.not_ready_reason(window_start)
+    if not_ready is not None:
+        return ReferenceChoice(chosen, None, not_ready)
+    applied = chosen.apply(model)
+    definition = applied.reference_definition(window_start)
+    stored = load_reference(results_engine, model.name, definition)
+    if stored is None:
+        span = Window(*applied.reference.span_for(window_start))
+        frame = read_rows(data_engine, applied, span.start, span.end)
+        if frame.empty:
+            return ReferenceChoice(chosen, None, "reference range has no rows")
+        stored = store_reference(results_engine, model.name, definition, span, fit_reference(frame, applied))
+    stored.extras[DEFINITION_KEY] = definition
+    if stored.row_count < model.reference.min_rows:
+        label = "the configured reference" if chosen.configured else f"reference version {chosen.version}"
+        return ReferenceChoice(
+            chosen,
+            None,
+            f"{label} ({chosen.start.isoformat()} .. {chosen.end.isoformat()}) has {stored.row_count} rows, "
+            f"fewer than reference.min_rows={model.reference.min_rows}: refused",
+        )
+    return ReferenceChoice(chosen, stored, None)
+
+
 def ensure_reference(
     data_engine: Engine, results_engine: Engine, model: ModelConfig, window: Window | None = None
 ) -> ModelProfile | None:
-    """The stored reference profile for the model's current definition, fitted and stored if missing.
-
-    ``window`` places a rolling reference (``reference: {last: 7d}``). Returns ``None`` when the
-    reference range has no rows (nothing is stored, so rows logged into the range later are still
-    picked up).
-    """
-    window_start = window.start if window is not None else None
-    # A promoted retrain moves the reference to its data (until monitors.yaml itself changes).
-    model = with_effective_reference(results_engine, model, window_start)
-    definition = model.reference_definition(window_start)
-    stored = load_reference(results_engine, model.name, definition)
-    if stored is not None:
-        stored.extras[DEFINITION_KEY] = definition
-        return stored
-    span = Window(*model.reference.span_for(window_start))
-    frame = read_rows(data_engine, model, span.start, span.end)
-    if frame.empty:
-        return None
-    stored = store_reference(results_engine, model.name, definition, span, fit_reference(frame, model))
-    stored.extras[DEFINITION_KEY] = definition
-    return stored
+    """The reference profile ``window`` is judged against (``choose_reference``), or ``None`` (no usable
+    reference: warm-up, empty, incomplete or refused as too small)."""
+    return choose_reference(data_engine, results_engine, model, window).profile
 
 
 def profile_window(frame: pd.DataFrame, reference: ModelProfile | None, model: ModelConfig) -> ModelProfile:
@@ -125,5 +160,6 @@ def stream_window_profile(
 
 
 ensure_reference_task = task(ensure_reference, name="reference-profile", **IO)
+choose_reference_task = task(choose_reference, name="reference-profile", **IO)
 profile_window_task = task(profile_window, name="profile-window", **PURE)
 stream_window_profile_task = task(stream_window_profile, name="stream-window-profile", **IO)

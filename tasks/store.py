@@ -97,8 +97,12 @@ def save_window(
     duration_s: float,
     labelled_rows: int | None = None,
     resolution: str = "hour",
+    reference_version: int | None = None,
 ) -> int:
     """Replace the window's results of ``kinds`` and mark its run succeeded, in one transaction.
+
+    ``reference_version``: the reference version its verdicts rest on (recorded in the run log, so
+    the late-label refresh re-judges the window against the same one).
 
     Rows of other kinds (e.g. performance recomputed later as labels arrive) are untouched.
     Returns the number of result rows written.
@@ -135,6 +139,8 @@ def save_window(
                 finished_at=sa.func.now(),
                 labelled_rows=labelled_rows,
                 labels_checked_at=sa.func.now(),
+                # Only when known: a caller without versioned references leaves the column as it is.
+                **({} if reference_version is None else {"reference_version": reference_version}),
             )
         )
     return len(results)
@@ -172,6 +178,24 @@ def label_coverage(engine: Engine, model: str, start: datetime, end: datetime) -
     )
     with engine.connect() as connection:
         return {row.window_start.astimezone(UTC): row.labelled_rows for row in connection.execute(statement)}
+
+
+def latest_window_end(engine: Engine, model: str) -> datetime | None:
+    """The end of the model's latest hourly window in the run log (``None``: none yet)."""
+    statement = sa.select(sa.func.max(RUNS.c.window_end)).where(RUNS.c.model == model)
+    with engine.connect() as connection:
+        value = connection.execute(statement).scalar_one()
+    return None if value is None else value.astimezone(UTC)
+
+
+def run_reference_versions(engine: Engine, model: str, start: datetime, end: datetime) -> dict[datetime, int | None]:
+    """The reference version recorded for each of the model's windows starting in ``[start, end)``
+    (None: recorded before versioned references)."""
+    statement = sa.select(RUNS.c.window_start, RUNS.c.reference_version).where(
+        RUNS.c.model == model, RUNS.c.window_start >= start, RUNS.c.window_start < end
+    )
+    with engine.connect() as connection:
+        return {row.window_start.astimezone(UTC): row.reference_version for row in connection.execute(statement)}
 
 
 def mark_failed(engine: Engine, model: str, window: Window, error: str) -> None:

@@ -82,7 +82,8 @@ def store(engine: sa.Engine) -> sa.Engine:
         connection.execute(
             sa.text(
                 "TRUNCATE driftline.results, driftline.runs, driftline.reference_profiles, driftline.incidents, "
-                "driftline.outbox, driftline.model_versions, driftline.reference_overrides, driftline.retrain_runs"
+                "driftline.outbox, driftline.model_versions, driftline.reference_overrides, driftline.retrain_runs, "
+                "driftline.reference_versions"
             )
         )
     return engine

@@ -16,6 +16,7 @@ from driftline.results import Kind, Result
 from driftline.stats.model_profile import ModelProfile, window_model_profile
 from driftline.storage.models import ReferenceProfileRow, RunRow
 from driftline.tasks.extract import read_rows
+from driftline.tasks.references import ReferenceVersion, reference_versions, resolve_reference
 from driftline.tasks.store import load_reference, load_results
 from driftline.window import Window, parse_instant
 
@@ -39,6 +40,8 @@ class ReportData:
     overlay_window: Window | None = None
     overlay: ModelProfile | None = None
     overlay_note: str | None = None
+    #: Promoted reference versions in effect during the period (oldest first); none: the configured one only.
+    reference_versions: list[ReferenceVersion] = field(default_factory=list)
 
 
 def _instant(value: datetime | str | None) -> datetime | None:
@@ -56,11 +59,17 @@ def load_runs_between(engine: Engine, model: str, start: datetime | None, end: d
         return [dict(row) for row in connection.execute(statement).mappings()]
 
 
-def reference_profile(engine: Engine, model: ModelConfig) -> tuple[ModelProfile | None, str | None]:
-    """The reference profile of the model's current definition, else its most recent one (with a note)."""
-    current = load_reference(engine, model.name, model.reference_definition())
-    if current is not None:
-        return current, None
+def reference_profile(
+    engine: Engine, model: ModelConfig, window_start: datetime | None = None
+) -> tuple[ModelProfile | None, str | None]:
+    """The reference profile ``window_start``'s window was judged against (``resolve_reference``: the
+    version in effect at its start; ``None``: the one in effect now), else the model's most recent
+    stored one (with a note). A promoted version is named in the note."""
+    if window_start is not None or not model.reference.rolling:
+        version = resolve_reference(engine, model, window_start)
+        current = load_reference(engine, model.name, version.apply(model).reference_definition(window_start))
+        if current is not None:
+            return current, None if version.configured else describe_version(version)
     statement = (
         sa.select(PROFILES.c.profile, PROFILES.c.reference_start, PROFILES.c.reference_end)
         .where(PROFILES.c.model == model.name)
@@ -76,6 +85,17 @@ def reference_profile(engine: Engine, model: ModelConfig) -> tuple[ModelProfile 
         f"(reference {row.reference_start:%Y-%m-%d %H:%M}..{row.reference_end:%Y-%m-%d %H:%M} UTC)"
     )
     return ModelProfile.from_json(row.profile), note
+
+
+def describe_version(version: ReferenceVersion) -> str:
+    """One line: "reference version 2 (model v3), effective from ..: <range> UTC (warm-up)"."""
+    model_version = f" (model {version.model_version})" if version.model_version else ""
+    effective = f"{version.effective_from:%Y-%m-%d %H:%M}" if version.effective_from else "-"
+    warmup = ", the new model's first hours (warm-up)" if version.warmup else ""
+    return (
+        f"reference version {version.version}{model_version}, effective from {effective} UTC: "
+        f"{version.start:%Y-%m-%d %H:%M}..{version.end:%Y-%m-%d %H:%M} UTC{warmup}"
+    )
 
 
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)[^@\s]+@")
@@ -132,11 +152,17 @@ def load_report_data(
         results=results,
         runs=load_runs_between(results_engine, model.name, begin, stop),
     )
-    data.reference, data.reference_note = reference_profile(results_engine, model)
     drift_windows = [r for r in results if r.kind == Kind.DATA_DRIFT]
     if drift_windows:
         latest = max(drift_windows, key=lambda r: r.window_start)
         data.overlay_window = Window(latest.window_start, latest.window_end)
+    # The distributions are drawn against the reference the period's latest window was judged with.
+    data.reference, data.reference_note = reference_profile(
+        results_engine, model, data.overlay_window.start if data.overlay_window else None
+    )
+    data.reference_versions = [
+        v for v in reference_versions(results_engine, model) if stop is None or (v.effective_from or stop) < stop
+    ]
     if data_engine is None:
         data.overlay_note = "window distributions are not shown: the report was made without the prediction log"
     elif data.reference is None or data.overlay_window is None:

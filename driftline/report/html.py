@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from driftline.config import ModelConfig, MonitorsConfig
 from driftline.errors import DriftlineError
 from driftline.report import charts
-from driftline.report.data import ReportData, load_report_data, redact
+from driftline.report.data import ReportData, describe_version, load_report_data, redact
 from driftline.results import STATUS_SEVERITY, Kind, Result, Status, worst
 from driftline.stats.model_profile import ModelProfile
 from driftline.stats.profile import CategoricalProfile, NumericProfile
@@ -281,6 +281,19 @@ def header(page: Page, data: ReportData, report_url: str | None, generated_at: d
             else f"reference {esc(when(model.reference.start))} .. {esc(when(model.reference.end))} UTC</p>"
         )
     )
+    if data.reference_versions:
+        judged = Counter(run.get("reference_version") for run in data.runs if run.get("status") == "succeeded")
+        items = "".join(
+            f"<li>{esc(describe_version(v))} · {judged.get(v.version, 0)} window(s) of this period judged against it"
+            + (f" · {esc(v.note)}" if v.note else "")
+            + "</li>"
+            for v in data.reference_versions
+        )
+        page.add(
+            '<p class="meta">Reference versions (each window is judged against the version in effect at its start; '
+            f"{judged.get(0, 0)} window(s) of this period against the configured reference):</p>"
+            f'<ul class="meta">{items}</ul>'
+        )
     if report_url and re.match(r"^https?://", report_url, re.IGNORECASE):
         page.add(f'<p class="meta">This report: <a href="{esc(report_url)}">{esc(report_url)}</a></p>')
     counts: dict[Kind, Counter[Status]] = defaultdict(Counter)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Text,
+    false,
     func,
     text,
 )
@@ -119,6 +121,8 @@ class RunRow(Base):
     flow_run_id: Mapped[str | None] = mapped_column(Text, nullable=True)
     labelled_rows: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     labels_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The reference version the window's stored verdicts rest on (0: the configured one; NULL: before 0006).
+    reference_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -219,6 +223,39 @@ class ReferenceOverrideRow(Base):
     config_reference: Mapped[dict[str, Any]] = mapped_column(JSONB)
     model_version_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ReferenceVersionRow(Base):
+    """A promoted reference (migration 0006): windows starting at or after ``effective_from`` are judged
+    against ``[reference_start, reference_end)``, until a later version takes effect."""
+
+    __tablename__ = "reference_versions"
+    __table_args__ = (
+        Index("reference_versions_key", "model", "version", unique=True),
+        Index("reference_versions_effective", "model", "effective_from"),
+        CheckConstraint("reference_start < reference_end", name="reference_versions_ordered"),
+        CheckConstraint("version > 0", name="reference_versions_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(Text)
+    #: 1, 2, ... per model (0 is the configured reference, never stored).
+    version: Mapped[int] = mapped_column(Integer)
+    reference_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reference_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    effective_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: No range was given: the new model's first hours of traffic are the reference (the warm-up).
+    warmup: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    #: The promoted model's version as the team names it.
+    model_version: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The ``model_versions`` row, when Driftline's own trainer produced the model.
+    model_version_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: The configured reference this version replaced (monitors.yaml edited since -> the file wins).
+    config_reference: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    source: Mapped[str] = mapped_column(Text, server_default="promotion")
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    promoted_by: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

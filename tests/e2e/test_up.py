@@ -144,7 +144,8 @@ def test_up_runs_a_drift_triggered_retrain_on_its_worker_and_the_next_hour_reset
         connection.execute(
             sa.text(
                 "TRUNCATE driftline.results, driftline.runs, driftline.reference_profiles, driftline.incidents, "
-                "driftline.outbox, driftline.model_versions, driftline.reference_overrides, driftline.retrain_runs"
+                "driftline.outbox, driftline.model_versions, driftline.reference_overrides, driftline.retrain_runs, "
+                "driftline.reference_versions"
             )
         )
     # Opted in (nothing is automated otherwise), promoting without a person's approval.
@@ -201,9 +202,14 @@ def test_up_runs_a_drift_triggered_retrain_on_its_worker_and_the_next_hour_reset
 
     with engine.connect() as connection:
         override = connection.execute(
-            sa.text("SELECT reference_start, reference_end FROM driftline.reference_overrides WHERE model = 'loan'")
+            sa.text(
+                "SELECT reference_start, reference_end, effective_from FROM driftline.reference_versions "
+                "WHERE model = 'loan'"
+            )
         ).one()
     assert (override.reference_start, override.reference_end) == (DRIFT_FROM, DRIFT_FROM + timedelta(hours=1))
+    # Effective from the hour after the drifted one: the drifted hour keeps the verdict it was given.
+    assert override.effective_from == DRIFT_FROM + timedelta(hours=1)
 
     # The drifted hour alerted on income; the next hour, judged against the moved reference, does not.
     before, after = _data_drift(engine, DRIFT_FROM), _data_drift(engine, DRIFT_FROM + timedelta(hours=1))

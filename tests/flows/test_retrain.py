@@ -29,7 +29,7 @@ from tests.conftest import REFERENCE_END, REFERENCE_START, create_log_table, mod
 pytestmark = pytest.mark.usefixtures("prefect_api")
 MY_TABLES = (
     "driftline.outbox, driftline.incidents, driftline.model_versions, driftline.reference_overrides, "
-    "driftline.retrain_runs"
+    "driftline.retrain_runs, driftline.reference_versions"
 )
 DAY_10 = datetime(2026, 3, 10, tzinfo=UTC)
 LOG_START = REFERENCE_START + timedelta(days=2)  # two days after the configured reference
@@ -212,7 +212,9 @@ def test_rolling_reference_never_reaches_back_before_the_retrain(engine: sa.Engi
     model = ModelConfig.model_validate(model_entry("loan", "public.loan_predictions", reference={"last": "7d"}))
     retrained_from, retrained_to = DAY_10 - timedelta(days=2), DAY_10 - timedelta(hours=3)
     with engine.begin() as connection:
-        set_reference_override(connection, model, retrained_from, retrained_to, None, "test")
+        set_reference_override(
+            connection, model, retrained_from, retrained_to, None, "test", effective_from=retrained_from
+        )
     # Same day as the retrain: the rolling range (7 days before the window's day) would end before the
     # retrain's data, so the retrain's own range is the reference.
     same_day = effective_reference_range(engine, model, retrained_from + timedelta(hours=5))

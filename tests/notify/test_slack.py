@@ -32,7 +32,7 @@ from tests.conftest import DAY, model_entry
 TOKEN = "xoxb-test-0123456789-secret"
 MY_TABLES = (
     "driftline.outbox, driftline.incidents, driftline.model_versions, driftline.reference_overrides, "
-    "driftline.retrain_runs"
+    "driftline.retrain_runs, driftline.reference_versions"
 )
 
 
