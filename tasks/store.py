@@ -180,14 +180,6 @@ def label_coverage(engine: Engine, model: str, start: datetime, end: datetime) -
         return {row.window_start.astimezone(UTC): row.labelled_rows for row in connection.execute(statement)}
 
 
-def latest_window_end(engine: Engine, model: str) -> datetime | None:
-    """The end of the model's latest hourly window in the run log (``None``: none yet)."""
-    statement = sa.select(sa.func.max(RUNS.c.window_end)).where(RUNS.c.model == model)
-    with engine.connect() as connection:
-        value = connection.execute(statement).scalar_one()
-    return None if value is None else value.astimezone(UTC)
-
-
 def run_reference_versions(engine: Engine, model: str, start: datetime, end: datetime) -> dict[datetime, int | None]:
     """The reference version recorded for each of the model's windows starting in ``[start, end)``
     (None: recorded before versioned references)."""
