@@ -554,6 +554,14 @@ def _monitor_one(
         return failed(str(exc) if isinstance(exc, DriftlineError) else f"{type(exc).__name__}: {exc}")
 
 
+def _unknown_note(outcome: dict[str, Any]) -> str:
+    """For an ``unknown`` window: which checks could not be judged (the first five)."""
+    names = outcome.get("unknown") or []
+    if outcome.get("status") != "unknown" or not names:
+        return ""
+    return "not judged: " + ", ".join(names[:5]) + (f" (+{len(names) - 5})" if len(names) > 5 else "")
+
+
 def _print_outcomes(outcomes: list[dict[str, Any]]) -> None:
     table = Table(title="Driftline run", show_lines=False)
     for column in ("model", "window start (UTC)", "rows", "verdict", "alerts"):
@@ -565,7 +573,7 @@ def _print_outcomes(outcomes: list[dict[str, Any]]) -> None:
             o["window_start"][:16].replace("T", " "),
             str(o.get("rows", "")),
             f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
-            _plain(o["failed"] or ", ".join(o.get("alerts", []))),
+            _plain(o["failed"] or ", ".join(o.get("alerts", [])) or _unknown_note(o)),
         )
     console.print(table)
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from driftline.config import parse_config
 from driftline.connections import EMBEDDED_PREFIX, open_databases
 from driftline.demo import DAY_END, DAY_START, demo_config, seed_demo
-from driftline.results import Kind, Result, Status, worst
+from driftline.results import Kind, Result, Status, window_verdict
 from driftline.settings import load_settings
 from driftline.window import hourly_windows
 
@@ -120,7 +120,7 @@ def run_demo(home: Path | None, console: Console, progress_console: Console) -> 
 
 def _describe_hour(results: list[Result]) -> tuple[str, str]:
     """Verdict and what was flagged in one hour, e.g. ``income (psi 0.41); concept: score``."""
-    verdict = worst([r.status for r in results])
+    verdict = window_verdict(results)
     flagged = [r for r in results if r.status in (Status.ALERT, Status.WARNING)]
     by_feature: dict[str, list[Result]] = defaultdict(list)
     for r in flagged:

@@ -28,15 +28,48 @@ class Status(StrEnum):
     UNKNOWN = "unknown"
 
 
-#: For a summary verdict, ``unknown`` ranks lowest: a window whose checks are ok except a few that
-#: could not be judged (too few labels in a segment, say) is ``ok``; only if *nothing* could be
-#: judged is it ``unknown``. The individual rows keep their own status.
+#: Severity for combining the metrics of one check (a feature's KS, PSI, ...) and for notification
+#: levels: ``unknown`` ranks lowest, so one metric that cannot be computed does not mask the others.
 STATUS_SEVERITY = {Status.UNKNOWN: 0, Status.OK: 1, Status.WARNING: 2, Status.ALERT: 3}
+
+#: The rank of a *window's* verdict: alert > warning > unknown > ok. A window is ``ok`` only when every
+#: check it could judge now was ``ok``; a check that could not be judged (no finite score, too few rows,
+#: a statistic that is not finite, a monitor that raised) makes it ``unknown`` unless something is a
+#: warning or an alert. Before, ``unknown`` ranked below ``ok`` and a model scoring +inf everywhere
+#: was summarised as ``ok`` (#19). See :func:`window_verdict` for the rows that wait for labels.
+WINDOW_RANK = {Status.OK: 0, Status.UNKNOWN: 1, Status.WARNING: 2, Status.ALERT: 3}
+
+#: Concept-drift targets that need labels (``details.target``).
+_LABEL_TARGETS = frozenset({"label", "residual", "relation"})
+
+
+def awaits_labels(result: Result) -> bool:
+    """Whether an ``unknown`` of this row only means "the labels are not in yet": performance rows
+    (segments included) and label, residual and label-rate concept rows. Labels arrive late by design
+    and the late-label refresh judges these rows again. A monitor that raised never counts as waiting."""
+    if result.metric.startswith("monitor:"):
+        return False
+    if result.kind == Kind.PERFORMANCE:
+        return True
+    return result.kind == Kind.CONCEPT_DRIFT and result.details.get("target") in _LABEL_TARGETS
 
 
 def worst(statuses: list[Status]) -> Status:
-    """The most severe status (alert > warning > ok > unknown); ``ok`` for an empty list."""
+    """The most severe status (alert > warning > ok > unknown); ``ok`` for an empty list.
+
+    For the metrics of one check. A window's overall verdict is :func:`window_verdict`."""
     return max(statuses, key=STATUS_SEVERITY.__getitem__, default=Status.OK)
+
+
+def window_verdict(results: list[Result]) -> Status:
+    """A window's overall verdict: alert > warning > unknown > ok (:data:`WINDOW_RANK`); ``ok`` for none.
+
+    An ``unknown`` that only waits for labels (:func:`awaits_labels`) does not make the window
+    ``unknown`` — or every hour would be, until its labels arrive. Everything else does."""
+    counted = [r.status for r in results if not (r.status == Status.UNKNOWN and awaits_labels(r))]
+    if not counted and results:
+        return Status.UNKNOWN  # nothing but label-waiting rows: nothing was judged
+    return max(counted, key=WINDOW_RANK.__getitem__, default=Status.OK)
 
 
 def finite_or_none(value: float | None) -> float | None:

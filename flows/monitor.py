@@ -14,7 +14,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from driftline.connections import load_run_config, open_databases
 from driftline.context import WindowContext
 from driftline.errors import DriftlineError
-from driftline.results import Status, worst
+from driftline.results import Status, awaits_labels, window_verdict
 from driftline.settings import load_settings
 from driftline.tasks._prefect import is_transient
 from driftline.tasks.artifacts import publish_summary_task
@@ -207,7 +207,7 @@ def monitor_window(
     if flow_run.id:  # the summary artifact lives on the flow run (none when run without Prefect)
         after_commit("summary artifact", step(publish_summary_task), model, window, results, report)
     counts = {s.value: sum(1 for r in results if r.status == s) for s in Status}
-    verdict = worst([r.status for r in results])
+    verdict = window_verdict(results)
     logger.info("%s %s: %s rows, verdict %s, %s", model, window.label(), current.row_count, verdict, counts)
     return {
         "model": model,
@@ -218,6 +218,10 @@ def monitor_window(
         "reference": choice.version.describe() | ({"reason": choice.reason} if choice.reason else {}),
         "counts": counts,
         "alerts": sorted({r.feature or r.metric for r in results if r.status == Status.ALERT}),
+        # What could not be judged: a window is ``unknown`` rather than ``ok`` when nothing worse happened.
+        "unknown": sorted(
+            {r.feature or r.metric for r in results if r.status == Status.UNKNOWN and not awaits_labels(r)}
+        ),
         "refreshed_windows": refreshed,
         "report": report,
         "notifications": {k: reaction.get(k) for k in ("events", "events_queued", "planned", "errors")},
@@ -390,6 +394,6 @@ def monitor_period(
         outcome[period.start.isoformat()] = {
             "hours": len(hourly),
             "rows": merged.row_count,
-            "status": str(worst([r.status for r in results])),
+            "status": str(window_verdict(results)),
         }
     return outcome

@@ -7,7 +7,7 @@ import re
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
-from driftline.results import Result, Status, worst
+from driftline.results import Result, Status, window_verdict
 from driftline.tasks._prefect import PURE
 from driftline.window import Window
 
@@ -38,7 +38,7 @@ def summary_rows(results: list[Result]) -> list[dict[str, object]]:
 def publish_summary(model: str, window: Window, results: list[Result], report: str | None = None) -> str:
     """Create the table artifact (its description links the report when there is one); returns its key."""
     key = artifact_key(model)
-    verdict = worst([r.status for r in results])
+    verdict = window_verdict(results)
     description = f"Driftline {model} {window.label()}: {verdict} ({len(results)} results)"
     if report:
         link = report if report.startswith(("http://", "https://")) else f"file://{report}"

@@ -123,3 +123,44 @@ def test_a_numeric_column_turning_into_text_is_counted_and_drift_is_not_judged_o
     }, "a clean column is still judged"
     assert outcome["status"] == "alert" and "income" in outcome["alerts"], outcome
     assert Kind.DATA_QUALITY in {r.kind for r in stored.values()}
+
+
+def test_an_unknown_check_is_not_hidden_behind_ok(
+    store: sa.Engine, log_schema: str, tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#19.1: `unknown` ranked below `ok` in the window's verdict: +inf scores made the score's concept
+    drift `unknown` and the window `ok`. Without the validity monitor the window is now `unknown`."""
+    monkeypatch.delenv("DRIFTLINE_DATABASE_URL", raising=False)
+    table = _log(store, log_schema, "hidden", _window_rows(score=float("inf")))
+    monitors = [{"name": m} for m in ("data_drift", "concept_drift", "operational")]
+    config = write_config(tmp_path / "m.yaml", [model_entry("loan", table, monitors=monitors)], database_url)
+    outcome = monitor_model("loan", HOUR + timedelta(hours=1), str(config))
+    stored = _stored(store, "loan")
+    score_rows = [r for (kind, _, f), r in stored.items() if kind == "concept_drift" and f == "score"]
+    assert score_rows and {r.status for r in score_rows} == {Status.UNKNOWN}, score_rows
+    assert outcome["status"] == "unknown", outcome
+    assert "score" in outcome["unknown"], outcome
+
+
+def test_window_verdict_ranks_unknown_above_ok_except_rows_waiting_for_labels() -> None:
+    from driftline.results import window_verdict
+    from driftline.window import Window
+
+    window = Window(HOUR, HOUR + timedelta(hours=1))
+
+    def row(kind: Kind, metric: str, status: Status, **details: Any) -> Result:
+        return Result("m", window.start, window.end, kind, metric, "f", 0.0, None, status, details)
+
+    ok = row(Kind.DATA_DRIFT, "ks", Status.OK)
+    assert window_verdict([ok, row(Kind.DATA_DRIFT, "psi", Status.UNKNOWN)]) == Status.UNKNOWN
+    assert window_verdict([ok, row(Kind.DATA_QUALITY, "x", Status.WARNING)]) == Status.WARNING
+    waiting = [
+        row(Kind.PERFORMANCE, "segment_roc_auc", Status.UNKNOWN),
+        row(Kind.CONCEPT_DRIFT, "ks", Status.UNKNOWN, target="label"),
+        row(Kind.CONCEPT_DRIFT, "label_rate_by_score", Status.UNKNOWN, target="relation"),
+    ]
+    assert window_verdict([ok, *waiting]) == Status.OK, "labels arrive late by design"
+    assert window_verdict([ok, row(Kind.CONCEPT_DRIFT, "ks", Status.UNKNOWN, target="score")]) == Status.UNKNOWN
+    assert window_verdict([ok, row(Kind.PERFORMANCE, "monitor:performance", Status.UNKNOWN)]) == Status.UNKNOWN
+    assert window_verdict(waiting) == Status.UNKNOWN, "nothing judged at all"
+    assert window_verdict([]) == Status.OK
