@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from driftline.config import ConfigProblems, ModelConfig, MonitorsConfig, load_config
 from driftline.errors import DriftlineError
-from driftline.window import last_full_hour_end
+from driftline.window import Window, last_full_hour_end
 
 #: How long counting the reference's rows may take before validate gives up on it (a problem).
 COUNT_TIMEOUT_SECONDS = 60
@@ -133,6 +133,13 @@ def reference_rows(engine: Engine, model: ModelConfig, now: datetime | None = No
     """Rows in the model's reference and a description of it (the range that the next hour would use)."""
     from driftline.tasks.extract import log_table
 
+    source = model.reference.source
+    if source is not None:  # a table, query or file: read it as a fit would (every problem it has shows)
+        from driftline.tasks.reference_source import read_reference_rows
+
+        frame = read_reference_rows(engine, model, Window(*model.reference.span_for()))
+        kind, value = source
+        return len(frame), f"{kind} {value if len(value) <= 60 else value[:57] + '...'}"
     window_start = (now or last_full_hour_end()) - timedelta(hours=1)
     start, end = model.reference.span_for(window_start)
     table = log_table(model)

@@ -12,12 +12,12 @@ import hashlib
 import json
 import re
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from driftline.errors import ConfigError
 from driftline.notifications_config import ActionsConfig, NotificationsConfig
@@ -72,6 +72,8 @@ def parse_duration(text: Any) -> timedelta:
 
 #: ``reference.min_rows`` default, measured in bench/reference_size.py (docs/drift.md).
 DEFAULT_REFERENCE_MIN_ROWS = 1000
+#: The stand-in ``[start, end)`` of a reference from a table, query or file (stored with its profile).
+SOURCE_SPAN = (datetime(1970, 1, 1, tzinfo=UTC), datetime(1970, 1, 1, 1, tzinfo=UTC))
 
 
 class ReferenceRange(_Strict):
@@ -92,11 +94,42 @@ class ReferenceRange(_Strict):
     #: After a promotion with no reference range: the new model's first ``warmup_hours`` hours of
     #: traffic become its reference; windows inside them are ``unknown`` (warm-up).
     warmup_hours: int = Field(default=24, ge=1, le=24 * 28)
+    #: Rows from elsewhere instead of a range of the log: a training table (``schema.table``), one
+    #: read-only SQL query, or a CSV/Parquet file (relative to monitors.yaml's folder). They must hold
+    #: the feature columns; prediction, score, label and latency columns are profiled when present.
+    table: str | None = Field(default=None, min_length=1)
+    query: str | None = Field(default=None, min_length=1)
+    file: str | None = Field(default=None, min_length=1)
 
     @field_validator("start", "end", mode="before")
     @classmethod
     def _utc(cls, value: Any) -> datetime | None:
         return None if value is None else parse_instant(value)
+
+    @field_validator("query")
+    @classmethod
+    def _one_select(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^\s*(select|with)\b", value, re.IGNORECASE):
+            raise ValueError("query must be one SELECT (or WITH ... SELECT) statement")
+        return value
+
+    @field_validator("file")
+    @classmethod
+    def _beside_config(cls, value: str | None, info: ValidationInfo) -> str | None:
+        base = (info.context or {}).get("base") if info.context else None
+        if value is None or base is None:
+            return value
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (Path(base) / path).resolve())
+
+    @property
+    def source(self) -> tuple[str, str] | None:
+        """``("table" | "query" | "file", value)`` for a reference from elsewhere, else ``None``."""
+        for kind in ("table", "query", "file"):
+            value = getattr(self, kind)
+            if value is not None:
+                return kind, value
+        return None
 
     @field_validator("last", mode="before")
     @classmethod
@@ -105,6 +138,11 @@ class ReferenceRange(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> ReferenceRange:
+        sources = [k for k in ("table", "query", "file") if getattr(self, k) is not None]
+        if sources:
+            if len(sources) > 1 or self.start is not None or self.end is not None or self.last is not None:
+                raise ValueError("give one of: start and end, last, table, query or file")
+            return self
         if self.last is not None:
             if self.start is not None or self.end is not None:
                 raise ValueError("give either start and end, or last, not both")
@@ -120,7 +158,11 @@ class ReferenceRange(_Strict):
         return self.last is not None
 
     def span_for(self, window_start: datetime | None = None) -> tuple[datetime, datetime]:
-        """The concrete ``[start, end)`` used for a window starting at ``window_start``."""
+        """The concrete ``[start, end)`` used for a window starting at ``window_start``.
+
+        A reference from a table, query or file has no time range: :data:`SOURCE_SPAN` stands in."""
+        if self.source is not None:
+            return SOURCE_SPAN
         if self.last is None:
             assert self.start is not None and self.end is not None
             return self.start, self.end
@@ -382,7 +424,21 @@ class ModelConfig(_Strict):
             # 7: the reference carries the performance estimator (isotonic calibration / loss model).
             "version": 7,
         }
+        source = self.reference.source
+        if source is not None:  # only then: every other model's hash, and so its stored profile, stays
+            definition["source"] = [*source, *_file_identity(source)]
         return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _file_identity(source: tuple[str, str]) -> list[int]:
+    """Size and modification time of a reference file, so that a replaced file is refitted."""
+    if source[0] != "file":
+        return []
+    try:
+        stat = Path(source[1]).stat()
+    except OSError:
+        return []
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 class MonitorsConfig(_Strict):
@@ -466,7 +522,7 @@ class ConfigProblems(ConfigError):
         self.problems = problems
 
 
-def parse_config(raw: Any, source: str = "monitors.yaml") -> MonitorsConfig:
+def parse_config(raw: Any, source: str = "monitors.yaml", base: Path | None = None) -> MonitorsConfig:
     """Validate an already-parsed YAML document.
 
     Raises :class:`ConfigProblems`: its message is the first problem (an unknown key before the
@@ -474,7 +530,7 @@ def parse_config(raw: Any, source: str = "monitors.yaml") -> MonitorsConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping with a 'models' list at the top level")
     try:
-        return MonitorsConfig.model_validate(raw)
+        return MonitorsConfig.model_validate(raw, context={"base": base} if base is not None else None)
     except ValidationError as exc:
         # Unknown keys first, outer before nested (a misspelt key explains the "Field required" after it).
         errors = sorted(exc.errors(), key=lambda e: (e["type"] != "extra_forbidden", len(e["loc"])))
@@ -515,4 +571,4 @@ def _load_config(file: Path) -> MonitorsConfig:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_config(raw, str(file))
+    return parse_config(raw, str(file), base=file.parent)

@@ -15,8 +15,9 @@ from driftline.stats.concept import fit_calibration
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values, window_model_profile
 from driftline.tasks._prefect import IO, PURE
 from driftline.tasks.estimation import ESTIMATION, fit_estimator, window_state
-from driftline.tasks.extract import iter_rows, read_rows
+from driftline.tasks.extract import iter_rows
 from driftline.tasks.performance import reference_performance
+from driftline.tasks.reference_source import read_reference_rows
 from driftline.tasks.references import ReferenceVersion, resolve_reference
 from driftline.tasks.store import load_reference, store_reference
 from driftline.window import Window
@@ -106,7 +107,7 @@ def choose_reference(
     stored = load_reference(results_engine, model.name, definition)
     if stored is None:
         span = Window(*applied.reference.span_for(window_start))
-        frame = read_rows(data_engine, applied, span.start, span.end)
+        frame = read_reference_rows(data_engine, applied, span)
         if frame.empty:
             return ReferenceChoice(chosen, None, "reference range has no rows")
         stored = store_reference(results_engine, model.name, definition, span, fit_reference(frame, applied))

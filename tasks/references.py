@@ -129,11 +129,14 @@ def _utc(value: datetime | str | None, name: str) -> datetime | None:
 
 def config_reference_key(reference: ReferenceRange) -> dict[str, Any]:
     """A JSON form of a configured reference, to tell later whether monitors.yaml changed it."""
-    return {
+    key: dict[str, Any] = {
         "start": reference.start.isoformat() if reference.start else None,
         "end": reference.end.isoformat() if reference.end else None,
         "last_s": reference.last.total_seconds() if reference.last else None,
     }
+    if reference.source is not None:  # only then, so that the keys stored for ranges stay equal
+        key["source"] = list(reference.source)
+    return key
 
 
 def _from_row(row: dict[str, Any], model: ModelConfig, window_start: datetime | None) -> ReferenceVersion:

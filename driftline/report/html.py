@@ -278,6 +278,8 @@ def header(page: Page, data: ReportData, report_url: str | None, generated_at: d
         + (
             f"reference: the {esc(str(model.reference.last))} before each window's day</p>"
             if model.reference.rolling
+            else f"reference: {esc(model.reference.source[0])} {esc(model.reference.source[1])}</p>"
+            if model.reference.source is not None
             else f"reference {esc(when(model.reference.start))} .. {esc(when(model.reference.end))} UTC</p>"
         )
     )
