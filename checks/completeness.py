@@ -39,19 +39,21 @@ import math
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from driftline.config import ModelConfig
 from driftline.context import WindowContext
 from driftline.results import Kind, Result, Status
 from driftline.stats.model_profile import ModelProfile
 from driftline.stats.profile import CategoricalProfile, NumericProfile
+from driftline.stats.verdict import Threshold, format_number, format_pvalue, judge_family
 
 #: Suite parameters every run provides (usable in users' expectations as ``{"$PARAMETER": "window_start"}``).
 WINDOW_START = "window_start"
@@ -583,7 +585,140 @@ def evaluate_completeness(context: WindowContext) -> list[Result]:
         meta = gx_result.expectation_config.meta or {}
         if _META_KEY in meta:
             by_index[int(meta[_META_KEY])] = gx_result
-    return [
+    results = [
         to_result(context, item, by_index.get(index), parameters, cached.build_errors.get(index))
         for index, item in enumerate(planned)
     ]
+    return judge_quality_family(context, planned, results)
+
+
+# --------------------------------------------------------------------------------------------------
+# The window-level significance gate
+# --------------------------------------------------------------------------------------------------
+
+#: Expectations whose failure can happen by chance on unchanged data, and are therefore tested.
+TESTED_EXPECTATIONS = (
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_be_between",
+)
+
+
+def chance_rate(model: ModelConfig, planned: PlannedExpectation, reference: ModelProfile | None) -> float | None:
+    """The share of unexpected values an *unchanged* window has on average, from the reference.
+
+    Nulls: the reference's null rate. A category set: the reference's Good-Turing missing mass
+    (categories seen once / rows): the chance that a row's category is one the reference, by
+    sampling alone, never saw — large for a Zipf-like column with rare levels. A value range:
+    ``2 / (m + 1)`` for a reference of ``m`` values, the chance that a new value falls outside the
+    reference's extremes at all (an upper bound: the range is widened). ``None``: not a tested check.
+    """
+    if planned.origin != "builtin" or planned.type not in TESTED_EXPECTATIONS or planned.feature is None:
+        return None
+    if planned.feature == model.timestamp_column:
+        return None
+    if reference is None or reference.row_count <= 0:
+        return None
+    profile = reference.features.get(planned.feature)
+    if planned.type == "expect_column_values_to_not_be_null":
+        return profile.nulls / reference.row_count if profile is not None else 0.0
+    if planned.type == "expect_column_values_to_be_in_set" and isinstance(profile, CategoricalProfile):
+        seen_once = sum(1 for count in profile.counts.values() if count == 1)
+        return seen_once / profile.n if profile.n else None
+    if planned.type == "expect_column_values_to_be_between" and isinstance(profile, NumericProfile):
+        return 2.0 / (profile.n + 1)
+    return None
+
+
+def judge_quality_family(
+    context: WindowContext, planned: list[PlannedExpectation], results: list[Result]
+) -> list[Result]:
+    """Keep a failed null / category-set / value-range expectation only if chance cannot explain it.
+
+    GX fails ``expect_column_values_to_not_be_null`` at 300 rows when a column with 25% nulls has
+    30% this hour (two standard errors), a category set when a Zipf column's rare level turns up,
+    a value range when a heavy-tailed feature passes the reference's maximum — all on unchanged
+    data. Each such failure gets a one-sided binomial p-value of its unexpected count against
+    :func:`chance_rate`; the p-values of the window's tested checks are Holm-adjusted together, and a
+    failure stands at its severity only if the adjusted p-value is below that level's alpha (the
+    model's ``drift.alpha`` for a warning, its alert alpha for an alert; a configured ``alert``
+    with only a warning's evidence is a warning). The other expectations are rules and keep GX's
+    verdict. Every flagged result gets its sentence in ``details.reason``.
+    """
+    drift = context.model.drift
+    threshold = Threshold(1.0, 2.0, drift.alpha, drift.alert_alpha)
+    members, effects, pvalues = [], [], []
+    for i, (item, result) in enumerate(zip(planned, results, strict=True)):
+        rate = chance_rate(context.model, item, context.reference)
+        if rate is None or result.status == Status.UNKNOWN:
+            continue
+        elements = int(result.details.get("element_count") or 0)
+        nulls_count = item.type != "expect_column_values_to_not_be_null"
+        missing = int(result.details.get("missing_count") or 0) if nulls_count else 0
+        n, unexpected = elements - missing, int(result.details.get("unexpected_count") or 0)
+        if n <= 0:
+            continue
+        p_value = float(stats.binom.sf(unexpected - 1, n, rate)) if rate > 0 else (0.0 if unexpected else 1.0)
+        if _far_outside(item, result, context.reference):
+            p_value = 0.0  # a value a whole reference span beyond the range is a defect, not a tail
+        members.append((i, rate, n, unexpected, p_value))
+        effects.append(0.0 if result.status == Status.OK else 2.0 if result.status == Status.ALERT else 1.0)
+        pvalues.append(p_value)
+    statuses, adjusted = judge_family(effects, pvalues, [threshold] * len(members))
+    out = list(results)
+    for (i, rate, n, unexpected, p_value), status, p_adj in zip(members, statuses, adjusted, strict=True):
+        result = results[i]
+        details = dict(result.details) | {
+            "chance_rate": rate,
+            "p_value": p_value,
+            "p_value_adjusted": p_adj,
+            "level_reached": str(result.status),
+            **threshold.as_details(),
+        }
+        if result.status != Status.OK and status == Status.OK:
+            details["reason"] = (
+                f"{unexpected:,} of {n:,} rows unexpected; chance explains it (p = {format_number(p_adj)})"
+            )
+        out[i] = replace(result, status=status, details=details)
+    return [_with_quality_reason(item, r) for item, r in zip(planned, out, strict=True)]
+
+
+def _far_outside(item: PlannedExpectation, result: Result, reference: ModelProfile | None) -> bool:
+    """Whether an out-of-range example lies a whole reference span (max - min) beyond the reference's
+    extremes: a heavy tail passes the maximum by a little now and then; a sentinel or a unit error
+    (10,000,000 where incomes are in the tens of thousands) is far beyond it."""
+    if item.type != "expect_column_values_to_be_between" or reference is None or item.feature is None:
+        return False
+    profile = reference.features.get(item.feature)
+    if not isinstance(profile, NumericProfile):
+        return False
+    if not (math.isfinite(profile.minimum) and math.isfinite(profile.maximum)):
+        return False
+    span = profile.maximum - profile.minimum
+    for value in result.details.get("partial_unexpected_list") or []:
+        number = _number(value)
+        if number is not None and (number > profile.maximum + span or number < profile.minimum - span):
+            return True
+    return False
+
+
+def _with_quality_reason(item: PlannedExpectation, result: Result) -> Result:
+    if result.status not in (Status.WARNING, Status.ALERT) or result.details.get("error"):
+        return result
+    d = result.details
+    what = item.type.removeprefix("expect_").replace("_", " ")
+    subject = f"{result.feature}: " if result.feature else ""
+    if "unexpected_count" in d:
+        n = int(d.get("element_count") or 0)
+        text = f"{subject}{what} failed ({result.status}): {int(d['unexpected_count']):,} of {n:,} rows unexpected"
+        if d.get("chance_rate") is not None:
+            text += f", {format_number(d['chance_rate'])} expected by chance"
+        if (p := format_pvalue(d.get("p_value_adjusted"))) is not None:
+            text += f", {p}"
+        if d.get("partial_unexpected_list"):
+            text += f", e.g. {', '.join(str(v) for v in d['partial_unexpected_list'][:3])}"
+    else:
+        text = f"{subject}{what} failed ({result.status}): observed {format_number(result.value)}"
+        if d.get("reason"):
+            text += f"; {d['reason']}"
+    return replace(result, details=dict(d) | {"reason": text})

@@ -187,7 +187,15 @@ class DriftConfig(_Strict):
     """How drift is judged. Per-metric levels apply to every feature unless ``features`` overrides."""
 
     min_rows: int = Field(default=100, ge=1)
+    #: A warning needs the window-adjusted p-value below ``alpha``; an alert below ``alert_alpha``
+    #: (default ``alpha / 10``). See docs/drift.md, "One verdict per feature".
     alpha: float = Field(default=0.01, gt=0, lt=1)
+    alert_alpha: float | None = Field(default=None, gt=0, lt=1)
+    #: The statistic whose verdict is the feature's, per column kind; the others are informational.
+    #: Not among the configured metrics: the first configured one is primary.
+    primary: dict[Literal["numeric", "categorical"], str] = Field(
+        default_factory=lambda: {"numeric": "wasserstein", "categorical": "chi_square"}
+    )
     #: Window-level verdict on the share of features in alert.
     dataset_warning: float = Field(default=0.25, ge=0, le=1)
     dataset_alert: float = Field(default=0.5, ge=0, le=1)
@@ -202,6 +210,11 @@ class DriftConfig(_Strict):
             for name in names or []:
                 if name not in REGISTRY[kind]:  # type: ignore[index]
                     raise ValueError(f"unknown {kind} metric {name!r}; known: {', '.join(sorted(REGISTRY[kind]))}")  # type: ignore[index]
+        for kind, name in self.primary.items():
+            if name not in REGISTRY[kind]:
+                raise ValueError(f"unknown {kind} primary metric {name!r}; known: {', '.join(sorted(REGISTRY[kind]))}")
+        if self.alert_alpha is not None and self.alert_alpha > self.alpha:
+            raise ValueError("alert_alpha must not exceed alpha (an alert needs at least a warning's evidence)")
         known = set(REGISTRY["numeric"]) | set(REGISTRY["categorical"])
         for name in [*self.thresholds, *(m for per in self.features.values() for m in per)]:
             if name not in known:

@@ -18,7 +18,7 @@ from driftline.results import Kind, Result, Status
 from driftline.stats.concept import calibration_shift
 from driftline.stats.model_profile import numeric_values
 from driftline.stats.registry import ColumnKind
-from driftline.stats.verdict import judge
+from driftline.stats.verdict import Threshold, reason_sentence
 from driftline.tasks._prefect import PURE
 from driftline.tasks.drift import compare_columns, size_reason
 from driftline.tasks.profiles import positive_indicator
@@ -74,14 +74,19 @@ def evaluate_concept(context: WindowContext) -> list[Result]:
         )
         r.details["target"] = role
     if model.task == "classification" and model.score_column and model.label_field:
-        results.append(_relation(context, labelled, reason))
+        family = sum(1 for r in results if r.details.get("primary") and r.status != Status.UNKNOWN)
+        results.append(_relation(context, labelled, reason, family + 1))
     return results
 
 
-def _relation(context: WindowContext, labelled: int, reason: str | None) -> Result:
+def _relation(context: WindowContext, labelled: int, reason: str | None, family: int = 1) -> Result:
+    """The label rate per score bin against the reference's. ``family`` is the number of tests in the
+    window's concept-drift family (the primary statistic of each target, and this one): the p-value
+    is Bonferroni-adjusted for it, so this check gets the same window-level treatment as the others."""
     model = context.model
     warning, alert = RELATION_LEVELS
-    base = {"warning": warning, "alert": alert, "labelled_rows": labelled}
+    threshold = Threshold(warning, alert, model.drift.alpha, model.drift.alert_alpha)
+    base = {**threshold.as_details(), "labelled_rows": labelled}
     calibration = (context.reference.extras.get("calibration") if context.reference else None) or {}
     if reason is None and labelled < model.performance.min_labels:
         reason = f"only {labelled} labelled rows, fewer than performance.min_labels={model.performance.min_labels}"
@@ -100,8 +105,27 @@ def _relation(context: WindowContext, labelled: int, reason: str | None) -> Resu
     outcome = calibration_shift(
         calibration, numeric_values(context.frame[model.score_column]), positive_indicator(context.frame, model)
     )
-    status = judge(outcome.statistic, warning, alert, outcome.pvalue, model.drift.alpha)
-    details = {**outcome.details, **base, "p_value": outcome.pvalue, "alpha": model.drift.alpha, "target": "relation"}
+    p_adjusted = None if outcome.pvalue is None else min(1.0, outcome.pvalue * family)
+    status = threshold.judge(outcome.statistic, p_adjusted)
+    details = {
+        **outcome.details,
+        **base,
+        "p_value": outcome.pvalue,
+        "p_value_adjusted": p_adjusted,
+        "family_size": family,
+        "target": "relation",
+        "primary": True,
+    }
+    if status in (Status.WARNING, Status.ALERT):
+        details["reason"] = reason_sentence(
+            subject=f"label rate by score ({model.score_column})",
+            label="mean change",
+            value=outcome.statistic,
+            status=status,
+            threshold=threshold,
+            pvalue=p_adjusted,
+            rows=labelled,
+        ).replace(" rows", " labelled rows", 1)
     return context.result(
         Kind.CONCEPT_DRIFT, "label_rate_by_score", model.score_column, outcome.statistic, alert, status, details
     )

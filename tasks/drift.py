@@ -15,7 +15,7 @@ from driftline.stats import distances
 from driftline.stats.model_profile import ModelProfile
 from driftline.stats.profile import CategoricalProfile, NumericProfile
 from driftline.stats.registry import DEFAULT_METRICS, ColumnKind, get_statistic
-from driftline.stats.verdict import adjust_pvalues, judge
+from driftline.stats.verdict import Threshold, format_number, judge_family, reason_sentence
 from driftline.tasks._prefect import PURE
 from driftline.tasks.validity import unparsed_reasons
 from driftline.window import Window
@@ -34,6 +34,61 @@ def levels_for(model: ModelConfig, metric: str, feature: str, kind: ColumnKind) 
     statistic = get_statistic(kind, metric)
     levels = model.drift.features.get(feature, {}).get(metric) or model.drift.thresholds.get(metric)
     return (levels.warning, levels.alert) if levels else (statistic.warning, statistic.alert)
+
+
+def threshold_for(model: ModelConfig, metric: str, feature: str, kind: ColumnKind) -> Threshold:
+    """The one threshold object a drift statistic is judged with (levels, alpha, alert alpha)."""
+    warning, alert = levels_for(model, metric, feature, kind)
+    return Threshold(warning, alert, model.drift.alpha, model.drift.alert_alpha)
+
+
+def primary_metric(model: ModelConfig, kind: ColumnKind, metrics: Sequence[str]) -> str | None:
+    """The metric whose verdict is a column's verdict: ``drift.primary[kind]`` if configured, else the first."""
+    wanted = model.drift.primary.get(kind)
+    if wanted in metrics:
+        return wanted
+    return metrics[0] if metrics else None
+
+
+#: How a statistic is named in a sentence.
+LABELS = {
+    "ks": "KS",
+    "wasserstein": "Wasserstein",
+    "psi": "PSI",
+    "jensen_shannon": "Jensen-Shannon",
+    "hellinger": "Hellinger",
+    "tvd": "TVD",
+    "chi_square": "chi-square effect w",
+    "unseen_share": "unseen share",
+}
+
+
+def drift_reason(
+    result_feature: str,
+    metric: str,
+    effect: float,
+    status: Status,
+    threshold: Threshold,
+    pvalue: float | None,
+    rows: int | None,
+    reference_rows: int | None,
+    details: dict[str, Any],
+) -> str:
+    """The sentence of a flagged drift row; chi-square on its effect scale with Cramér's V and its levels."""
+    extra = None
+    if metric == "chi_square":
+        extra = f"Cramér's V {format_number(details.get('cramers_v'))} over {details.get('levels')} levels"
+    return reason_sentence(
+        subject=result_feature,
+        label=LABELS.get(metric, metric),
+        value=effect,
+        status=status,
+        threshold=threshold,
+        pvalue=pvalue,
+        rows=rows,
+        reference_rows=reference_rows,
+        extra=extra,
+    )
 
 
 def size_reason(model: ModelConfig, reference: ModelProfile | None, current: ModelProfile) -> str | None:
@@ -58,7 +113,14 @@ def compare_columns(
     reason: str | None,
     column_reasons: dict[str, str] | None = None,
 ) -> list[Result]:
-    """One result per (column, metric); verdicts gated by BH-adjusted p-values across the columns.
+    """One result per (column, metric); one verdict per column, from its primary statistic.
+
+    The primary statistic of each column (:func:`primary_metric`) carries the column's verdict; the
+    other metrics are computed and stored as informational rows (status ``ok`` unless unknown,
+    ``details.informational``, and the level they alone would have reached in
+    ``details.informational_level``). The primary p-values of all the columns are one family,
+    Holm-adjusted together (:func:`judge_family`), so the chance that an unchanged window flags any
+    column is about ``alpha`` (warning) or ``alert_alpha`` (alert), however many columns there are.
 
     ``reason`` (the whole window cannot be judged) or ``column_reasons[column]`` make ``unknown``
     rows that say why, never an exception.
@@ -66,7 +128,9 @@ def compare_columns(
     column_reasons = column_reasons or {}
     computed = []
     for column, kind in columns:
-        for metric in metrics(kind):
+        names = list(metrics(kind))
+        primary = primary_metric(model, kind, names)
+        for metric in names:
             statistic = get_statistic(kind, metric)
             why = reason or column_reasons.get(column)
             ref_profile = reference.features.get(column) if reference else None
@@ -74,13 +138,22 @@ def compare_columns(
             if why is None and (ref_profile is None or win_profile is None):
                 why = f"column {column!r} is not in the reference profile (refit by changing the reference)"
             outcome = None if why else statistic.compute(ref_profile, win_profile)
-            computed.append((column, kind, statistic, outcome, why))
+            computed.append((column, kind, statistic, outcome, why, metric == primary))
 
-    adjusted: dict[tuple[str, str], float | None] = {}
-    for metric_name in {s.name for _, _, s, _, _ in computed}:
-        keyed = [(c, o) for c, _, s, o, _ in computed if s.name == metric_name]
-        values = adjust_pvalues([o.pvalue if o is not None else None for _, o in keyed])
-        adjusted.update({(c, metric_name): v for (c, _), v in zip(keyed, values, strict=True)})
+    def effect_of(statistic: Any, outcome: Any) -> float:
+        if outcome is None:
+            return float("nan")
+        return outcome.details.get("cohens_w", np.nan) if statistic.effect == "cohens_w" else outcome.statistic
+
+    # The family: each judged column's primary statistic.
+    family = [i for i, (_, _, _, outcome, _, primary) in enumerate(computed) if primary and outcome is not None]
+    family_thresholds = [threshold_for(model, computed[i][2].name, computed[i][0], computed[i][1]) for i in family]
+    _, family_adjusted = judge_family(
+        [effect_of(computed[i][2], computed[i][3]) for i in family],
+        [computed[i][3].pvalue for i in family],
+        family_thresholds,
+    )
+    adjusted_by_column = {computed[i][0]: p for i, p in zip(family, family_adjusted, strict=True)}
 
     def row(
         metric: str, column: str, value: float | None, threshold: float | None, status: Status, details: dict[str, Any]
@@ -90,40 +163,53 @@ def compare_columns(
         )
 
     results = []
-    alpha = model.drift.alpha
-    for column, kind, statistic, outcome, why in computed:
-        warning, alert = levels_for(model, statistic.name, column, kind)
-        base = {"column_kind": kind, "warning": warning, "alert": alert}
+    for column, kind, statistic, outcome, why, primary in computed:
+        threshold = threshold_for(model, statistic.name, column, kind)
+        base = {"column_kind": kind, **threshold.as_details(), "primary": primary}
 
         if outcome is None:
-            results.append(row(statistic.name, column, None, alert, Status.UNKNOWN, {**base, "reason": why}))
+            results.append(row(statistic.name, column, None, threshold.alert, Status.UNKNOWN, {**base, "reason": why}))
             continue
-        p_adj = adjusted.get((column, statistic.name))
-        effect = outcome.details.get("cohens_w", np.nan) if statistic.effect == "cohens_w" else outcome.statistic
+        ref_profile, win_profile = reference.features[column], current.features[column]  # type: ignore[union-attr]
+        # The family is the primary statistics (Holm across the columns). An informational metric is
+        # shown with its own p-value Bonferroni-adjusted for the family's size (it decides nothing).
+        if outcome.pvalue is None:
+            p_adj = None
+        elif primary:
+            p_adj = adjusted_by_column.get(column)
+        else:
+            p_adj = min(1.0, outcome.pvalue * max(len(family), 1))
+        effect = effect_of(statistic, outcome)
         details = {**outcome.details, **base}
+        details |= {"rows": int(win_profile.n), "reference_rows": int(ref_profile.n)}
         if outcome.pvalue is not None:
-            details |= {"p_value": outcome.pvalue, "p_value_adjusted": p_adj, "alpha": alpha}
+            details |= {"p_value": outcome.pvalue, "p_value_adjusted": p_adj}
         if statistic.effect != "statistic":
             details["effect"] = statistic.effect
             details["effect_value"] = effect
-        ref_profile, win_profile = reference.features[column], current.features[column]  # type: ignore[union-attr]
         if isinstance(ref_profile, NumericProfile) and isinstance(win_profile, NumericProfile):
             details |= {"reference_mean": _round(ref_profile.mean), "window_mean": _round(win_profile.mean)}
         if not np.isfinite(outcome.statistic):
             status = Status.UNKNOWN
             details.setdefault("reason", f"{statistic.name} is not a finite number ({outcome.statistic})")
         else:
-            status = judge(effect, warning, alert, p_adj, alpha)
-        results.append(
-            row(
-                statistic.name,
-                column,
-                outcome.statistic,
-                alert if statistic.effect == "statistic" else None,
-                status,
-                details,
-            )
-        )
+            status = threshold.judge(effect, p_adj if outcome.pvalue is not None else None)
+            if not primary:
+                details |= {"informational": True, "informational_level": str(status)}
+                status = Status.OK
+            elif status in (Status.WARNING, Status.ALERT):
+                details["reason"] = drift_reason(
+                    column,
+                    statistic.name,
+                    effect,
+                    status,
+                    threshold,
+                    p_adj,
+                    int(win_profile.n),
+                    int(ref_profile.n),
+                    details,
+                )
+        results.append(row(statistic.name, column, outcome.statistic, threshold.alert, status, details))
     return results
 
 
@@ -178,6 +264,7 @@ def dataset_drift(
         if share >= model.drift.dataset_warning
         else Status.OK
     )
+    share_level = model.drift.dataset_alert if share_status == Status.ALERT else model.drift.dataset_warning
     rows = [
         Result(
             model.name,
@@ -195,7 +282,15 @@ def dataset_drift(
                 "warning": model.drift.dataset_warning,
                 "alert": model.drift.dataset_alert,
             }
-            | ({} if judged else {"reason": "no feature could be judged (each one is unknown)"}),
+            | ({} if judged else {"reason": "no feature could be judged (each one is unknown)"})
+            | (
+                {
+                    "reason": f"{len(drifted)} of {len(judged)} features in alert ({', '.join(drifted)}): "
+                    f"share {share:.0%} ≥ {share_level:.0%} ({share_status})"
+                }
+                if share_status in (Status.WARNING, Status.ALERT)
+                else {}
+            ),
         )
     ]
 
@@ -235,7 +330,15 @@ def dataset_drift(
             detected,
             general_status,
             {"preset": "mlrun", "potential": potential, "detected": detected, "features": len(scores)}
-            | ({} if scores else {"reason": "no feature has a finite TVD and Hellinger distance"}),
+            | ({} if scores else {"reason": "no feature has a finite TVD and Hellinger distance"})
+            | (
+                {
+                    "reason": f"general drift (mean of TVD and Hellinger over {len(scores)} features) "
+                    f"{general:.2f} ≥ {detected if general_status == Status.ALERT else potential} ({general_status})"
+                }
+                if general_status in (Status.WARNING, Status.ALERT)
+                else {}
+            ),
         )
     )
     return rows

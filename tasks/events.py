@@ -71,6 +71,7 @@ def worst_metrics(results: Iterable[Result], limit: int = MAX_WORST) -> list[dic
             "value": finite_or_none(r.value),
             "threshold": finite_or_none(r.threshold),
             "status": str(r.status),
+            "reason": r.details.get("reason") if isinstance(r.details.get("reason"), str) else None,
         }
         for r in problems[:limit]
     ]

@@ -122,6 +122,9 @@ def window_text(payload: dict[str, Any]) -> str:
 def worst_lines(payload: dict[str, Any]) -> list[str]:
     lines = []
     for item in payload.get("worst") or []:
+        if item.get("reason"):  # the result's own sentence (#16): what, by how much, against what, why
+            lines.append(str(item["reason"]))
+            continue
         where = item.get("feature") or "(model)"
         lines.append(
             f"{where}: {item['metric']} = {_fmt(item.get('value'))} (threshold {_fmt(item.get('threshold'))}, "

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -18,11 +19,13 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from prefect import task
+from scipy import stats
 
 from driftline.context import WindowContext
 from driftline.results import Kind, Result, Status
 from driftline.stats.model_profile import numeric_values
 from driftline.stats.profile import CategoricalProfile, NumericProfile
+from driftline.stats.verdict import Threshold, format_number, judge_family, reason_sentence
 from driftline.tasks._prefect import PURE
 from driftline.tasks.extract import log_table
 
@@ -132,13 +135,11 @@ def latency(context: WindowContext) -> list[Result]:
         current = float(np.percentile(values, q))
         baseline = _reference_percentile(reference, q)
         ratio = current / baseline if baseline > 0 else math.inf
-        status = (
-            Status.ALERT
-            if ratio >= cfg.latency_alert_ratio
-            else Status.WARNING
-            if ratio >= cfg.latency_warning_ratio
-            else Status.OK
-        )
+        status = latency_threshold(context).judge(ratio)
+        # Is the window's q-th percentile above the reference's, beyond chance? Under an unchanged
+        # distribution the count of values above the reference percentile is Binomial(n, 1 - q/100).
+        above = int((values > baseline).sum())
+        p_value = float(stats.binom.sf(above - 1, values.size, 1 - q / 100))
         results.append(
             context.result(
                 Kind.OPERATIONAL,
@@ -152,6 +153,10 @@ def latency(context: WindowContext) -> list[Result]:
                     "ratio": ratio,
                     "warning": baseline * cfg.latency_warning_ratio,
                     "rows": int(values.size),
+                    "rows_above_reference": above,
+                    "p_value": p_value,
+                    "test": "binomial_quantile",
+                    "level_reached": str(status),
                 },
             )
         )
@@ -188,13 +193,9 @@ def error_rate(context: WindowContext) -> list[Result]:
         else 0.0
     )
     increase = rate - baseline
-    status = (
-        Status.ALERT
-        if increase >= cfg.error_rate_alert
-        else Status.WARNING
-        if increase >= cfg.error_rate_warning
-        else Status.OK
-    )
+    status = Threshold(cfg.error_rate_warning, cfg.error_rate_alert, None).judge(increase)
+    # More errors than the reference rate explains? One-sided binomial test.
+    p_value = float(stats.binom.sf(errors - 1, rows, baseline)) if baseline > 0 else (0.0 if errors else 1.0)
     return [
         context.result(
             Kind.OPERATIONAL,
@@ -203,7 +204,15 @@ def error_rate(context: WindowContext) -> list[Result]:
             rate,
             baseline + cfg.error_rate_alert,
             status,
-            {"errors": errors, "rows": rows, "reference_rate": baseline},
+            {
+                "errors": errors,
+                "rows": rows,
+                "reference_rate": baseline,
+                "warning": baseline + cfg.error_rate_warning,
+                "p_value": p_value,
+                "test": "binomial",
+                "level_reached": str(status),
+            },
         )
     ]
 
@@ -233,9 +242,96 @@ def silence(context: WindowContext, last_row: Any) -> Result:
     )
 
 
+def latency_threshold(context: WindowContext) -> Threshold:
+    cfg = context.model.operational
+    return Threshold(cfg.latency_warning_ratio, cfg.latency_alert_ratio, None)
+
+
+_LEVEL_INDEX = {"ok": 0.0, "warning": 1.0, "alert": 2.0}
+
+
+def judge_operational_family(context: WindowContext, results: list[Result]) -> list[Result]:
+    """The window-level family of the operational checks that have a test (latency percentiles, error
+    rate): their p-values are Holm-adjusted together and a level counts only if the adjusted p-value
+    is below its alpha (the model's ``drift.alpha`` for a warning, its alert alpha for an alert).
+
+    Why: the 99th percentile of 300 latencies is the 3rd largest; it moves by a quarter from noise
+    alone in a few hours out of a hundred, and an error rate of 0.5% reads 1.5% when 3 more requests
+    fail. Volume and silence are rules (a robust band, a gap) and keep their own verdicts.
+    """
+    drift = context.model.drift
+    family = Threshold(1.0, 2.0, drift.alpha, drift.alert_alpha)
+    members = [i for i, r in enumerate(results) if "level_reached" in r.details]
+    statuses, adjusted = judge_family(
+        [_LEVEL_INDEX[results[i].details["level_reached"]] for i in members],
+        [results[i].details.get("p_value") for i in members],
+        [family] * len(members),
+    )
+    out = list(results)
+    for i, status, p_adj in zip(members, statuses, adjusted, strict=True):
+        r = results[i]
+        details = dict(r.details) | {"p_value_adjusted": p_adj, **family.as_details()}
+        details |= {"warning": r.details.get("warning"), "alert": r.threshold}
+        if status is Status.OK and r.details["level_reached"] != "ok":
+            details["reason"] = "increase not significant"
+        out[i] = replace(r, status=status, details=details)
+    return [with_reason(r) for r in out]
+
+
+def with_reason(r: Result) -> Result:
+    """A flagged operational result with its one sentence in ``details.reason``."""
+    if r.status not in (Status.WARNING, Status.ALERT):
+        return r
+    d = r.details
+    if r.metric.startswith("latency_p"):
+        level = r.threshold if r.status == Status.ALERT else d.get("warning")
+        text = reason_sentence(
+            subject=f"{r.feature} {r.metric.removeprefix('latency_')}",
+            label="latency",
+            value=r.value,
+            status=r.status,
+            threshold=Threshold(level or math.nan, level or math.nan),
+            pvalue=d.get("p_value_adjusted"),
+            rows=d.get("rows"),
+        )
+        text += f"; {format_number(d.get('ratio'))}x the reference's {format_number(d.get('reference'))}"
+    elif r.metric == "error_rate":
+        level = r.threshold if r.status == Status.ALERT else d.get("warning")
+        text = reason_sentence(
+            subject=f"{r.feature} error rate",
+            label="",
+            value=r.value,
+            status=r.status,
+            threshold=Threshold(level or math.nan, level or math.nan),
+            pvalue=d.get("p_value_adjusted"),
+            rows=d.get("rows"),
+        ).replace(":  ", ": ")
+        text += f"; {d.get('errors', 0):,} errors, reference rate {format_number(d.get('reference_rate'))}"
+    elif r.metric == "row_count":
+        expected = d.get("expected")
+        text = f"row count: {format_number(r.value)} rows ({r.status})"
+        if expected is not None:
+            text += (
+                f", expected {format_number(expected)} (band {format_number(d.get('low'))}–"
+                f"{format_number(d.get('high'))}) from the same hour on {d.get('history_hours')} previous days"
+            )
+        if d.get("reason"):
+            text += f"; {d['reason']}"
+    elif r.metric == "minutes_since_last_row":
+        text = (
+            f"silence: {format_number(r.value)} minutes since the last row ≥ {format_number(r.threshold)} ({r.status})"
+            if r.value is not None
+            else f"silence: {d.get('reason', 'no rows')} ({r.status})"
+        )
+    else:
+        return r
+    return replace(r, details=dict(d) | {"reason": text, **({"rule": d["reason"]} if d.get("reason") else {})})
+
+
 def evaluate_operational(context: WindowContext) -> list[Result]:
     history, last_row = hourly_history(context)
-    return [volume(context, history), *latency(context), *error_rate(context), silence(context, last_row)]
+    results = [volume(context, history), *latency(context), *error_rate(context), silence(context, last_row)]
+    return judge_operational_family(context, results)
 
 
 evaluate_operational_task = task(evaluate_operational, name="evaluate-operational", **PURE)

@@ -62,7 +62,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -76,6 +76,7 @@ from driftline.context import WindowContext
 from driftline.results import Kind, Result, Status
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values
 from driftline.stats.profile import OTHER, CategoricalProfile, FeatureProfile, NumericProfile, category_text
+from driftline.stats.verdict import ALERT_ALPHA_RATIO, Threshold, format_number, judge_family, reason_sentence
 from driftline.tasks._prefect import PURE
 
 #: Version of the JSON written by :func:`reference_performance`.
@@ -663,21 +664,16 @@ def evaluate_performance(
         else:
             assert alert_bound is not None and warning_bound is not None
             status = _status(metric, value, warning_bound, alert_bound)
+            details["level_reached"] = str(status)
             if metric == "calibration_error":
                 y, s = _scored(model, rows)
                 p_value = calibration_pvalue(y, s)
                 details |= {"p_value": _json_float(p_value), "alpha": alpha, "test": "hosmer_lemeshow"}
-                if status is not Status.OK and not p_value < alpha:
-                    status = Status.OK
-                    details["reason"] = "miscalibration not significant"
             elif metric in tests:
                 test = tests[metric]
                 details |= {"p_value": _json_float(test.p_value), "alpha": alpha, "test": test.name}
                 if test.tested is not None:
                     details["tested"] = test.tested
-                if status is not Status.OK and not test.p_value < alpha:
-                    status = Status.OK
-                    details["reason"] = "degradation not significant"
         results.append(context.result(Kind.PERFORMANCE, metric, None, _json_float(value), alert_bound, status, details))
 
     if model.performance.segments:
@@ -693,7 +689,141 @@ def evaluate_performance(
                     features=len(model.features.items()),
                 )
             )
-    return results
+    return explain_performance(context, judge_performance_family(results, model))
+
+
+def performance_threshold(model: ModelConfig) -> Threshold:
+    """The threshold object of the performance family. The levels are reached by each metric's bounds
+    (``details.level_reached``: 1 warning, 2 alert); the object supplies the significance each needs."""
+    alpha = _alpha(model)
+    return Threshold(1.0, 2.0, alpha, alpha * ALERT_ALPHA_RATIO)
+
+
+_LEVEL_INDEX = {"ok": 0.0, "warning": 1.0, "alert": 2.0}
+
+
+def judge_performance_family(results: list[Result], model: ModelConfig) -> list[Result]:
+    """One window-level family for every performance check.
+
+    The p-values of the overall metrics and of each feature's most degraded segment (already
+    Bonferroni-adjusted for its segments and features) are Holm-adjusted together; each result keeps
+    the level its bound reached only if the adjusted p-value is below that level's alpha (``alpha``
+    for a warning, ``alpha / 10`` for an alert). Why: each metric tested at ``alpha`` on its own gave
+    every window eight or more chances to flag (accuracy, precision, recall, F1, ROC AUC, log loss,
+    Brier, calibration), and calm hours were flagged. A result without a test keeps its bound's level.
+    """
+    threshold = performance_threshold(model)
+    members = [i for i, r in enumerate(results) if "level_reached" in r.details]
+    pvalues = [results[i].details.get("p_value_bonferroni", results[i].details.get("p_value")) for i in members]
+    statuses, adjusted = judge_family(
+        [_LEVEL_INDEX[results[i].details["level_reached"]] for i in members], pvalues, [threshold] * len(members)
+    )
+    out = list(results)
+    for i, status, p_adj in zip(members, statuses, adjusted, strict=True):
+        r = results[i]
+        details = dict(r.details) | {"alert_alpha": threshold.alpha_for_alert, "family_size": len(members)}
+        if p_adj is not None:
+            details["p_value_adjusted"] = p_adj
+        if status is Status.OK and r.details["level_reached"] != "ok":
+            details["reason"] = (
+                "miscalibration not significant" if r.metric == "calibration_error" else "degradation not significant"
+            )
+        if status in (Status.WARNING, Status.ALERT):
+            details["reason"] = _performance_sentence(r, status, p_adj)
+        out[i] = replace(r, status=status, details=details)
+    return out
+
+
+def _performance_sentence(r: Result, status: Status, p_adj: float | None) -> str:
+    """E.g. ``accuracy: 0.81 ≤ 0.855 (alert), p = 3e-05, 420 labelled rows; reference 0.95``."""
+    d = r.details
+    lower = r.metric.removeprefix("segment_") in LOWER_IS_BETTER
+    bound_value = r.threshold if status == Status.ALERT else d.get("warning")
+    level = math.nan if bound_value is None else float(bound_value)
+    text = reason_sentence(
+        subject=r.metric if r.feature is None else f"{r.metric} where {r.feature} = {d.get('segment')}",
+        label="",
+        value=r.value,
+        status=status,
+        threshold=Threshold(level, level, higher_is_worse=lower),
+        pvalue=p_adj,
+    ).replace(":  ", ": ")
+    rows_text = f"{d.get('labelled_rows', 0):,} labelled rows"
+    if r.feature is not None and d.get("window_rows"):
+        rows_text += f" ({d.get('rows', 0) / d['window_rows']:.0%} of the window's rows)"
+    return f"{text}, {rows_text}; reference {format_number(d.get('reference_value'))}"
+
+
+def explain_performance(context: WindowContext, results: list[Result]) -> list[Result]:
+    """Likely causes of a flagged overall metric, in ``details.likely_causes`` and its sentence.
+
+    The segments whose metric fell most (one per feature, largest relative fall first, with their
+    share of the window's rows) and the features that drifted this window, largest effect first
+    (each feature's primary drift statistic, computed from the profiles the window already has).
+    """
+    flagged = [i for i, r in enumerate(results) if r.feature is None and r.status in (Status.WARNING, Status.ALERT)]
+    if not flagged:
+        return results
+    segments = []
+    for r in results:
+        if r.feature is None or r.status == Status.UNKNOWN:
+            continue
+        for s in r.details.get("worst_segments", [])[:1]:
+            if s.get("degradation") is not None and s["degradation"] > 0:
+                window_rows = r.details.get("window_rows")
+                segments.append(
+                    {
+                        "feature": r.feature,
+                        "segment": s["segment"],
+                        "value": s["value"],
+                        "reference_value": s["reference_value"],
+                        "degradation": s["degradation"],
+                        "row_share": round(s["rows"] / window_rows, 4) if window_rows else None,
+                    }
+                )
+    segments.sort(key=lambda s: -s["degradation"])
+    causes = {"segments": segments[:3], "drifted_features": _drift_ranking(context)[:3]}
+    parts = []
+    if causes["segments"]:
+        parts.append(
+            "worst segments "
+            + ", ".join(
+                f"{s['feature']} = {s['segment']} ({format_number(s['value'])} vs {format_number(s['reference_value'])}"
+                + (f", {s['row_share']:.0%} of rows)" if s["row_share"] is not None else ")")
+                for s in causes["segments"]
+            )
+        )
+    if causes["drifted_features"]:
+        parts.append(
+            "drifted features "
+            + ", ".join(
+                f"{f['feature']} ({f['metric']} {format_number(f['effect'])})" for f in causes["drifted_features"]
+            )
+        )
+    out = list(results)
+    for i in flagged:
+        r = out[i]
+        details = dict(r.details) | {"likely_causes": causes}
+        if parts:
+            details["reason"] = f"{details.get('reason', r.metric)}; likely causes: {'; '.join(parts)}"
+        out[i] = replace(r, details=details)
+    return out
+
+
+def _drift_ranking(context: WindowContext) -> list[dict[str, Any]]:
+    """Features whose primary drift statistic reached a level this window, largest effect first."""
+    if context.reference is None:
+        return []
+    from driftline.tasks.drift import evaluate_drift  # a sibling task; lazily, so importing stays cheap
+
+    ranked = []
+    for r in evaluate_drift(context.model, context.window, context.reference, context.current):
+        if r.feature is None or not r.details.get("primary") or r.status not in (Status.WARNING, Status.ALERT):
+            continue
+        effect = r.details.get("effect_value", r.value)
+        ranked.append({"feature": r.feature, "metric": r.metric, "effect": effect, "status": str(r.status)})
+    ranked.sort(key=lambda f: -(f["effect"] or 0))
+    return ranked
 
 
 def overall_sampling(model: ModelConfig, rows: _Rows) -> dict[str, Any]:
@@ -917,10 +1047,10 @@ def _segment_result(
     p_adjusted = min(1.0, worst.p_value * len(compared) * max(features, 1))
     alert_bound, warning_bound = bound(name, worst.reference_value, alert), bound(name, worst.reference_value, warning)
     status = _status(name, worst.value, warning_bound, alert_bound)
-    if status is not Status.OK and not p_adjusted < alpha:
-        status = Status.OK
-        details["reason"] = "degradation not significant"
     details |= {
+        "level_reached": str(status),
+        "p_value_bonferroni": p_adjusted,
+        "window_rows": rows.rows,
         "segment": worst.name,
         "rows": worst.rows,
         "labelled_rows": worst.labelled_rows,
@@ -929,7 +1059,6 @@ def _segment_result(
         "degradation": _json_float(worst.degradation),
         "warning": warning_bound,
         "p_value": _json_float(worst.p_value),
-        "p_value_adjusted": p_adjusted,
         "alpha": alpha,
         "segments_compared": len(compared),
         "features_compared": max(features, 1),

@@ -374,6 +374,7 @@ def attention(page: Page, data: ReportData) -> None:
                     esc(when(max(r.window_start for r in flagged))),
                     badge(latest.status),
                     esc(fmt(latest.value)),
+                    esc(str(max(flagged, key=lambda r: r.window_start).details.get("reason", ""))),
                 ],
             )
         )
@@ -393,6 +394,7 @@ def attention(page: Page, data: ReportData) -> None:
         "last",
         "latest",
         "latest value",
+        "why (latest flagged window)",
     ]
     page.add(table(headers, [row for _, _, row in rows], numeric=(3, 4)))
 
@@ -642,6 +644,22 @@ def performance(page: Page, data: ReportData) -> None:
         if coverage:
             page.add("<h3>Label coverage per window</h3>")
             page.add(page.chart(charts.coverage_chart(list(coverage.values())), "chart wide", "label coverage"))
+    flagged_overall = [r for r in overall if r.status in (Status.ALERT, Status.WARNING)]
+    if flagged_overall:
+        page.add("<h3>Why performance fell</h3>")
+        page.add(
+            '<p class="meta">Each flagged metric with its likely causes: the segments whose metric fell most '
+            "(with their share of the window's rows) and the features that drifted most that window.</p>"
+        )
+        page.add(
+            table(
+                ["window", "metric", "status", "why"],
+                (
+                    [esc(when(r.window_start)), esc(r.metric), badge(r.status), esc(str(r.details.get("reason", "")))]
+                    for r in sorted(flagged_overall, key=lambda r: (r.window_start, r.metric), reverse=True)
+                ),
+            )
+        )
     segments = [r for r in rows if r.feature is not None and r.status in (Status.ALERT, Status.WARNING)]
     if segments:
         page.add("<h3>Degraded segments</h3>")

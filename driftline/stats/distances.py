@@ -213,23 +213,63 @@ def _categorical_sizes(reference: CategoricalProfile, window: CategoricalProfile
     return None
 
 
+#: Cochran's rule: a chi-square cell needs an expected window count of at least 5 to be tested alone.
+MIN_EXPECTED = 5.0
+
+
+def chi_square_buckets(
+    reference: CategoricalProfile, window: CategoricalProfile
+) -> tuple[list[str], FloatArray, FloatArray]:
+    """The buckets the chi-square test compares: :func:`aligned_categories`, with every bucket whose
+    expected window count (window rows x reference share) is below :data:`MIN_EXPECTED` pooled into
+    one ``__rare__`` bucket together with the window's unseen categories.
+
+    Why: with rare levels (a Zipf-like column) a category the reference saw a few times, or never,
+    turns up in an hour by chance; on its own cell its tiny expected count makes the statistic huge
+    and the p-value wrong (the chi-square approximation needs expected counts of about 5). Pooled,
+    the rare and unseen rows are compared as one share, which is still tested. Unseen categories as
+    such are the validity check's (``expect_column_values_to_be_in_set``) and ``unseen_share``'s.
+    """
+    labels, ref, win = aligned_categories(reference, window)
+    n = win.sum()
+    shares = ref / ref.sum() if ref.sum() else ref
+    keep = shares * n >= MIN_EXPECTED
+    keep[-1] = False  # the unseen bucket (no reference share) always joins the pooled one
+    if keep.all():
+        return labels, ref, win
+    kept = [label for label, k in zip(labels, keep, strict=True) if k]
+    return (
+        [*kept, "__rare__"],
+        np.append(ref[keep], ref[~keep].sum()),
+        np.append(win[keep], win[~keep].sum()),
+    )
+
+
 def chi_square_categorical(reference: CategoricalProfile, window: CategoricalProfile) -> StatResult:
     """Chi-square test of homogeneity between reference and window category counts.
 
     Notes
     -----
     Equals ``scipy.stats.chi2_contingency([ref_counts, window_counts], correction=False)`` on the
-    aligned buckets (see :func:`aligned_categories`). Buckets empty on both sides are dropped.
-    ``details["cohens_w"]`` is the effect size used by the verdict: ``sqrt(chi2 * (1/n + 1/m))``,
-    Cohen's w of the difference between the two distributions. Unlike Cramer's V it does not shrink
-    as the reference grows (for n << m it tends to ``sqrt(sum((q - p)**2 / p))``).
+    buckets of :func:`chi_square_buckets` (rare and unseen categories pooled). Buckets empty on both
+    sides are dropped. ``details["cohens_w"]`` is the effect size used by the verdict:
+    ``sqrt(chi2 * (1/n + 1/m))``, Cohen's w of the difference between the two distributions. Unlike
+    the two-sample Cramér's V (``sqrt(chi2 / (n + m))``) it does not shrink as the reference grows
+    (for n << m it tends to ``sqrt(sum((q - p)**2 / p))``). ``details["cramers_v"]`` is the same
+    effect on Cramér's 0..1 scale, ``w / sqrt(levels - 1)`` (the goodness-of-fit form), shown
+    beside it; ``details["levels"]`` is the number of buckets compared.
     """
     if (undefined := _categorical_sizes(reference, window)) is not None:
         return undefined
-    _, ref, win = aligned_categories(reference, window)
+    _, ref, win = chi_square_buckets(reference, window)
     statistic, pvalue, dof = binned_chi_square(ref, win)
     scale = 1 / ref.sum() + 1 / win.sum()
-    return StatResult(statistic, pvalue, {"dof": dof, "cohens_w": math.sqrt(statistic * scale)})
+    w = math.sqrt(statistic * scale)
+    return StatResult(
+        statistic,
+        pvalue,
+        {"dof": dof, "cohens_w": w, "cramers_v": w / math.sqrt(dof) if dof else 0.0, "levels": dof + 1},
+    )
 
 
 def _categorical(metric: Any) -> Any:
@@ -237,7 +277,8 @@ def _categorical(metric: Any) -> Any:
         if (undefined := _categorical_sizes(reference, window)) is not None:
             return undefined
         _, ref, win = aligned_categories(reference, window)
-        _, pvalue, dof = binned_chi_square(ref, win)
+        _, pooled_ref, pooled_win = chi_square_buckets(reference, window)
+        _, pvalue, dof = binned_chi_square(pooled_ref, pooled_win)
         return StatResult(
             metric(_proportions(ref), _proportions(win)), pvalue, {"binned_pvalue": pvalue, "binned_dof": dof}
         )

@@ -97,7 +97,7 @@ REGISTRY: dict[ColumnKind, dict[str, Statistic]] = {
 }
 
 DEFAULT_METRICS: dict[ColumnKind, tuple[str, ...]] = {
-    "numeric": ("ks", "wasserstein", "psi", "jensen_shannon"),
+    "numeric": ("wasserstein", "ks", "psi", "jensen_shannon"),
     "categorical": ("chi_square", "psi", "jensen_shannon", "unseen_share"),
 }
 

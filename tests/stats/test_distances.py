@@ -302,15 +302,38 @@ def test_chi_square_categorical_equals_chi2_contingency(k: int) -> None:
     ref, win = profile_categorical(reference), profile_categorical(window)
     ref_counts = Counter(reference)
     win_counts = Counter(v for v in window if v is not None)
-    table = [[ref_counts[c] for c in categories], [win_counts[c] for c in categories]]
+    # Cochran's rule: categories expected fewer than 5 times in the window are pooled into one cell.
+    tested = [c for c in categories if 800 * ref_counts[c] / len(reference) >= d.MIN_EXPECTED]
+    rare = [c for c in categories if c not in tested]
+    table = [[ref_counts[c] for c in tested], [win_counts[c] for c in tested]]
+    if rare:
+        table[0].append(sum(ref_counts[c] for c in rare))
+        table[1].append(sum(win_counts[c] for c in rare))
     expected = sps.chi2_contingency(table, correction=False)
     result = d.chi_square_categorical(ref, win)
     assert result.statistic == pytest.approx(expected.statistic, rel=1e-9)
     assert result.pvalue == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
-    assert result.details["dof"] == expected.dof == k - 1
+    assert result.details["dof"] == expected.dof == len(table[0]) - 1
+    assert result.details["levels"] == len(table[0])
     # Cohen's w of the difference: sqrt(chi2 * (1/n + 1/m)), independent of the sample sizes.
     scale = 1 / len(reference) + 1 / 800
-    assert result.details["cohens_w"] == pytest.approx(math.sqrt(expected.statistic * scale), rel=1e-12)
+    w = math.sqrt(expected.statistic * scale)
+    assert result.details["cohens_w"] == pytest.approx(w, rel=1e-12)
+    assert result.details["cramers_v"] == pytest.approx(w / math.sqrt(expected.dof), rel=1e-12)
+
+
+def test_chi_square_pools_rare_and_unseen_levels_so_one_rare_row_is_not_drift() -> None:
+    """Regression (#16): a Zipf column's rare level, or a level the reference never saw, turning up
+    once in a 300-row hour made its own chi-square cell with an expected count near 0: chi2 in the
+    hundreds, Cohen's w ~0.7, an alert on unchanged data. Pooled with the other rare levels it is not."""
+    reference = CategoricalProfile({"a": 30_000, "b": 15_000, "c": 4_900, "r1": 60, "r2": 40})
+    window = CategoricalProfile({"a": 180, "b": 90, "c": 28, "r2": 1, "never_seen": 1})
+    result = d.chi_square_categorical(reference, window)
+    expected = sps.chi2_contingency([[30_000, 15_000, 4_900, 100], [180, 90, 28, 2]], correction=False)
+    assert result.statistic == pytest.approx(expected.statistic, rel=1e-9)
+    assert result.pvalue > 0.1 and result.details["cohens_w"] < 0.15  # below the warning level
+    unpooled = sps.chi2_contingency([[30_000, 15_000, 4_900, 60, 40, 0], [180, 90, 28, 0, 1, 1]], correction=False)
+    assert unpooled.pvalue < 1e-6  # what the old buckets said
 
 
 def test_chi_square_pools_unseen_window_categories_into_one_bucket() -> None:
