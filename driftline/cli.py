@@ -657,6 +657,56 @@ def results(
 
 @app.command()
 @one_line_errors
+def backtest(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name")],
+    start: Annotated[str, typer.Option("--start", help="ISO 8601 start (inclusive, UTC if no zone)")],
+    end: Annotated[str, typer.Option("--end", help="ISO 8601 end (exclusive)")],
+    config: ConfigOption = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="A candidate setting, key=value (dotted key, YAML value); repeat"),
+    ] = None,
+) -> None:
+    """Re-judge stored windows with candidate settings; print per kind how many windows would warn or alert.
+
+    Reads only Driftline's stored profiles and results, never the prediction log: tune thresholds on
+    history before they go live. Example: --set drift.alpha=0.005 --set performance.default_tolerance.alert=0.2
+    """
+    from driftline.connections import config_path, load_run_config, open_databases
+    from driftline.errors import ConfigError
+    from driftline.tasks.backtest import candidate_config, run_backtest
+    from driftline.window import parse_instant
+
+    path = config_path(config)
+    loaded = load_run_config(path)
+    current = loaded.model(model)
+    candidate = candidate_config(path, model, list(settings or []))
+    begin, stop = parse_instant(start), parse_instant(end)
+    if not begin < stop:
+        raise ConfigError("--start must be before --end")
+    databases = open_databases(loaded)
+    outcome = run_backtest(databases.results, current, candidate, begin, stop)
+    title = f"{model}: {outcome.windows} stored windows, {begin:%Y-%m-%d %H:%M} .. {stop:%Y-%m-%d %H:%M} UTC"
+    table = Table(title=title)
+    for column in ("kind", "windows", "warning now", "alert now", "warning candidate", "alert candidate"):
+        table.add_column(column)
+    for kind in sorted(set(outcome.current) | set(outcome.candidate)):
+        now, then = outcome.current.get(kind), outcome.candidate.get(kind)
+        table.add_row(
+            kind,
+            str(max(now.windows if now else 0, then.windows if then else 0)),
+            str(now.warning if now else 0),
+            str(now.alert if now else 0),
+            str(then.warning if then else 0),
+            str(then.alert if then else 0),
+        )
+    console.print(table)
+    for note in outcome.notes:
+        console.print(f"note: {note}", highlight=False)
+
+
+@app.command()
+@one_line_errors
 def up(
     config: ConfigOption = None,
     port: Annotated[int, typer.Option("--port", help="Prefect server port")] = 4200,

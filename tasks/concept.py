@@ -32,7 +32,7 @@ CONCEPT_METRICS: dict[ColumnKind, tuple[str, ...]] = {
 RELATION_LEVELS = (0.05, 0.10)
 
 
-def _label_columns(model: ModelConfig) -> set[str]:
+def label_columns(model: ModelConfig) -> set[str]:
     return {c for c in (model.label_field, RESIDUAL if model.task == "regression" else None) if c}
 
 
@@ -45,7 +45,7 @@ def evaluate_concept(context: WindowContext) -> list[Result]:
     min_labels = model.performance.min_labels
     column_reasons = {
         c: f"only {labelled} labelled rows in the window, fewer than performance.min_labels={min_labels}"
-        for c in _label_columns(model)
+        for c in label_columns(model)
         if labelled < min_labels
     }
     numeric_targets = [c for c, kind in targets if kind == "numeric"]

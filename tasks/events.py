@@ -71,8 +71,9 @@ def worst_metrics(results: Iterable[Result], limit: int = MAX_WORST) -> list[dic
             "value": finite_or_none(r.value),
             "threshold": finite_or_none(r.threshold),
             "status": str(r.status),
-            "reason": r.details.get("reason") if isinstance(r.details.get("reason"), str) else None,
         }
+        # The result's one sentence (#16), when it has one.
+        | ({"reason": r.details["reason"]} if isinstance(r.details.get("reason"), str) else {})
         for r in problems[:limit]
     ]
 

@@ -1,0 +1,37 @@
+"""Notifications carry each flagged result's sentence (#16 item 4)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from driftline.results import Kind, Result, Status
+from driftline.tasks.events import worst_metrics
+from driftline.tasks.notify_channels import email_message, slack_blocks
+
+START, END = datetime(2026, 3, 8, 12, tzinfo=UTC), datetime(2026, 3, 8, 13, tzinfo=UTC)
+SENTENCE = "income: Wasserstein 0.801 ≥ 0.2 (alert), p < 1e-6, 310 rows vs 50,270 reference"
+
+
+def test_slack_and_email_show_the_reason_sentence() -> None:
+    results = [
+        Result(
+            "loan", START, END, Kind.DATA_DRIFT, "wasserstein", "income", 0.801, 0.2, Status.ALERT, {"reason": SENTENCE}
+        ),
+        Result("loan", START, END, Kind.DATA_DRIFT, "chi_square", "region", 86.7, 0.3, Status.WARNING, {}),
+    ]
+    worst = worst_metrics(results)
+    assert worst[0]["reason"] == SENTENCE and "reason" not in worst[1]
+    payload = {
+        "model": "loan",
+        "kind": "data_drift",
+        "transition": "problem",
+        "status": "alert",
+        "window_start": START.isoformat(),
+        "window_end": END.isoformat(),
+        "worst": worst,
+    }
+    _, blocks = slack_blocks(payload)
+    body = "\n".join(b["text"]["text"] for b in blocks if b.get("type") == "section" and "text" in b)
+    assert f"• {SENTENCE}" in body
+    assert "region: chi_square = 86.7 (threshold 0.3, warning)" in body  # no sentence: the old line
+    assert SENTENCE in email_message(payload, "a@example.com", ["b@example.com"]).get_content()
