@@ -311,6 +311,31 @@ class OperationalConfig(_Strict):
     max_silence_minutes: float = Field(default=60, gt=0)
 
 
+class AlertAfter(_Strict):
+    """Persistence (opt-in): a result is an ``alert`` only when its check reached the alert level in
+    at least ``alerts`` of the last ``of_last`` hourly windows (this one included); until then it is a
+    ``warning`` that says so. One noisy hour pages nobody; a change that lasts still does."""
+
+    alerts: int = Field(ge=1)
+    of_last: int = Field(ge=1, le=168)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertAfter:
+        if self.alerts > self.of_last:
+            raise ValueError("alerts must not exceed of_last")
+        return self
+
+
+class SeasonalReference(_Strict):
+    """Seasonality (opt-in): judge data drift against the same hour of the day (``every: day``) or
+    of the week (``every: week``) over the last ``last`` days/weeks, merged from the stored hourly
+    profiles, instead of the whole reference range. Needs a fixed reference (the profiles share its
+    bins); until ``min_rows`` such rows are stored the fitted reference is used, and the rows say so."""
+
+    every: Literal["day", "week"] = "day"
+    last: int = Field(default=7, ge=1, le=52)
+
+
 class MonitorSpec(_Strict):
     """One monitor to run every window: a built-in by name, or the user's own by ``path``
     (``package.module:attribute``) or ``entry_point`` (a name in the ``driftline.monitors`` group)."""
@@ -356,6 +381,10 @@ class ModelConfig(_Strict):
     notifications: NotificationsConfig | None = None
     #: What Prefect automations do on alerts: retrain, call a CI/CD webhook.
     actions: ActionsConfig | None = None
+    #: Persistence: alert only after ``alerts`` alert-level windows of the last ``of_last``.
+    alert_after: AlertAfter | None = None
+    #: Seasonal reference for data drift: the same hour of day/week over the last N days/weeks.
+    seasonal_reference: SeasonalReference | None = None
 
     @property
     def schema_and_table(self) -> tuple[str | None, str]:
@@ -406,6 +435,12 @@ class ModelConfig(_Strict):
             columns.append((self.error_column, "categorical"))
         feature_names = {name for name, _ in self.features.items()}
         return [(name, kind) for name, kind in columns if name not in feature_names]
+
+    @model_validator(mode="after")
+    def _seasonal_needs_fixed_reference(self) -> ModelConfig:
+        if self.seasonal_reference is not None and self.reference.rolling:
+            raise ValueError("seasonal_reference needs a fixed reference (start and end): its hours share its bins")
+        return self
 
     @model_validator(mode="after")
     def _labels_need_id(self) -> ModelConfig:

@@ -14,7 +14,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from driftline.connections import load_run_config, open_databases
 from driftline.context import WindowContext
 from driftline.errors import DriftlineError
-from driftline.results import Status, awaits_labels, window_verdict
+from driftline.results import Kind, Status, awaits_labels, window_verdict
 from driftline.settings import load_settings
 from driftline.tasks._prefect import is_transient
 from driftline.tasks.artifacts import publish_summary_task
@@ -23,10 +23,12 @@ from driftline.tasks.extract import read_rows, read_rows_task, verify_columns_ta
 from driftline.tasks.labels import labelled_in, labelled_in_profile, refresh_late_labels_task
 from driftline.tasks.monitors import monitors_for, reads_rows, run_monitor_task
 from driftline.tasks.notify import react_task
+from driftline.tasks.persistence import apply_persistence, recent_alert_counts
 from driftline.tasks.profiles import (
     DEFINITION_KEY,
     choose_reference_task,
     profile_window_task,
+    seasonal_reference,
     stream_window_profile_task,
 )
 from driftline.tasks.reporting import refresh_report_task
@@ -106,11 +108,15 @@ def monitor_window(
             def rows() -> Any:
                 return read_rows(databases.data, model_config, window.start, window.end)
 
+        judged_against = reference
+        if model_config.seasonal_reference is not None and reference is not None:
+            # Opt-in: the same hour of day/week over the last N, merged from stored hourly profiles.
+            judged_against = seasonal_reference(databases.results, model_config, reference, window)
         context = WindowContext(
             model_config,
             window,
             rows,
-            reference,
+            judged_against,
             current,
             databases.data,
             databases.results,
@@ -119,6 +125,14 @@ def monitor_window(
             reference_reason=choice.reason,
         )
         results = attach_realised([r for monitor in monitors for r in step(run_monitor_task)(monitor, context)])
+        if judged_against is not None and "seasonal" in judged_against.extras:
+            for r in results:
+                if r.kind in (Kind.DATA_DRIFT, Kind.CONCEPT_DRIFT):
+                    r.details["seasonal_reference"] = judged_against.extras["seasonal"]
+        if model_config.alert_after is not None:
+            # Opt-in persistence: an alert pages only when it reached the alert level k of the last m hours.
+            earlier = recent_alert_counts(databases.results, model_config, window)
+            results = apply_persistence(model_config, results, earlier)
         kinds = {m.kind for m in monitors} | {r.kind for r in results}
         step(save_window_task)(
             databases.results,
@@ -355,7 +369,6 @@ def monitor_period(
     from functools import reduce
 
     from driftline.errors import ConfigError
-    from driftline.results import Kind
     from driftline.stats.model_profile import ModelProfile
     from driftline.tasks.drift import evaluate_drift
     from driftline.tasks.estimation import estimate_results

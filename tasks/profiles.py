@@ -164,3 +164,34 @@ ensure_reference_task = task(ensure_reference, name="reference-profile", **IO)
 choose_reference_task = task(choose_reference, name="reference-profile", **IO)
 profile_window_task = task(profile_window, name="profile-window", **PURE)
 stream_window_profile_task = task(stream_window_profile, name="stream-window-profile", **IO)
+
+
+def seasonal_reference(engine: Engine, model: ModelConfig, reference: ModelProfile, window: Window) -> ModelProfile:
+    """The same hour of the day (or week) over the last N days (weeks), merged from the stored hourly
+    profiles on the reference's bins: the reference a feature with a daily cycle is judged against.
+
+    Fewer than ``drift.min_rows`` such rows stored (a new model): the fitted ``reference`` itself, with
+    ``extras["seasonal"]["used"]`` false. Reference-level facts (performance, calibration) are the
+    fitted reference's either way; only the per-column profiles change.
+    """
+    from datetime import timedelta
+    from functools import reduce
+
+    from driftline.tasks.store import load_window_profiles
+
+    rule = model.seasonal_reference
+    assert rule is not None
+    step = timedelta(days=1) if rule.every == "day" else timedelta(weeks=1)
+    definition = reference.extras[DEFINITION_KEY]
+    hours: list[ModelProfile] = []
+    for back in range(1, rule.last + 1):
+        start = window.start - back * step
+        hours += load_window_profiles(engine, model.name, definition, reference, start, start + timedelta(hours=1))
+    merged = reduce(lambda a, b: a.merge(b), hours) if hours else ModelProfile(0)
+    summary = {"every": rule.every, "last": rule.last, "hours": len(hours), "rows": merged.row_count}
+    if merged.row_count < model.drift.min_rows:
+        return ModelProfile(
+            reference.row_count, reference.features, dict(reference.extras) | {"seasonal": summary | {"used": False}}
+        )
+    features = {name: merged.features.get(name, profile) for name, profile in reference.features.items()}
+    return ModelProfile(merged.row_count, features, dict(reference.extras) | {"seasonal": summary | {"used": True}})

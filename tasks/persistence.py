@@ -1,0 +1,71 @@
+"""Persistence (``alert_after``, opt-in per model): an alert pages only when it lasts.
+
+A result that reaches the alert level is kept an ``alert`` only if its check (same kind, metric and
+feature) reached the alert level in at least ``alerts`` of the last ``of_last`` hourly windows, this
+one included; otherwise it is stored as a ``warning`` whose details say why
+(``details.persistence``) and whose sentence ends with it. The level each window reached is kept in
+``details.level_before_persistence``, so a held-back alert still counts for the windows after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from driftline.config import ModelConfig
+from driftline.results import Result, Status
+from driftline.tasks.store import RESULTS
+from driftline.window import Window
+
+Key = tuple[str, str, str | None]
+
+
+def recent_alert_counts(engine: Engine, model: ModelConfig, window: Window) -> dict[Key, int]:
+    """Per (kind, metric, feature): how many of the ``of_last - 1`` hours before ``window`` reached the
+    alert level (before persistence held any back)."""
+    assert model.alert_after is not None
+    since = window.start - timedelta(hours=model.alert_after.of_last - 1)
+    level = sa.func.coalesce(RESULTS.c.details["level_before_persistence"].astext, RESULTS.c.status)
+    statement = (
+        sa.select(RESULTS.c.kind, RESULTS.c.metric, RESULTS.c.feature, sa.func.count())
+        .where(
+            RESULTS.c.model == model.name,
+            RESULTS.c.resolution == "hour",
+            RESULTS.c.window_start >= since,
+            RESULTS.c.window_start < window.start,
+            level == "alert",
+        )
+        .group_by(RESULTS.c.kind, RESULTS.c.metric, RESULTS.c.feature)
+    )
+    with engine.connect() as connection:
+        return {(row[0], row[1], row[2]): int(row[3]) for row in connection.execute(statement)}
+
+
+def apply_persistence(model: ModelConfig, results: list[Result], earlier_alerts: dict[Key, int]) -> list[Result]:
+    """Hold back alerts that have not lasted ``alert_after.alerts`` of the last ``of_last`` windows."""
+    rule = model.alert_after
+    if rule is None:
+        return results
+    out = []
+    for r in results:
+        if r.status != Status.ALERT:
+            out.append(r)
+            continue
+        count = earlier_alerts.get((str(r.kind), r.metric, r.feature), 0) + 1
+        details = dict(r.details) | {
+            "level_before_persistence": "alert",
+            "persistence": {"alerts": count, "of_last": rule.of_last, "needed": rule.alerts},
+        }
+        if count >= rule.alerts:
+            out.append(replace(r, details=details))
+            continue
+        note = (
+            f"held at warning: alert level in {count} of the last {rule.of_last} windows, "
+            f"alert_after needs {rule.alerts}"
+        )
+        details["reason"] = f"{details['reason']}; {note}" if details.get("reason") else note
+        out.append(replace(r, status=Status.WARNING, details=details))
+    return out
