@@ -273,9 +273,8 @@ def run_all(sizes_text: str, windows_text: str, shift: float) -> None:
             f"  <!-- reference {reference_rows:,} rows; {time.perf_counter() - started:.0f} s -->",
             flush=True,
         )
-    for size, counter in offenders.items():
-        if counter:
-            print(f"<!-- {size:,} rows/hour, flagged results: {dict(counter.most_common(8))} -->")
+        if offenders[size]:
+            print(f"<!-- {size:,} rows/hour, flagged results: {dict(offenders[size].most_common(8))} -->", flush=True)
 
 
 if __name__ == "__main__":

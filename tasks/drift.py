@@ -126,7 +126,7 @@ def compare_columns(
     rows that say why, never an exception.
     """
     column_reasons = column_reasons or {}
-    computed = []
+    computed: list[list[Any]] = []
     for column, kind in columns:
         names = list(metrics(kind))
         primary = primary_metric(model, kind, names)
@@ -138,7 +138,20 @@ def compare_columns(
             if why is None and (ref_profile is None or win_profile is None):
                 why = f"column {column!r} is not in the reference profile (refit by changing the reference)"
             outcome = None if why else statistic.compute(ref_profile, win_profile)
-            computed.append((column, kind, statistic, outcome, why, metric == primary))
+            computed.append([column, kind, statistic, outcome, why, metric == primary or statistic.always_judged])
+        # A primary that is undefined on this window (an infinite value makes W1 infinite) hands the
+        # column's verdict to the first configured statistic that is defined.
+        mine = [c for c in computed if c[0] == column]
+        chosen = next((c for c in mine if c[2].name == primary), None)
+        if chosen is not None and chosen[3] is not None and not np.isfinite(chosen[3].statistic):
+            fallback = next(
+                (c for c in mine if c[3] is not None and np.isfinite(c[3].statistic) and not c[2].always_judged),
+                None,
+            )
+            if fallback is not None:
+                chosen[5] = False
+                fallback[5] = True
+                fallback[3] = fallback[3]._replace(details={**fallback[3].details, "primary_fallback_for": primary})
 
     def effect_of(statistic: Any, outcome: Any) -> float:
         if outcome is None:
@@ -153,7 +166,7 @@ def compare_columns(
         [computed[i][3].pvalue for i in family],
         family_thresholds,
     )
-    adjusted_by_column = {computed[i][0]: p for i, p in zip(family, family_adjusted, strict=True)}
+    adjusted_by_test = {(computed[i][0], computed[i][2].name): p for i, p in zip(family, family_adjusted, strict=True)}
 
     def row(
         metric: str, column: str, value: float | None, threshold: float | None, status: Status, details: dict[str, Any]
@@ -176,7 +189,7 @@ def compare_columns(
         if outcome.pvalue is None:
             p_adj = None
         elif primary:
-            p_adj = adjusted_by_column.get(column)
+            p_adj = adjusted_by_test.get((column, statistic.name))
         else:
             p_adj = min(1.0, outcome.pvalue * max(len(family), 1))
         effect = effect_of(statistic, outcome)

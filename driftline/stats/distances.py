@@ -297,6 +297,19 @@ def unseen_share_categorical(reference: CategoricalProfile, window: CategoricalP
     if (undefined := _categorical_sizes(reference, window)) is not None:
         return undefined
     unseen = {c: v for c, v in window.counts.items() if c not in reference.counts}
-    share = (sum(unseen.values()) + window.overflow) / window.n
+    count = sum(unseen.values()) + window.overflow
+    share = count / window.n
     examples = sorted(unseen, key=lambda c: -unseen[c])[:5]
-    return StatResult(share, None, {"unseen_categories": len(unseen), "examples": examples})
+    chance = unseen_chance(reference)
+    pvalue = float(sps.binom.sf(count - 1, window.n, chance)) if chance > 0 else (0.0 if count else 1.0)
+    return StatResult(share, pvalue, {"unseen_categories": len(unseen), "examples": examples, "chance_share": chance})
+
+
+def unseen_chance(reference: CategoricalProfile) -> float:
+    """The share of rows an unchanged window has in categories the reference never saw: the
+    Good-Turing missing mass, categories seen once / rows, plus the reference's overflow (categories
+    beyond the stored ones look unseen too). Large for a Zipf-like column with rare levels."""
+    if reference.n == 0:
+        return 0.0
+    singletons = sum(1 for count in reference.counts.values() if count == 1)
+    return min(1.0, (singletons + reference.overflow) / reference.n)

@@ -32,6 +32,9 @@ class Statistic:
     alert: float
     effect: Effect = "statistic"
     description: str = ""
+    #: Judged for every column that lists it, primary or not: it answers a different question than
+    #: the primary (are there values the reference never had?), with its own test in the family.
+    always_judged: bool = False
 
 
 def _entry(
@@ -84,13 +87,15 @@ REGISTRY: dict[ColumnKind, dict[str, Statistic]] = {
             _entry("jensen_shannon", "categorical", d.js_categorical, 0.1, 0.2, "Jensen-Shannon distance (base 2)"),
             _entry("hellinger", "categorical", d.hellinger_categorical, 0.1, 0.2, "Hellinger distance"),
             _entry("tvd", "categorical", d.tvd_categorical, 0.1, 0.2, "total variation distance"),
-            _entry(
+            Statistic(
                 "unseen_share",
-                "categorical",
+                frozenset({"categorical"}),
                 d.unseen_share_categorical,
                 0.01,
                 0.05,
-                "share of window rows in categories absent from the reference",
+                description="share of window rows in categories absent from the reference; tested against "
+                "the reference's Good-Turing missing mass",
+                always_judged=True,
             ),
         ]
     },

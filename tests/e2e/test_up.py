@@ -213,7 +213,7 @@ def test_up_runs_a_drift_triggered_retrain_on_its_worker_and_the_next_hour_reset
 
     # The drifted hour alerted on income; the next hour, judged against the moved reference, does not.
     before, after = _data_drift(engine, DRIFT_FROM), _data_drift(engine, DRIFT_FROM + timedelta(hours=1))
-    assert before["ks:income"] == "alert"
+    assert before["wasserstein:income"] == "alert"
     assert after and not {k: s for k, s in after.items() if s in ("warning", "alert")}, after
 
     # up is idempotent: the healthy server and the live worker are reused, the automations updated.

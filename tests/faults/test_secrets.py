@@ -295,7 +295,7 @@ def test_hostile_schema_table_and_column_names_through_the_flow(
 
     results = load_results(store, "hostile")
     drift = {(r.feature, r.metric): r.status for r in results if r.kind == Kind.DATA_DRIFT}
-    assert drift[(COLUMNS["income"], "ks")] == Status.ALERT
+    assert drift[(COLUMNS["income"], "wasserstein")] == Status.ALERT
     assert {drift[(COLUMNS["region"], m)] for m in ("chi_square", "psi")} <= {Status.OK, Status.WARNING}
     assert {r.feature for r in results if r.kind == Kind.CONCEPT_DRIFT} >= {COLUMNS["prediction"], COLUMNS["score"]}
     latency = [r for r in results if r.kind == Kind.OPERATIONAL and r.metric.startswith("latency")]

@@ -409,7 +409,8 @@ def test_unseen_share_closed_form(overflow: int) -> None:
     win = CategoricalProfile({"a": 10, "x": 4, "y": 9, "b": 1}, nulls=100, overflow=overflow)
     result = d.unseen_share_categorical(ref, win)
     assert result.statistic == pytest.approx((4 + 9 + overflow) / (10 + 4 + 9 + 1 + overflow), rel=1e-12)
-    assert result.pvalue is None
+    # No reference category was seen once: an unchanged window has no unseen rows, so any is significant.
+    assert result.details["chance_share"] == 0.0 and result.pvalue == 0.0
     assert result.details["unseen_categories"] == 2
     assert result.details["examples"] == ["y", "x"]  # most frequent first
     assert d.unseen_share_categorical(ref, CategoricalProfile({"a": 3})).statistic == 0.0
@@ -570,3 +571,18 @@ def test_ks_never_exceeds_raw_ks_and_stays_within_bin_mass(reference: list[float
     raw = sps.ks_2samp(reference, window, method="asymp").statistic
     assert 0.0 <= result.statistic <= raw + 1e-12
     assert raw - result.statistic <= largest_reference_bin_mass(ref) + 1e-12
+
+
+def test_unseen_share_is_tested_against_the_good_turing_missing_mass() -> None:
+    """Regression (#16): a Zipf column's rare levels turn up unseen by chance; the test's baseline is
+    the share of reference rows in categories seen once (plus the overflow), checked with scipy's binomial."""
+    ref = CategoricalProfile({"a": 900, "b": 80, "r1": 1, "r2": 1, "r3": 1, "r4": 1}, overflow=16)
+    chance = (4 + 16) / 1_000
+    assert d.unseen_chance(ref) == pytest.approx(chance)
+    win = CategoricalProfile({"a": 280, "b": 15, "new1": 3, "new2": 2})
+    result = d.unseen_share_categorical(ref, win)
+    assert result.statistic == pytest.approx(5 / 300)
+    assert result.pvalue == pytest.approx(sps.binom.sf(4, 300, chance), rel=1e-12)
+    assert result.pvalue > 0.1  # 5 unseen of 300 where 6 are expected: chance
+    many = d.unseen_share_categorical(ref, CategoricalProfile({"a": 200, "new": 100}))
+    assert many.pvalue < 1e-20
