@@ -32,6 +32,7 @@ from driftline.stats.model_profile import ModelProfile
 from driftline.tasks.concept import CONCEPT_METRICS, label_columns
 from driftline.tasks.drift import compare_columns, evaluate_drift, size_reason
 from driftline.tasks.performance import LOWER_IS_BETTER, bound, judge_performance_family, tolerance_for
+from driftline.tasks.references import resolve_reference
 from driftline.tasks.store import load_reference, load_results, load_window_profiles
 from driftline.window import Window
 
@@ -152,9 +153,11 @@ def run_backtest(
     while window_start < end:
         window = Window(window_start, window_start + HOUR)
         window_start += HOUR
+        # The reference version in effect for this window (the one resolver every consumer uses).
+        chosen = resolve_reference(results_engine, current, window.start)
         definitions = {
-            "current": current.reference_definition(window.start),
-            "candidate": candidate.reference_definition(window.start),
+            "current": chosen.apply(current).reference_definition(window.start),
+            "candidate": chosen.apply(candidate).reference_definition(window.start),
         }
         if definitions["current"] != definitions["candidate"]:
             raise ConfigError(
