@@ -163,3 +163,128 @@ def test_warm_up_then_judged_against_the_new_traffic_and_a_small_reference_is_re
     ks = income_ks(store, DAY + timedelta(hours=17))
     assert ks["status"] == "unknown"
     assert ks["details"]["reason"].endswith("has 600 rows, fewer than reference.min_rows=700: refused")
+
+
+def test_multivariate_sample_follows_the_version_and_is_the_same_rows_on_every_rerun(
+    store: sa.Engine, tmp_path: Path, loan_log: dict[str, Any], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The multivariate monitor's reference sample comes from the window's reference version (it used
+    to sample the configured range whatever the promotion), and a rerun draws the same rows (it used
+    ``ORDER BY random()``: a rerun in a new process changed the AUC)."""
+    from driftline.tasks import multivariate
+    from driftline.tasks.references import promote_reference
+
+    monkeypatch.delenv("DRIFTLINE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DRIFTLINE_RESULTS_URL", raising=False)
+    entry = model_entry(
+        "loan",
+        loan_log["table"],
+        monitors=[{"name": "data_drift"}, {"name": "multivariate_drift", "params": {"sample_size": 1000}}],
+    )
+    config = str(write_config(tmp_path / "monitors.yaml", [entry], database_url))
+    model = load_config(Path(config)).model("loan")
+    promote_reference(
+        store,
+        model=model,
+        reference_start=DAY + timedelta(hours=12),
+        reference_end=DAY + timedelta(hours=18),
+        effective_from=DAY + timedelta(hours=16),
+    )
+
+    def auc(window_start: Any) -> tuple[str, float, dict[str, Any]]:
+        with store.connect() as connection:
+            row = connection.execute(
+                sa.text(
+                    "SELECT status, value, details FROM driftline.results WHERE model = 'loan' "
+                    "AND metric = 'domain_classifier_auc' AND window_start = :s"
+                ),
+                {"s": window_start},
+            ).one()
+        return row.status, row.value, row.details
+
+    monitor_model("loan", DAY + timedelta(hours=14), config)  # 13:00, shifted, before the promotion
+    monitor_model("loan", DAY + timedelta(hours=17), config)  # 16:00, shifted, after it
+    before, after = auc(DAY + timedelta(hours=13)), auc(DAY + timedelta(hours=16))
+    assert before[0] == "alert" and before[1] > 0.75  # against the configured (unshifted) reference
+    assert after[0] == "ok" and after[1] < 0.6  # against version 1: the shifted afternoon
+    multivariate._SAMPLES.clear()  # as in a new process
+    monitor_model("loan", DAY + timedelta(hours=14), config)
+    assert auc(DAY + timedelta(hours=13)) == before
+
+
+def test_late_labels_re_judge_a_window_against_the_version_it_was_judged_with(
+    store: sa.Engine, engine: sa.Engine, loan_config: Path, loan_log: dict[str, Any]
+) -> None:
+    """A window judged against version 0, then a promotion effective from before it (recorded later;
+    its 400 rows are below reference.min_rows, so windows judged against it are refused), then the
+    window's labels arrive: the refresh re-judges it against version 0, the one its stored verdicts
+    rest on — not against version 1, which would make its performance ``unknown``."""
+    from driftline.tasks.references import promote_reference
+
+    config = str(loan_config)
+    start, end = DAY + timedelta(hours=9), DAY + timedelta(hours=10)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(f"UPDATE {loan_log['schema']}.loan_predictions SET label = NULL WHERE ts >= :s AND ts < :e"),
+            {"s": start, "e": end},
+        )
+    monitor_model("loan", end, config)
+    assert run_versions(store)[start] == 0
+    model = load_config(loan_config).model("loan")
+    promote_reference(
+        store,
+        model=model,
+        reference_start=DAY + timedelta(hours=12),
+        reference_end=DAY + timedelta(hours=14),
+        effective_from=DAY,
+    )
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                f"UPDATE {loan_log['schema']}.loan_predictions SET label = (CASE WHEN score > 0.5 THEN 1 ELSE 0 END) "
+                "WHERE ts >= :s AND ts < :e"
+            ),
+            {"s": start, "e": end},
+        )
+    outcome = monitor_model("loan", end + timedelta(hours=1), config)  # 10:00 is judged against version 1 ...
+    assert outcome["reference"]["version"] == 1 and outcome["reference"]["reason"].endswith("refused")
+    assert outcome["refreshed_windows"] == [start.isoformat()]  # ... and 09:00 is refreshed on version 0
+    assert run_versions(store)[start] == 0
+    with store.connect() as connection:
+        accuracy = connection.execute(
+            sa.text(
+                "SELECT status, details FROM driftline.results WHERE model = 'loan' AND kind = 'performance' "
+                "AND metric = 'accuracy' AND feature IS NULL AND window_start = :s"
+            ),
+            {"s": start},
+        ).one()
+    assert accuracy.details["labelled_rows"] == 200
+    assert accuracy.status != "unknown", accuracy.details
+
+
+def test_report_draws_against_the_version_of_its_latest_window_and_lists_the_versions(
+    store: sa.Engine, engine: sa.Engine, loan_config: Path, loan_log: dict[str, Any]
+) -> None:
+    from driftline.report.data import load_report_data
+    from driftline.report.html import render_report
+    from driftline.tasks.references import promote_reference
+
+    config = str(loan_config)
+    model = load_config(loan_config).model("loan")
+    promote_reference(
+        store,
+        model=model,
+        version="v2",
+        reference_start=DAY + timedelta(hours=12),
+        reference_end=DAY + timedelta(hours=18),
+        effective_from=DAY + timedelta(hours=16),
+        note="reviewed by ana",
+    )
+    backfill("loan", DAY + timedelta(hours=14), DAY + timedelta(hours=18), config)
+    data = load_report_data(store, model, DAY, DAY + timedelta(days=1), data_engine=engine)
+    assert data.reference is not None and data.reference.row_count == 1200  # version 1: 6 h x 200 rows
+    assert data.reference_note is not None and data.reference_note.startswith("reference version 1 (model v2)")
+    assert [v.version for v in data.reference_versions] == [1]
+    page = render_report(data)
+    assert "Reference versions" in page and "2 window(s) of this period judged against it" in page
+    assert "2 window(s) of this period against the configured reference" in page
