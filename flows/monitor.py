@@ -20,7 +20,12 @@ from driftline.tasks._prefect import is_transient
 from driftline.tasks.artifacts import publish_summary_task
 from driftline.tasks.estimation import attach_realised
 from driftline.tasks.extract import read_rows, read_rows_task, verify_columns_task
-from driftline.tasks.labels import labelled_in, labelled_in_profile, refresh_late_labels_task
+from driftline.tasks.labels import (
+    labelled_in,
+    labelled_in_profile,
+    refresh_late_labels_task,
+    window_label_checksum_task,
+)
 from driftline.tasks.monitors import monitors_for, reads_rows, run_monitor_task
 from driftline.tasks.notify import react_task
 from driftline.tasks.persistence import apply_persistence, recent_alert_counts
@@ -95,6 +100,8 @@ def monitor_window(
         )
         reference = choice.profile
         monitors = monitors_for(model_config)
+        # Before the rows are read: a label corrected meanwhile is refreshed later, never missed.
+        label_checksum = step(window_label_checksum_task)(databases.data, model_config, window)
         rows: Any
         if reads_rows(monitors):
             # Some monitor reads the rows: read the window once and profile that frame.
@@ -146,6 +153,7 @@ def monitor_window(
             if context.rows.loaded
             else labelled_in_profile(current, model_config),
             reference_version=choice.version.version,
+            label_checksum=label_checksum,
         )
     except Exception as exc:
         # Record the failure in the run log, then let Prefect mark the run Failed too.

@@ -302,6 +302,48 @@ verify_columns_task = task(verify_columns, name="verify-columns", **IO)
 read_rows_task = task(read_rows, name="read-rows", **IO)
 
 
+def label_checksums(engine: Engine, model: ModelConfig, start: datetime, end: datetime) -> dict[datetime, str]:
+    """Per hour (UTC) in ``[start, end)``: an order-independent checksum of the labelled rows' (row, label)
+    pairs, the sum of ``hashtextextended(row || ':' || label)`` (exact: ``sum`` of bigints is numeric).
+
+    The row is the id column, else the timestamp. A label corrected in place (1 -> 0, the count
+    unchanged) changes the checksum, which the late-label refresh compares besides the count. With
+    a ``labels`` table the label is the one ``read_rows`` joins (the largest per id). Hours without
+    a label are absent.
+    """
+    if model.label_field is None:
+        return {}
+    table = log_table(model)
+    ts = table.c[model.timestamp_column]
+    hour = sa.func.date_trunc("hour", sa.func.timezone("UTC", ts)).label("hour")
+    row_key = sa.cast(table.c[model.id_column] if model.id_column else ts, sa.Text)
+    labels = labels_table(model)
+    source: sa.FromClause = table
+    if labels is not None and model.labels is not None and model.id_column:
+        latest = (
+            sa.select(
+                labels.c[model.labels.id_column].label("id"),
+                sa.func.max(labels.c[model.labels.label_column]).label("label"),
+            )
+            .group_by(labels.c[model.labels.id_column])
+            .subquery("labels")
+        )
+        source = table.join(latest, latest.c.id == table.c[model.id_column])
+        label = latest.c.label
+    else:
+        label = table.c[model.label_column]
+    pair = sa.func.hashtextextended(row_key + sa.literal(":") + sa.cast(label, sa.Text), 0)
+    statement = (
+        sa.select(hour, sa.cast(sa.func.sum(pair), sa.Text).label("checksum"))
+        .select_from(source)
+        .where(ts >= start, ts < end, label.is_not(None))
+        .group_by(hour)
+    )
+    with engine.connect() as connection:
+        connection.execute(sa.text("SET LOCAL TIME ZONE 'UTC'"))  # as in labelled_counts
+        return {row.hour.replace(tzinfo=UTC): str(row.checksum) for row in connection.execute(statement)}
+
+
 def labelled_counts(engine: Engine, model: ModelConfig, start: datetime, end: datetime) -> dict[datetime, int]:
     """Labelled rows per hour (UTC) for windows in ``[start, end)``: what the late-label refresh compares."""
     if model.label_field is None:

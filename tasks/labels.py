@@ -17,11 +17,17 @@ from driftline.results import STATUS_SEVERITY, Kind, Result, Status, worst
 from driftline.stats.model_profile import ModelProfile
 from driftline.tasks._prefect import IO
 from driftline.tasks.estimation import attach_realised
-from driftline.tasks.extract import labelled_counts, read_rows
+from driftline.tasks.extract import label_checksums, labelled_counts, read_rows
 from driftline.tasks.monitors import label_dependent_monitors
 from driftline.tasks.notify import react
 from driftline.tasks.profiles import choose_reference, profile_window
-from driftline.tasks.store import label_coverage, load_results, run_reference_versions, save_label_refresh
+from driftline.tasks.store import (
+    label_coverage,
+    load_results,
+    run_reference_versions,
+    save_label_refresh,
+    stored_label_checksums,
+)
 from driftline.window import HOUR, Window
 
 
@@ -72,7 +78,9 @@ def refresh_late_labels(
     flow_run_id: str | None = None,
 ) -> list[str]:
     """Re-evaluate performance and concept drift of the windows in the look-back before ``before``
-    whose labelled-row count differs from the one their results rest on. Returns their starts (ISO).
+    whose labels differ from the ones their results rest on: another labelled-row count, or the same
+    count with other labels (the label checksum, :func:`label_checksums`; a window recorded without one
+    is compared by count). Returns their starts (ISO).
 
     Only windows that already have a succeeded run are refreshed; their data-drift rows are untouched.
     With ``notify``, the kinds of a refreshed window whose status the labels made worse than what was
@@ -91,6 +99,9 @@ def refresh_late_labels(
     if not stored:
         return []
     live = labelled_counts(data_engine, model, start, before.start)
+    # Taken before any window is reread: a label changed while it is reread shows up next time.
+    live_sums = label_checksums(data_engine, model, start, before.start)
+    stored_sums = stored_label_checksums(results_engine, model.name, start, before.start)
     versions = run_reference_versions(results_engine, model.name, start, before.start)
     refreshed = []
     monitors = label_dependent_monitors(model)
@@ -100,7 +111,9 @@ def refresh_late_labels(
         flow_run_id = str(flow_run.id) if flow_run.id else None  # the monitor run whose refresh found it
     for window_start in sorted(stored):
         now = live.get(window_start, 0)
-        if stored[window_start] == now:
+        recorded_sum = stored_sums.get(window_start)
+        same_labels = recorded_sum is None or recorded_sum == live_sums.get(window_start)
+        if stored[window_start] == now and same_labels:
             continue
         window = Window(window_start, window_start + HOUR)
         # The reference the window's stored verdicts rest on (recorded in the run log), else the
@@ -125,7 +138,7 @@ def refresh_late_labels(
         labelled = labelled_in(frame, model) or 0
         kinds = {m.kind for m in monitors}
         previous = [r for r in load_results(results_engine, model.name, window.start, window.end) if r.kind in kinds]
-        save_label_refresh(results_engine, model.name, window, results, kinds, labelled)
+        save_label_refresh(results_engine, model.name, window, results, kinds, labelled, live_sums.get(window_start))
         refreshed.append(window.start.isoformat())
         worse = worse_kinds(previous, results) if notify else set()
         if worse:
@@ -141,4 +154,10 @@ def refresh_late_labels(
     return refreshed
 
 
+def window_label_checksum(data_engine: Engine, model: ModelConfig, window: Window) -> str | None:
+    """The window's label checksum (:func:`label_checksums`); None without labels."""
+    return label_checksums(data_engine, model, window.start, window.end).get(window.start)
+
+
+window_label_checksum_task = task(window_label_checksum, name="label-checksum", **IO)
 refresh_late_labels_task = task(refresh_late_labels, name="refresh-late-labels", **IO)

@@ -98,8 +98,12 @@ def save_window(
     labelled_rows: int | None = None,
     resolution: str = "hour",
     reference_version: int | None = None,
+    label_checksum: str | None = None,
 ) -> int:
     """Replace the window's results of ``kinds`` and mark its run succeeded, in one transaction.
+
+    ``label_checksum``: :func:`~driftline.tasks.extract.label_checksums` of the window, taken before its
+    rows were read (so a label changed meanwhile is refreshed later, never missed).
 
     ``reference_version``: the reference version its verdicts rest on (recorded in the run log, so
     the late-label refresh re-judges the window against the same one).
@@ -141,15 +145,25 @@ def save_window(
                 labels_checked_at=sa.func.now(),
                 # Only when known: a caller without versioned references leaves the column as it is.
                 **({} if reference_version is None else {"reference_version": reference_version}),
+                # Likewise (a store still at an older revision has no such column). A stale checksum
+                # left by a rerun without labels costs one refresh, which records the new one.
+                **({} if label_checksum is None else {"label_checksum": label_checksum}),
             )
         )
     return len(results)
 
 
 def save_label_refresh(
-    engine: Engine, model: str, window: Window, results: list[Result], kinds: Iterable[Kind], labelled_rows: int
+    engine: Engine,
+    model: str,
+    window: Window,
+    results: list[Result],
+    kinds: Iterable[Kind],
+    labelled_rows: int,
+    label_checksum: str | None = None,
 ) -> int:
-    """Replace a past window's label-dependent rows (``kinds``) and record its new label coverage."""
+    """Replace a past window's label-dependent rows (``kinds``) and record its new label coverage
+    (count and checksum)."""
     kind_names = sorted({str(k) for k in kinds})
     with engine.begin() as connection:
         _window_lock(connection, model, window)
@@ -166,7 +180,7 @@ def save_label_refresh(
         connection.execute(
             sa.update(RUNS)
             .where(RUNS.c.model == model, RUNS.c.window_start == window.start)
-            .values(labelled_rows=labelled_rows, labels_checked_at=sa.func.now())
+            .values(labelled_rows=labelled_rows, label_checksum=label_checksum, labels_checked_at=sa.func.now())
         )
     return len(results)
 
@@ -178,6 +192,15 @@ def label_coverage(engine: Engine, model: str, start: datetime, end: datetime) -
     )
     with engine.connect() as connection:
         return {row.window_start.astimezone(UTC): row.labelled_rows for row in connection.execute(statement)}
+
+
+def stored_label_checksums(engine: Engine, model: str, start: datetime, end: datetime) -> dict[datetime, str | None]:
+    """Stored label checksums of the model's succeeded windows starting in ``[start, end)`` (None: not recorded)."""
+    statement = sa.select(RUNS.c.window_start, RUNS.c.label_checksum).where(
+        RUNS.c.model == model, RUNS.c.status == "succeeded", RUNS.c.window_start >= start, RUNS.c.window_start < end
+    )
+    with engine.connect() as connection:
+        return {row.window_start.astimezone(UTC): row.label_checksum for row in connection.execute(statement)}
 
 
 def run_reference_versions(engine: Engine, model: str, start: datetime, end: datetime) -> dict[datetime, int | None]:

@@ -121,6 +121,9 @@ class RunRow(Base):
     flow_run_id: Mapped[str | None] = mapped_column(Text, nullable=True)
     labelled_rows: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     labels_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: Order-independent checksum of the window's (row, label) pairs when it was judged (migration 0007):
+    #: a label corrected in place changes it even when ``labelled_rows`` does not. NULL: before 0007.
+    label_checksum: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: The reference version the window's stored verdicts rest on (0: the configured one; NULL: before 0006).
     reference_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

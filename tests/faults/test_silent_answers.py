@@ -164,3 +164,31 @@ def test_window_verdict_ranks_unknown_above_ok_except_rows_waiting_for_labels() 
     assert window_verdict([ok, row(Kind.PERFORMANCE, "monitor:performance", Status.UNKNOWN)]) == Status.UNKNOWN
     assert window_verdict(waiting) == Status.UNKNOWN, "nothing judged at all"
     assert window_verdict([]) == Status.OK
+
+
+def test_labels_corrected_in_place_are_re_evaluated(
+    store: sa.Engine, engine: sa.Engine, loan_log: dict[str, Any], loan_config: Path
+) -> None:
+    """#19.7: flipping an hour's labels kept the labelled-row count, so the stored ROC AUC (0.858, ok)
+    was never re-evaluated (the truth: 0.142). The refresh now compares a label checksum too."""
+    start, end = DAY + timedelta(hours=9), DAY + timedelta(hours=10)
+    schema, name = str(loan_log["table"]).split(".")
+    table = f'"{schema}"."{name}"'
+    first = monitor_model("loan", end, str(loan_config))
+    assert first["status"] in ("ok", "warning"), first
+    roc = next(r for r in load_results(store, "loan", start, end) if r.metric == "roc_auc" and r.feature is None)
+    assert roc.value is not None and roc.value > 0.6, roc
+    with engine.begin() as connection:  # a correction: every label of hour 9 flipped, the count unchanged
+        flipped = connection.execute(
+            sa.text(f"UPDATE {table} SET label = 1 - label WHERE ts >= :s AND ts < :e AND label IS NOT NULL"),
+            {"s": start, "e": end},
+        ).rowcount
+    assert flipped == 200
+    outcome = monitor_model("loan", end + timedelta(hours=1), str(loan_config))
+    assert outcome["refreshed_windows"] == [start.isoformat()], outcome["refreshed_windows"]
+    after = next(r for r in load_results(store, "loan", start, end) if r.metric == "roc_auc" and r.feature is None)
+    assert after.value == pytest.approx(1 - roc.value, abs=1e-9), (roc.value, after.value)
+    assert after.status == Status.ALERT, after
+    # Nothing changed since: the next run refreshes nothing (the checksum was recorded with the refresh).
+    again = monitor_model("loan", end + timedelta(hours=2), str(loan_config))
+    assert start.isoformat() not in again["refreshed_windows"], again["refreshed_windows"]
