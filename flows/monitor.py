@@ -379,7 +379,7 @@ def monitor_period(
     from driftline.errors import ConfigError
     from driftline.stats.model_profile import ModelProfile
     from driftline.tasks.drift import evaluate_drift
-    from driftline.tasks.estimation import estimate_results
+    from driftline.tasks.estimation import active, estimate_results
     from driftline.tasks.profiles import choose_reference
     from driftline.tasks.store import load_window_profiles, save_window
 
@@ -404,7 +404,8 @@ def monitor_period(
         )
         merged = reduce(lambda a, b: a.merge(b), hourly) if hourly else ModelProfile(0)
         results = [replace(r, resolution=resolution) for r in evaluate_drift(model_config, period, reference, merged)]
-        results += estimate_results(model_config, period, reference, merged, resolution=resolution)
+        if active(model_config):
+            results += estimate_results(model_config, period, reference, merged, resolution=resolution)
         for r in results:
             r.details["hours"] = len(hourly)
             r.details["reference_version"] = choice.version.version

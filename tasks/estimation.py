@@ -134,6 +134,16 @@ def applies(model: ModelConfig) -> bool:
     return model.task == "regression" or model.score_column is not None
 
 
+def active(model: ModelConfig) -> bool:
+    """Whether the ``performance_estimation`` monitor runs for the model: it can (:func:`applies`) and
+    ``monitors:`` is absent (every built-in runs) or names it. Only then are windows folded for it."""
+    if not applies(model):
+        return False
+    return model.monitors is None or any(
+        spec.name == MONITOR_NAME and spec.path is None and spec.entry_point is None for spec in model.monitors
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Fit on the reference
 # --------------------------------------------------------------------------------------------
@@ -164,7 +174,7 @@ def fit_estimator(frame: pd.DataFrame, model: ModelConfig, profile: ModelProfile
         estimator["reference"] = _estimates_json(_estimates(estimator, state.overall))
         estimator["reference_segments"] = {
             feature: {
-                name: {"rows": _rows_in(model, value), **_estimates_json(_estimates(estimator, value))}
+                name: {"rows": _rows_in(model, value), **_estimates_json(_estimates(estimator, value, segment=True))}
                 for name, value in segments.items()
             }
             for feature, segments in state.segments.items()
@@ -302,12 +312,14 @@ def window_state(frame: pd.DataFrame, model: ModelConfig, reference: ModelProfil
         plateau = calibrator.plateau(numeric_values(_column(frame, model.score_column)))
         predicted = _indicator(_column(frame, model.prediction_column), model.performance.positive_label)
 
-        def cell(positions: np.ndarray | None) -> np.ndarray:
-            if positions is None:
-                return plateau_counts(plateau, predicted, calibrator.plateaus)
-            return plateau_counts(plateau[positions], predicted[positions], calibrator.plateaus)
+        group_of_bin, group_levels = segment_groups(calibrator)
+        group = np.where(plateau >= 0, group_of_bin[np.maximum(plateau, 0)], -1)
 
-        overall = cell(None)
+        def cell(positions: np.ndarray | None) -> np.ndarray:
+            # Segments count coarser score groups: 20 x 2 counts per segment instead of 200 x 2.
+            return plateau_counts(group[positions], predicted[positions], group_levels.size)
+
+        overall = plateau_counts(plateau, predicted, calibrator.plateaus)
         skipped = len(frame) - int(overall.sum())
     else:
         inputs = [
@@ -318,13 +330,11 @@ def window_state(frame: pd.DataFrame, model: ModelConfig, reference: ModelProfil
         squared = AdditiveLoss.from_json(estimator["squared_loss"]).predict(codes) if codes else np.zeros(len(frame))
         usable = np.isfinite(numeric_values(_column(frame, model.prediction_column)))
 
-        def cell(positions: np.ndarray | None) -> np.ndarray:
-            keep = usable if positions is None else usable[positions]
-            a = absolute if positions is None else absolute[positions]
-            q = squared if positions is None else squared[positions]
+        def cell(positions: np.ndarray | slice) -> np.ndarray:
+            keep, a, q = usable[positions], absolute[positions], squared[positions]
             return np.asarray([float(keep.sum()), float(a[keep].sum()), float(q[keep].sum())])
 
-        overall = cell(None)
+        overall = cell(slice(None))
         skipped = len(frame) - int(overall[0])
     segments: dict[str, dict[str, np.ndarray]] = {}
     if model.performance.segments:
@@ -341,9 +351,29 @@ def window_state(frame: pd.DataFrame, model: ModelConfig, reference: ModelProfil
 # --------------------------------------------------------------------------------------------
 
 
-def _estimates(estimator: dict[str, Any], cell: np.ndarray) -> dict[str, Estimate]:
+#: Per segment the calibrated score bins are pooled into this many groups of ~equal reference rows.
+SEGMENT_SCORE_GROUPS = 20
+
+
+def segment_groups(calibrator: Calibrator) -> tuple[np.ndarray, np.ndarray]:
+    """The group of each score bin (``SEGMENT_SCORE_GROUPS`` of ~equal reference rows, in score order)
+    and each group's probability (its bins' reference-row-weighted mean)."""
+    rows = calibrator.rows.astype(np.float64)
+    if rows.size == 0 or rows.sum() <= 0:
+        return np.zeros(rows.size, np.int64), calibrator.levels.copy()
+    before = (np.cumsum(rows) - rows) / rows.sum()
+    _, group = np.unique(
+        np.minimum((before * SEGMENT_SCORE_GROUPS).astype(np.int64), SEGMENT_SCORE_GROUPS - 1), return_inverse=True
+    )
+    weights = np.bincount(group, weights=rows)
+    levels = np.bincount(group, weights=rows * calibrator.levels) / np.where(weights > 0, weights, 1.0)
+    return group.astype(np.int64), levels
+
+
+def _estimates(estimator: dict[str, Any], cell: np.ndarray, segment: bool = False) -> dict[str, Estimate]:
     if estimator["task"] == "classification":
-        levels = Calibrator.from_json(estimator["calibrator"]).levels
+        calibrator = Calibrator.from_json(estimator["calibrator"])
+        levels = segment_groups(calibrator)[1] if segment else calibrator.levels
         return estimate_classification(levels, cell)
     return estimate_regression(float(cell[0]), float(cell[1]), float(cell[2]), float(estimator.get("kurtosis", 3.0)))
 
@@ -560,7 +590,7 @@ def _segment_result(
         ref_metric = ref.get(metric) or {}
         if rows < minimum or int(ref.get("rows") or 0) < minimum or ref_metric.get("value") is None:
             continue
-        estimate = _estimates(estimator, cell)[metric]
+        estimate = _estimates(estimator, cell, segment=True)[metric]
         if not math.isfinite(estimate.value):
             continue
         p_value = _worse_pvalue(

@@ -24,6 +24,7 @@ from driftline.tasks._prefect import PURE
 from driftline.tasks.concept import evaluate_concept
 from driftline.tasks.drift import drift_monitor
 from driftline.tasks.estimation import MONITOR_NAME as ESTIMATION_MONITOR
+from driftline.tasks.estimation import active as estimation_active
 from driftline.tasks.estimation import estimation_monitor
 from driftline.tasks.operational import evaluate_operational
 from driftline.tasks.performance import evaluate_performance
@@ -100,9 +101,7 @@ def label_dependent_monitors(model: ModelConfig | None = None) -> list[Monitor]:
     The estimated performance too when it runs for ``model``: its rows are of kind ``performance``,
     which the refresh replaces, and the realised metric is put beside each estimate."""
     monitors = [_builtin("concept_drift"), _builtin("performance")]
-    if model is None or model.monitors is None or any(
-        spec.name == ESTIMATION_MONITOR and spec.path is None and spec.entry_point is None for spec in model.monitors
-    ):
+    if model is None or estimation_active(model):
         monitors.append(_builtin(ESTIMATION_MONITOR))
     return monitors
 

@@ -14,7 +14,7 @@ from driftline.config import ModelConfig
 from driftline.stats.concept import fit_calibration
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values, window_model_profile
 from driftline.tasks._prefect import IO, PURE
-from driftline.tasks.estimation import ESTIMATION, fit_estimator, window_state
+from driftline.tasks.estimation import ESTIMATION, active, fit_estimator, window_state
 from driftline.tasks.extract import iter_rows
 from driftline.tasks.performance import reference_performance
 from driftline.tasks.reference_source import read_reference_rows
@@ -136,7 +136,8 @@ def profile_window(frame: pd.DataFrame, reference: ModelProfile | None, model: M
     if reference is None:
         return ModelProfile(len(frame))
     profile = window_model_profile(frame, reference)
-    state = window_state(frame, model, reference)
+    # Only for a model that runs the estimate: a drift-only model's streamed profile stays as cheap as before.
+    state = window_state(frame, model, reference) if active(model) else None
     if state is not None:
         # Estimated performance folds with the profile, so it streams and merges into days like drift.
         profile.states[ESTIMATION] = state

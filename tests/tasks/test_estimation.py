@@ -191,3 +191,13 @@ def test_realised_sits_beside_the_estimate_and_reaction_follows_config() -> None
     assert reacting(silent, attached) == attached[1:]
     chosen = _model(performance={"estimation": {"react": ["accuracy"]}})
     assert reacting(chosen, attached) == attached
+
+
+def test_only_models_that_run_the_estimate_fold_it_and_segments_stay_small(classifier: tuple[Any, Any]) -> None:
+    model, reference = classifier
+    window = _classifier_rows(1_000, 10)
+    state = profile_window(window, reference, model).states[ESTIMATION]
+    assert state.overall.shape == (2, 200)  # the calibrated score bins
+    assert {cell.shape for cells in state.segments.values() for cell in cells.values()} == {(2, 20)}
+    drift_only = _model(monitors=[{"name": "data_drift"}])
+    assert profile_window(window, reference, drift_only).states == {}
