@@ -32,6 +32,6 @@ def test_slack_and_email_show_the_reason_sentence() -> None:
     }
     _, blocks = slack_blocks(payload)
     body = "\n".join(b["text"]["text"] for b in blocks if b.get("type") == "section" and "text" in b)
-    assert f"• {SENTENCE}" in body
+    assert f"• {SENTENCE.replace('<', '&lt;')}" in body  # Slack mrkdwn escapes < > &
     assert "region: chi_square = 86.7 (threshold 0.3, warning)" in body  # no sentence: the old line
     assert SENTENCE in email_message(payload, "a@example.com", ["b@example.com"]).get_content()
