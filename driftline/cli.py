@@ -266,6 +266,15 @@ def init(
         highlight=False,
         soft_wrap=True,
     )
+    from driftline.config import DEFAULT_REFERENCE_MIN_ROWS
+
+    if guess.reference_rows < DEFAULT_REFERENCE_MIN_ROWS:
+        error_console.print(
+            f"warning: the proposed reference has {guess.reference_rows:,} rows, fewer than reference.min_rows="
+            f"{DEFAULT_REFERENCE_MIN_ROWS:,}: widen it (or set reference.min_rows) before the first run",
+            highlight=False,
+            soft_wrap=True,
+        )
     out.write_text(text, encoding="utf-8")
     console.print(
         f"wrote {_plain(out)}; check it, then: driftline validate --config {_plain(out)}",

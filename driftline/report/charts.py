@@ -299,19 +299,47 @@ def _display_edges(edges: np.ndarray, bins: int = DISPLAY_BINS) -> np.ndarray:
     return np.unique(np.linspace(0, len(edges) - 1, min(bins, len(edges) - 1) + 1).round().astype(int))
 
 
+#: A reference whose widest display bin is this many times its median one is drawn on a symlog axis.
+SKEW_RATIO = 20.0
+
+
+def skew_constant(reference: NumericProfile) -> float | None:
+    """The symlog constant for a skewed reference (its narrowest display bin's width), or ``None`` when
+    a linear axis shows it well. A long tail on a linear axis squashes the bulk into a sliver."""
+    edges = reference.edges
+    if edges.size < 3:
+        return None
+    widths = np.diff(edges[_display_edges(edges)].astype(float))
+    widths = widths[widths > 0]
+    if widths.size < 2 or widths.max() <= SKEW_RATIO * float(np.median(widths)):
+        return None
+    return float(widths.min())
+
+
+def _axis(symlog: float | None) -> Any:
+    """The x transform the chart draws with: identity, or Vega's symlog ``sign(x) * log1p(|x| / c)``."""
+    if symlog is None:
+        return lambda x: x
+    return lambda x: math.copysign(math.log1p(abs(x) / symlog), x)
+
+
 def numeric_distribution_rows(
-    reference: NumericProfile, window: NumericProfile | None, window_label: str = "window"
+    reference: NumericProfile, window: NumericProfile | None, window_label: str = "window", symlog: float | None = None
 ) -> list[dict[str, Any]]:
     """Density per display bin for the reference and (if given) the window, on the reference's bins.
 
-    Window values beyond the reference range get one bin each side, drawn up to a quarter of the
-    reference range wide (the tooltip gives their true extreme).
+    Heights are shares per unit of the drawn axis (with ``symlog``, per unit of the symlog axis), so a
+    bar's area is its share of rows whatever the axis. Window values beyond the reference range get one
+    bin each side, as wide as their extreme reaches but at most a quarter of the reference range, and
+    never narrower than the neighbouring display bin (a narrow overflow bar would be a spike that
+    flattens every other bar); the tooltip gives their true extreme.
     """
     edges = reference.edges
     if edges.size < 2:
         return []
     picks = _display_edges(edges)
     span = float(edges[-1] - edges[0]) or 1.0
+    drawn = _axis(symlog)
     rows: list[dict[str, Any]] = []
     for source, profile in (("reference", reference), (window_label, window)):
         if profile is None or profile.n == 0:
@@ -322,7 +350,7 @@ def numeric_distribution_rows(
         cumulative = np.concatenate([[0], np.cumsum(inner)])
         for lo, hi in zip(picks[:-1], picks[1:], strict=True):
             count = int(cumulative[hi] - cumulative[lo])
-            width = float(edges[hi] - edges[lo]) or span / 1000
+            width = (drawn(float(edges[hi])) - drawn(float(edges[lo]))) or (drawn(span) - drawn(0.0)) / 1000
             rows.append(
                 {
                     "src": source,
@@ -340,11 +368,10 @@ def numeric_distribution_rows(
             if count == 0:
                 continue
             limit = float(edges[0] if side == "below" else edges[-1])
+            neighbour = float(edges[picks[1]] - edges[0]) if side == "below" else float(edges[-1] - edges[picks[-2]])
             far = extreme if math.isfinite(extreme) else limit
-            clipped = max(far, limit - span / 4) if side == "below" else min(far, limit + span / 4)
-            if clipped == limit:
-                clipped = limit - span / 100 if side == "below" else limit + span / 100
-            x0, x1 = sorted((clipped, limit))
+            reach = max(min(abs(far - limit), span / 4), neighbour, span / 100)
+            x0, x1 = (limit - reach, limit) if side == "below" else (limit, limit + reach)
             rows.append(
                 {
                     "src": source,
@@ -352,7 +379,7 @@ def numeric_distribution_rows(
                     "x1": num(x1),
                     "n": count,
                     "sh": num(count / total),
-                    "d": num(count / total / (x1 - x0)),
+                    "d": num(count / total / ((drawn(x1) - drawn(x0)) or 1.0)),
                     "note": f"{side} the reference range (extreme {num(far)})",
                 }
             )
@@ -407,15 +434,23 @@ def categorical_distribution_rows(
     return rows
 
 
-def numeric_distribution(rows: list[dict[str, Any]], x_title: str, window_label: str = "window") -> Spec:
-    """Overlaid density histograms on the reference's (unequal-width) quantile bins."""
+def numeric_distribution(
+    rows: list[dict[str, Any]], x_title: str, window_label: str = "window", symlog: float | None = None
+) -> Spec:
+    """Overlaid density histograms on the reference's (unequal-width) quantile bins; a skewed feature
+    (``symlog``: :func:`skew_constant`) on a symlog axis, titled so."""
     spec = _base(430, 190)
     spec.update(
         {
             "data": {"values": rows},
             "mark": {"type": "rect", "opacity": 0.55, "stroke": "white", "strokeWidth": 0.3},
             "encoding": {
-                "x": {"field": "x0", "type": "quantitative", "title": x_title, "scale": {"zero": False}},
+                "x": {
+                    "field": "x0",
+                    "type": "quantitative",
+                    "title": x_title if symlog is None else f"{x_title} (symlog axis: a long tail)",
+                    "scale": {"zero": False} if symlog is None else {"type": "symlog", "constant": symlog},
+                },
                 "x2": {"field": "x1"},
                 "y": {"field": "d", "type": "quantitative", "title": "density", "stack": None},
                 "color": {

@@ -242,8 +242,19 @@ def effect_of(result: Result) -> float | None:
     return charts.num(result.value)
 
 
+def _registry_effect(metric: str) -> str | None:
+    from driftline.stats.registry import REGISTRY
+
+    for statistics in REGISTRY.values():
+        if metric in statistics:
+            return statistics[metric].effect
+    return None
+
+
 def metric_label(result: Result) -> str:
-    effect = result.details.get("effect")
+    """The metric's name in charts; ``(Cohen's w)`` for chi-square also on rows without a value (an
+    unknown window), so they share its panel instead of opening an empty one."""
+    effect = result.details.get("effect") or _registry_effect(result.metric)
     if effect == "cohens_w":
         return f"{result.metric} (Cohen's w)"
     return result.metric
@@ -414,6 +425,20 @@ def drift_rows(results: Iterable[Result]) -> list[dict[str, Any]]:
     ]
 
 
+def drawable(series: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The time-series rows of metrics that have a value in some window, and a note naming those left
+    out (every window unknown: no rows, too few labels, ...) so no panel is drawn as empty axes."""
+    valued = {row["m"] for row in series if row.get("v") is not None}
+    empty = sorted({row["m"] for row in series} - valued)
+    note = (
+        f'<p class="note">No value in any window of the period (each was unknown; its reason is in the table '
+        f"below), so not drawn: {esc(', '.join(empty))}.</p>"
+        if empty
+        else ""
+    )
+    return [row for row in series if row["m"] in valued], note
+
+
 def feature_order(model: ModelConfig, results: list[Result]) -> list[str]:
     """Configured features (and any other drifted column), most alerted first, then config order."""
     configured = [name for name, _ in model.features.items()]
@@ -435,8 +460,9 @@ def distribution_chart(
     win = window.features.get(name) if window else None
     if isinstance(ref, NumericProfile):
         win_numeric = win if isinstance(win, NumericProfile) else None
-        rows = charts.numeric_distribution_rows(ref, win_numeric, window_label)
-        spec = charts.numeric_distribution(rows, name, window_label)
+        symlog = charts.skew_constant(ref)
+        rows = charts.numeric_distribution_rows(ref, win_numeric, window_label, symlog)
+        spec = charts.numeric_distribution(rows, name, window_label, symlog)
         return page.chart(spec, label=f"distribution of {name}") if rows else None
     if isinstance(ref, CategoricalProfile):
         win_categorical = win if isinstance(win, CategoricalProfile) else None
@@ -528,13 +554,17 @@ def data_drift(page: Page, data: ReportData, features: list[str]) -> None:
         page.add('<div class="pair">')
         if distribution:
             page.add(distribution)
-        page.add(
-            page.chart(
-                charts.timeseries(drift_rows(results), columns=2, width=260, height=90),
-                label=f"drift of {name} over time",
+        series, left_out = drawable(drift_rows(results))
+        if series:
+            page.add(
+                page.chart(
+                    charts.timeseries(series, columns=2, width=260, height=90),
+                    label=f"drift of {name} over time",
+                )
             )
-        )
         page.add("</div>")
+        if left_out:
+            page.add(left_out)
         page.add(
             table(
                 ["latest window", "metric", "value", "effect", "warning", "alert", "p adjusted", "status", "note"],
@@ -692,11 +722,17 @@ def concept_drift(page: Page, data: ReportData) -> None:
         '<p class="meta">Predictions, scores and arrived labels against the reference, and the relation '
         "between score and outcome.</p>"
     )
-    series = [
-        {**row, "m": f"{row['m']} · {r.feature}" if r.feature else row["m"]}
-        for r, row in zip(rows, drift_rows(rows), strict=True)
-    ]
-    page.add(page.chart(charts.timeseries(series, columns=3, width=380, height=100), label="concept drift over time"))
+    series, left_out = drawable(
+        [
+            {**row, "m": f"{row['m']} · {r.feature}" if r.feature else row["m"]}
+            for r, row in zip(rows, drift_rows(rows), strict=True)
+        ]
+    )
+    if series:
+        page.add(
+            page.chart(charts.timeseries(series, columns=3, width=380, height=100), label="concept drift over time")
+        )
+    page.add(left_out)
 
 
 def data_quality(page: Page, data: ReportData) -> None:

@@ -73,6 +73,18 @@ def check_rendered(browser: str, page: Path, tmp_path: Path, name: str) -> str:
     # Each chart container holds a rendered SVG with marks.
     assert dom.count('class="marks"') == int(charts.group(1))
     assert not re.search(r'data-spec="spec-\d+"[^>]*>chart failed', dom)
+    # ... and each draws data, not empty axes: every chart has at least one data mark (a bar, a line,
+    # a point or a cell) with a shape. Axis, legend and title groups do not count.
+    empty_layers = [
+        m.group(1)
+        for m in re.finditer(r'<g class="mark-(rect|line|symbol|area)[^"]*role-mark[^"]*"[^>]*>(.*?)</g>', dom, re.S)
+        if not re.search(r'<path[^>]* d="M', m.group(2))
+    ]
+    assert empty_layers == [], "a panel (facet) draws its axes but no data"
+    for number, svg in enumerate(re.findall(r'<svg class="marks".*?</svg>', dom, re.S)):
+        shapes = re.findall(r'<g class="mark-(?:rect|line|symbol|area)[^"]*role-mark[^"]*"[^>]*>(.*?)</g>', svg, re.S)
+        drawn = [s for s in shapes if re.search(r'<path[^>]* d="M', s)]
+        assert drawn, f"chart {number} draws no data mark: {svg[:300]}"
     return dom
 
 
@@ -115,9 +127,22 @@ def test_report_renders_offline_without_errors(
 
 def test_comparison_report_renders_offline(chromium: str, tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
-    reference = pd.DataFrame({"income": rng.normal(50, 10, 2000), "region": rng.choice(["a", "b"], 2000)})
-    current = pd.DataFrame({"income": rng.normal(65, 10, 800), "region": rng.choice(["a", "b"], 800)})
+    reference = pd.DataFrame(
+        {
+            "income": rng.normal(50, 10, 2000),
+            "region": rng.choice(["a", "b"], 2000),
+            "amount": rng.lognormal(3, 1.5, 2000),  # a long tail: drawn on a symlog axis
+        }
+    )
+    current = pd.DataFrame(
+        {
+            "income": rng.normal(65, 10, 800),
+            "region": rng.choice(["a", "b"], 800),
+            "amount": rng.lognormal(3.5, 1.5, 800) * 3,  # beyond the reference's range too
+        }
+    )
     page = compare_report(reference, current, tmp_path / "compare.html")
     dom = check_rendered(chromium, page, tmp_path, "compare")
     assert "Driftline comparison" in dom
+    assert "amount (symlog axis: a long tail)" in dom and "income (symlog" not in dom
     screenshot(chromium, page, tmp_path, "compare")

@@ -217,3 +217,67 @@ def test_synthetic_results_match_the_stored_contract(store: sa.Engine, hours: in
         kinds = {row[0] for row in connection.execute(sa.text("SELECT DISTINCT kind FROM driftline.results"))}
     assert kinds == {"data_drift", "concept_drift", "performance", "data_quality", "operational"}
     assert np.isfinite([r.value for r in results if r.value is not None]).all()
+
+
+def test_skewed_histograms_stay_readable() -> None:
+    """A long tail goes on a symlog axis where each bar's area is its share of rows; an overflow bar is
+    at least as wide as its neighbour, so it cannot be a spike that flattens the others (#18)."""
+    import math
+
+    import numpy as np
+
+    from driftline.report import charts
+    from driftline.stats.profile import fit_numeric, profile_numeric
+
+    rng = np.random.default_rng(4)
+    skewed = fit_numeric(rng.lognormal(3, 1.5, 20_000))
+    normal = fit_numeric(rng.normal(50, 10, 20_000))
+    assert charts.skew_constant(normal) is None
+    constant = charts.skew_constant(skewed)
+    assert constant is not None and constant > 0
+    rows = charts.numeric_distribution_rows(skewed, None, symlog=constant)
+
+    def drawn(x: float) -> float:
+        return math.copysign(math.log1p(abs(x) / constant), x)
+
+    for row in rows:  # area on the drawn axis == share of rows
+        assert row["d"] * (drawn(row["x1"]) - drawn(row["x0"])) == pytest.approx(row["sh"], rel=1e-3)
+    assert sum(row["sh"] for row in rows) == pytest.approx(1.0)
+
+    # Half the window far above a normal reference: the overflow bar is no narrower than its neighbour.
+    window = profile_numeric(np.concatenate([rng.normal(50, 10, 500), np.full(500, normal.edges[-1] + 0.01)]), normal)
+    drawn_rows = [r for r in charts.numeric_distribution_rows(normal, window, "window") if r["src"] == "window"]
+    overflow = next(r for r in drawn_rows if "note" in r)
+    neighbour = max((r for r in drawn_rows if "note" not in r), key=lambda r: r["x1"])
+    assert overflow["x1"] - overflow["x0"] >= (neighbour["x1"] - neighbour["x0"]) * 0.999
+    assert overflow["d"] <= 0.5 / (neighbour["x1"] - neighbour["x0"]) * 1.001
+
+
+def test_unknown_windows_never_open_an_empty_chi_square_panel() -> None:
+    """An unknown chi-square row (no rows in the hour) has no effect detail: it still belongs to the
+    Cohen's w panel; a metric with no value in any window is left out of the chart, with a note (#18)."""
+    from datetime import UTC, datetime, timedelta
+
+    from driftline.report.html import drawable, drift_rows
+    from driftline.results import Kind, Result, Status
+
+    start = datetime(2026, 3, 8, tzinfo=UTC)
+
+    def row(hour: int, metric: str, value: float | None, details: dict[str, object]) -> Result:
+        window = start + timedelta(hours=hour)
+        status = Status.UNKNOWN if value is None else Status.OK
+        return Result(
+            "m", window, window + timedelta(hours=1), Kind.DATA_DRIFT, metric, "region", value, None, status, details
+        )
+
+    results = [
+        row(0, "chi_square", 12.0, {"effect": "cohens_w", "effect_value": 0.05, "warning": 0.1, "alert": 0.2}),
+        row(1, "chi_square", None, {"reason": "no rows in the window", "warning": 0.1, "alert": 0.2}),
+        row(0, "psi", None, {"reason": "no rows"}),
+        row(1, "psi", None, {"reason": "no rows"}),
+    ]
+    series = drift_rows(results)
+    assert [r["m"] for r in series[:2]] == ["chi_square (Cohen's w)"] * 2
+    kept, note = drawable(series)
+    assert {r["m"] for r in kept} == {"chi_square (Cohen's w)"}
+    assert "not drawn: psi" in note
