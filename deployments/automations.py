@@ -1,10 +1,13 @@
 """Prefect automations declared from monitors.yaml, applied idempotently (create or update by name).
 
-Per model (``actions``, default: retrain on a data_drift or performance alert):
+Per model, only if its ``actions`` asks (nothing is automated by default):
 
-* ``driftline-<model>-retrain-on-<kind>`` — event ``driftline.<kind>...`` of that model at the
-  configured status → RunDeployment ``retrain/retrain`` with ``model``, ``reason``, the event's
-  window and the cooldown (the retrain flow skips a run within the cooldown of the previous one);
+* ``driftline-<model>-retrain-on-<kind>`` (``actions.retrain``) — event ``driftline.<kind>...`` of that
+  model at the configured status → RunDeployment ``retrain-request/retrain-request`` with the model,
+  reason, kind, status, window and monitor run of the event; that flow applies the cooldown and runs
+  ``actions.retrain.deployment`` (the team's training pipeline) with the documented parameters;
+* ``driftline-<model>-promote-on-request`` (``actions.retrain``) — ``driftline.promotion.requested``
+  of that model (emitted by a team's pipeline) → RunDeployment ``promote/promote``;
 * ``driftline-<model>-cicd-on-promoted`` / ``-cicd-on-<kind>`` — CallWebhook of a ``Webhook`` block
   ``driftline-cicd-<model>`` (its URL from the config, an environment variable or a Secret block).
 
@@ -31,8 +34,12 @@ from driftline.notifications_config import DEFAULT_ACTIONS, CicdWebhookAction, N
 from driftline.results import Kind
 from driftline.tasks.events import EVENT_NAMES, RETRAIN_PROMOTED, model_resource_id
 from driftline.tasks.notify_channels import read_secret, webhook_url
+from driftline.tasks.promotion import PROMOTION_REQUESTED
 
 TAG = "driftline"
+#: Driftline's own deployments the automations run (created by ``up``/``deploy``/``serve``).
+REQUEST_DEPLOYMENT = "retrain-request/retrain-request"
+PROMOTE_DEPLOYMENT = "promote/promote"
 PREFIX = "driftline-"
 MONITOR_FLOWS = ["monitor-model", "monitor-all", "backfill"]
 FAILED_AUTOMATION = "driftline-monitor-failed"
@@ -97,32 +104,59 @@ def desired_automations(config: Any, deployment_id: Callable[[str], UUID]) -> li
         actions = getattr(model, "actions", None) or DEFAULT_ACTIONS
         retrain = actions.retrain
         if retrain is not None and retrain.enabled:
-            target = deployment_id(retrain.deployment)
+            deployment_id(retrain.deployment)  # the training pipeline must exist: a clear error now, not at drift
+            request = deployment_id(REQUEST_DEPLOYMENT)
             for kind in retrain.on:
                 wanted.append(
                     AutomationCore(
                         name=f"{PREFIX}{model.name}-retrain-on-{Kind(kind).value}",
-                        description=f"Retrain {model.name} when {Kind(kind).value} reaches {retrain.min_status}.",
+                        description=f"Ask {retrain.deployment} to retrain {model.name} when {Kind(kind).value} "
+                        f"reaches {retrain.min_status}.",
                         tags=[TAG],
                         trigger=_model_trigger(model.name, EVENT_NAMES[Kind(kind)], _levels(retrain.min_status)),
                         actions=[
                             RunDeployment(
                                 source="selected",
-                                deployment_id=target,
+                                deployment_id=request,
                                 parameters={
                                     "model": model.name,
                                     "reason": "{{ event.event }} ({{ event.payload.status }}) in the window from "
                                     "{{ event.payload.window_start }}",
-                                    "require_approval": retrain.approval_required,
-                                    "cooldown_hours": retrain.cooldown_hours,
-                                    # Train as of this window and, if promoted, make it the reference.
+                                    "trigger_kind": "{{ event.payload.kind }}",
+                                    "trigger_status": "{{ event.payload.status }}",
                                     "window_start": "{{ event.payload.window_start }}",
                                     "window_end": "{{ event.payload.window_end }}",
+                                    "raised_by_flow_run": "{{ event.payload.flow_run_id }}",
                                 },
                             )
                         ],
                     )
                 )
+            wanted.append(
+                AutomationCore(
+                    name=f"{PREFIX}{model.name}-promote-on-request",
+                    description=f"Promote a {model.name} version when its pipeline emits {PROMOTION_REQUESTED}.",
+                    tags=[TAG],
+                    trigger=_model_trigger(model.name, PROMOTION_REQUESTED, None),
+                    actions=[
+                        RunDeployment(
+                            source="selected",
+                            deployment_id=deployment_id(PROMOTE_DEPLOYMENT),
+                            parameters={
+                                "model": model.name,
+                                "version": "{{ event.payload.version }}",
+                                "reference_start": "{{ event.payload.reference_start }}",
+                                "reference_end": "{{ event.payload.reference_end }}",
+                                "effective_from": "{{ event.payload.effective_from }}",
+                                "note": "{{ event.payload.note }}",
+                                "promoted_by": "{{ event.payload.promoted_by }}",
+                                "retrain_run_id": "{{ event.payload.retrain_run_id }}",
+                                "source": "event",
+                            },
+                        )
+                    ],
+                )
+            )
         cicd: CicdWebhookAction | None = actions.cicd_webhook
         if cicd is not None:
             block_id = _save_webhook_block(f"driftline-cicd-{model.name}", webhook_url(cicd))

@@ -6,14 +6,15 @@ from typing import Any
 
 from prefect.schedules import Cron
 
-from driftline.deployments.up import retrain_deployment
+from driftline.deployments.up import closed_loop_deployments
 from driftline.flows.monitor import backfill, monitor_all
 
 HOURLY_AT_MINUTE_5 = "5 * * * *"
 
 
 def build_deployments(config_path: str, cron: str = HOURLY_AT_MINUTE_5) -> list[Any]:
-    """``monitor-all`` on an hourly UTC cron and an on-demand ``backfill``, both for ``config_path``."""
+    """``monitor-all`` on an hourly UTC cron, an on-demand ``backfill``, and the closed loop's
+    ``retrain-request``, ``retrain`` and ``promote``, all for ``config_path``."""
     return [
         monitor_all.to_deployment(
             name="monitor-all",
@@ -26,7 +27,7 @@ def build_deployments(config_path: str, cron: str = HOURLY_AT_MINUTE_5) -> list[
             parameters={"config_path": config_path},
             description="One model over [start, end) hour by hour.",
         ),
-        retrain_deployment(config_path),
+        *closed_loop_deployments(config_path),
     ]
 
 

@@ -212,12 +212,12 @@ def ensure_work_pool(name: str = DEFAULT_POOL) -> bool:
 
 
 def build_work_pool_deployments(config_path: str, cron: str = HOURLY_AT_MINUTE_5) -> list[Any]:
-    """monitor-all (hourly), backfill and retrain (on demand / by automation), as module entrypoints."""
+    """monitor-all (hourly), backfill, and the closed loop's retrain-request, retrain (the example
+    trainer) and promote (on demand / by automation), as module entrypoints."""
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
     from driftline.flows.monitor import backfill, monitor_all
-    from driftline.flows.retrain import retrain
 
     module = EntrypointType.MODULE_PATH
     return [
@@ -234,24 +234,43 @@ def build_work_pool_deployments(config_path: str, cron: str = HOURLY_AT_MINUTE_5
             entrypoint_type=module,
             description="One model over [start, end) hour by hour.",
         ),
+        *closed_loop_deployments(config_path, module),
+    ]
+
+
+def closed_loop_deployments(config_path: str, entrypoint_type: Any = None) -> list[Any]:
+    """``retrain-request`` (what a retrain automation runs), ``retrain`` (the example trainer) and
+    ``promote`` (what the promote-on-request automation runs), for a work pool or ``prefect.serve``."""
+    from driftline.flows.promote import promote
+    from driftline.flows.retrain import retrain, retrain_request
+
+    extra = {} if entrypoint_type is None else {"entrypoint_type": entrypoint_type}
+    parameters = {"config_path": config_path}
+    return [
+        retrain_request.to_deployment(
+            name="retrain-request",
+            parameters=parameters,
+            description="Cooldown, then run the model's training deployment (actions.retrain.deployment).",
+            **extra,
+        ),
         retrain.to_deployment(
             name="retrain",
-            parameters={"config_path": config_path},
-            entrypoint_type=module,
-            description="Retrain a model; run by the drift/performance automations.",
+            parameters=parameters,
+            description="Driftline's example trainer: train, compare on a holdout, ask for approval, promote.",
+            **extra,
+        ),
+        promote.to_deployment(
+            name="promote",
+            parameters=parameters,
+            description="Promote a model version: a new reference version and driftline.retrain.promoted.",
+            **extra,
         ),
     ]
 
 
 def retrain_deployment(config_path: str) -> Any:
-    """The ``retrain`` deployment for ``prefect.serve`` (add it to ``deployments/serve.py``)."""
-    from driftline.flows.retrain import retrain
-
-    return retrain.to_deployment(
-        name="retrain",
-        parameters={"config_path": config_path},
-        description="Retrain a model; run by the drift/performance automations.",
-    )
+    """The ``retrain`` deployment for ``prefect.serve`` (kept for callers; see ``closed_loop_deployments``)."""
+    return closed_loop_deployments(config_path)[1]
 
 
 def deploy(
@@ -260,7 +279,7 @@ def deploy(
     cron: str = HOURLY_AT_MINUTE_5,
     automations: bool = True,
 ) -> dict[str, Any]:
-    """Against the current PREFECT_API_URL: the work pool, the three deployments, then the automations."""
+    """Against the current PREFECT_API_URL: the work pool, the five deployments, then the automations."""
     from prefect import deploy as prefect_deploy
 
     from driftline.deployments.automations import apply_automations
@@ -280,7 +299,13 @@ def deploy(
     outcome: dict[str, Any] = {
         "work_pool": work_pool,
         "work_pool_created": created_pool,
-        "deployments": ["monitor-all/monitor-all", "backfill/backfill", "retrain/retrain"],
+        "deployments": [
+            "monitor-all/monitor-all",
+            "backfill/backfill",
+            "retrain-request/retrain-request",
+            "retrain/retrain",
+            "promote/promote",
+        ],
         "deployment_ids": [str(i) for i in ids],
     }
     if automations:

@@ -770,6 +770,62 @@ def deploy(
     _warn_loudly(outcome.get("warnings", []))
 
 
+@app.command()
+@one_line_errors
+def promote(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name")],
+    version: Annotated[str, typer.Option("--version", help="The promoted model's version, as your team names it")],
+    config: ConfigOption = None,
+    reference_start: Annotated[
+        str | None, typer.Option("--reference-start", help="New reference start (ISO 8601); with --reference-end")
+    ] = None,
+    reference_end: Annotated[str | None, typer.Option("--reference-end", help="New reference end (exclusive)")] = None,
+    effective_from: Annotated[
+        str | None,
+        typer.Option("--effective-from", help="Windows starting at or after this are judged against it (default: now)"),
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Why; shown in the run, its artifact, the event")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who promotes (default: your user name)")] = None,
+    retrain_run_id: Annotated[
+        int | None, typer.Option("--retrain-run-id", help="The retrain request this answers (driftline.retrain_runs)")
+    ] = None,
+) -> None:
+    """Promote a model version: a new reference version from --effective-from on, and the
+    driftline.retrain.promoted event (CI/CD webhooks fire now). Without a reference range, the new
+    model's first hours of traffic become the reference (a warm-up). A run of the `promote` flow."""
+    import getpass
+
+    _quiet_prefect(False)
+    from driftline.connections import config_path, load_run_config
+    from driftline.flows.promote import promote as promote_flow
+
+    path = config_path(config)
+    load_run_config(path).model(model)  # a bad config or model name: one line, before any flow run
+    state = promote_flow(
+        model,
+        version,
+        reference_start,
+        reference_end,
+        effective_from,
+        note,
+        by or getpass.getuser(),
+        None if retrain_run_id is None else str(retrain_run_id),
+        str(path.resolve()),
+        "cli",
+        return_state=True,
+    )
+    if not state.is_completed():
+        _fail(f"promotion refused: {state.message}")
+    outcome = state.result()
+    after, before = outcome["reference"], outcome["previous_reference"]
+    console.print(
+        f"[green]promoted[/] {model} {version}: reference version {before['version']} -> {after['version']} "
+        f"({after['start']} .. {after['end']}{', warm-up on the new traffic' if after['warmup'] else ''}), "
+        f"effective from {after['effective_from']}",
+        highlight=False,
+    )
+
+
 @notify_app.command("test")
 @one_line_errors
 def notify_test(

@@ -1,283 +1,177 @@
-"""Retraining: the flow a drift or performance automation runs (deployment ``retrain/retrain``).
+"""Retraining: the request an automation makes, and Driftline's example trainer.
 
-``retrain(model, window_start=..., window_end=...)`` (the automations pass the window of the event
-that triggered it)
+``retrain_request`` (deployment ``retrain-request/retrain-request``) is what a model's retrain
+automation runs when a kind reaches ``actions.retrain.min_status``:
 
-1. skips when the model was retrained within the cooldown (``actions.retrain.cooldown_hours``);
-2. reads the recent labelled rows of the prediction log: the ``lookback_hours`` before the end of
-   the triggering window (so a run that starts late, a replay, or the demo's day seeded in advance
-   trains on what was known at that hour), or before the log's newest row when run by hand;
-3. trains a scikit-learn candidate on the older part — LogisticRegression (classification) or Ridge
-   (regression) on the numeric features plus one-hot categorical ones;
-4. scores it on the newest part (the holdout) against the current model: the logged predictions'
-   quality on the same rows, and the latest stored model version if there is one (the better of the two);
-5. only if the candidate is better (and approved, with ``require_approval``), records it in
-   ``driftline.model_versions`` and records a new reference version (``driftline.reference_versions``,
-   effective from the promotion: earlier windows keep theirs) on the new data: ``[window_start, window_end)`` of the
-   triggering window, i.e. the data since the problem was detected, which the new model is meant
-   to serve. Moving it to the whole training range would keep the drift verdicts on: a week of
-   training data with one drifted hour still looks like the old distribution. Run by hand (no
-   window), the reference moves to the training range. Then it emits ``driftline.retrain.promoted``
-   (what a CI/CD webhook automation listens to).
+1. skips (state ``Skipped: cooldown``) when the model's previous retrain started within
+   ``actions.retrain.cooldown_hours``; the request is recorded in ``driftline.retrain_runs`` either way;
+2. runs ``actions.retrain.deployment`` — the team's own training pipeline, or Driftline's example
+   trainer ``retrain/retrain`` — with the documented parameters (``tasks.promotion.RETRAIN_PARAMETERS``:
+   model, reason, the triggering kind/status/window, the suggested training range, the monitor run
+   that raised it, the retrain-log row), and records that run (state ``Dispatched``).
+
+Nothing is promoted here: a promotion is its own step (``flows/promote.py``, ``driftline promote``).
+
+``retrain`` (deployment ``retrain/retrain``) is the example trainer, composed of the building blocks
+in ``tasks/training.py``: it reads the labelled rows of the suggested range, trains a candidate,
+compares it with the incumbent on the newest rows (the holdout), and — if it is better and a person
+approved it (``require_approval``, the default: the run pauses in the Prefect UI showing both scores
+and the data) — records the model version and promotes it (a new reference version, the
+``driftline.retrain.promoted`` event). Each run ends in a named state (``Promoted``, ``Rejected``,
+``Skipped: cooldown``; a failure is ``Failed``), its name says the outcome (``retrain-loan: promoted``),
+and it leaves a table artifact ``retrain-<model>`` with the decision, the scores, the data ranges and
+the reference versions.
 """
 
 from __future__ import annotations
 
-import pickle
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import numpy as np
-import pandas as pd
-import sqlalchemy as sa
-from prefect import flow, get_run_logger, task
-from prefect.input import RunInput
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
+from prefect.states import Completed, State
 from sqlalchemy.engine import Engine
 
 from driftline.config import ModelConfig
 from driftline.connections import load_run_config, open_databases
 from driftline.notifications_config import DEFAULT_ACTIONS, DEFAULT_RETRAIN, RetrainAction
-from driftline.tasks._prefect import IO, PURE
-from driftline.tasks.events import RETRAIN_PROMOTED, build_event, emit_events
-from driftline.tasks.extract import log_table, read_rows
-from driftline.tasks.notify_store import (
-    claim_retrain,
-    finish_retrain,
-    latest_model_version,
-    record_model_version,
-)
-from driftline.tasks.profiles import positive_indicator
-from driftline.tasks.references import promote_reference
+from driftline.tasks.notify_store import claim_retrain, latest_model_version, retrain_run, update_retrain
+from driftline.tasks.promotion import emit_promoted, promoted_payload, retrain_parameters, text_or_none
+from driftline.tasks.references import ReferenceTooSmallError, promote_reference, resolve_reference
 from driftline.tasks.store import latest_window_end
-from driftline.window import HOUR, floor_hour
-
-
-class RetrainApproval(RunInput):
-    """What a person answers when a retrain waits for approval (Prefect UI: Resume)."""
-
-    approve: bool
-    note: str = ""
-
-
-@dataclass
-class TrainingData:
-    frame: pd.DataFrame  # labelled rows, oldest first, with the target in column "__y__"
-    start: datetime
-    end: datetime
-    split_at: int  # rows [0, split_at) train the candidate, the rest is the holdout
-
-
-@dataclass
-class Comparison:
-    metric: str
-    higher_is_better: bool
-    candidate: float
-    baseline: float | None
-    baseline_source: str | None
-    scores: dict[str, float]
-
-    def improvement(self) -> float | None:
-        """Relative improvement of the candidate over the baseline (positive = better)."""
-        if self.baseline is None:
-            return None
-        gain = self.candidate - self.baseline if self.higher_is_better else self.baseline - self.candidate
-        return gain / max(abs(self.baseline), 1e-12)
+from driftline.tasks.training import (
+    RetrainApproval,
+    TrainingData,
+    approval_request,
+    compare_task,
+    record_candidate,
+    train_candidate_task,
+    training_rows_task,
+)
+from driftline.window import parse_instant
 
 
 def retrain_settings(model: ModelConfig) -> RetrainAction:
+    """The model's ``actions.retrain``; the example trainer's defaults when it has none (a run by hand)."""
     actions = getattr(model, "actions", None) or DEFAULT_ACTIONS
     return actions.retrain or DEFAULT_RETRAIN
 
 
-def training_rows(
-    engine: Engine, model: ModelConfig, lookback_hours: int, holdout_fraction: float, as_of: datetime | None = None
-) -> TrainingData:
-    """Labelled rows of the ``lookback_hours`` before ``as_of`` (default: the log's newest row),
-    oldest first, with the split."""
-    if as_of is None:
-        table = log_table(model)
-        with engine.connect() as connection:
-            newest = connection.execute(sa.select(sa.func.max(table.c[model.timestamp_column]))).scalar_one()
-        if newest is None:
-            return TrainingData(pd.DataFrame(), datetime.now(UTC), datetime.now(UTC), 0)
-        end = floor_hour(newest) + HOUR
-    else:
-        end = as_of
-    start = end - timedelta(hours=lookback_hours)
-    frame = read_rows(engine, model, start, end)
-    label = model.label_field
-    if label is None or label not in frame:
-        return TrainingData(frame.iloc[0:0], start, end, 0)
-    frame = frame[frame[label].notna()].sort_values(model.timestamp_column, kind="stable").reset_index(drop=True)
-    if model.task == "classification":
-        frame["__y__"] = positive_indicator(frame, model)
-    else:
-        frame["__y__"] = pd.to_numeric(frame[label], errors="coerce")
-    frame = frame[frame["__y__"].notna()].reset_index(drop=True)
-    if not frame.empty:
-        times = pd.to_datetime(frame[model.timestamp_column], utc=True)
-        start = floor_hour(times.iloc[0].to_pydatetime())
-        end = floor_hour(times.iloc[-1].to_pydatetime()) + HOUR
-    split_at = int(round(len(frame) * (1 - holdout_fraction)))
-    return TrainingData(frame, start, end, split_at)
+def _utc(value: str | datetime | None) -> datetime | None:
+    """An ISO 8601 instant (naive = UTC) as an aware UTC datetime; None for None, '' or 'None'."""
+    if isinstance(value, datetime):
+        return parse_instant(value)
+    text = text_or_none(value)
+    return None if text is None else parse_instant(text)
 
 
-def build_estimator(model: ModelConfig) -> Any:
-    """Numeric features (median-imputed, scaled) + one-hot categorical ones, then LogisticRegression or Ridge."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.pipeline import Pipeline, make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+def name_run(name: str) -> None:
+    """Rename the current flow run so the UI's run list says the outcome (``retrain-loan: promoted``)."""
+    if flow_run.id is None:
+        return
+    from prefect.client.orchestration import get_client
 
-    parts = []
-    if model.features.numeric:
-        parts.append(
-            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), list(model.features.numeric))
-        )
-    if model.features.categorical:
-        parts.append(
-            (
-                "categorical",
-                make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
-                list(model.features.categorical),
-            )
-        )
-    head = LogisticRegression(max_iter=1000) if model.task == "classification" else Ridge(alpha=1.0)
-    return Pipeline([("features", ColumnTransformer(parts)), ("model", head)])
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(flow_run.id, name=name)
+    except Exception as exc:  # a cosmetic step: never fail the outcome over it
+        get_run_logger().warning("could not rename the flow run: %s", type(exc).__name__)
 
 
-def feature_frame(frame: pd.DataFrame, model: ModelConfig) -> pd.DataFrame:
-    out = pd.DataFrame(index=frame.index)
-    for column in model.features.numeric:
-        out[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    for column in model.features.categorical:
-        out[column] = frame[column].astype(object).where(frame[column].notna(), np.nan)
-    return out
+def outcome_artifact(key: str, rows: dict[str, Any], description: str) -> None:
+    """A two-column table artifact (``item``, ``value``) of the run's decision and its inputs."""
+    table = [{"item": item, "value": "" if value is None else str(value)} for item, value in rows.items()]
+    create_table_artifact(key=key, table=table, description=description)
 
 
-def _score(y: np.ndarray, predicted: np.ndarray, model: ModelConfig) -> tuple[str, bool, float]:
-    from sklearn.metrics import accuracy_score, mean_squared_error, roc_auc_score
-
-    if model.task == "classification":
-        if len(np.unique(y)) == 2:
-            return "roc_auc", True, float(roc_auc_score(y, predicted))
-        return "accuracy", True, float(accuracy_score(y, predicted >= 0.5))
-    return "rmse", False, float(np.sqrt(mean_squared_error(y, predicted)))
+# --- the request -------------------------------------------------------------------------------
 
 
-def _predict(estimator: Any, features: pd.DataFrame, model: ModelConfig) -> np.ndarray:
-    if model.task == "classification":
-        return np.asarray(estimator.predict_proba(features)[:, 1], dtype=float)
-    return np.asarray(estimator.predict(features), dtype=float)
+def _request_name(model: str) -> str:
+    return f"retrain-request-{model}"
 
 
-def logged_predictions(frame: pd.DataFrame, model: ModelConfig) -> np.ndarray | None:
-    """What the current model said on these rows: its score (classifiers, if logged) or its prediction."""
-    if model.task == "classification" and not model.score_column:
-        values = frame[model.prediction_column]
-        positive = model.performance.positive_label
-        if isinstance(positive, int | float) and not isinstance(positive, bool):
-            hits = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan) == float(positive)
-        else:
-            hits = values.astype(str).to_numpy() == str(positive)
-        predicted = np.where(values.notna().to_numpy(), hits.astype(float), np.nan)
-    else:
-        column = model.score_column if model.task == "classification" else model.prediction_column
-        predicted = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    return None if len(predicted) == 0 or np.isnan(predicted).any() else predicted
-
-
-def train_candidate(data: TrainingData, model: ModelConfig) -> Any:
-    train = data.frame.iloc[: data.split_at]
-    estimator = build_estimator(model)
-    estimator.fit(feature_frame(train, model), train["__y__"].to_numpy(dtype=float))
-    return estimator
-
-
-def compare(candidate: Any, data: TrainingData, model: ModelConfig, stored: dict[str, Any] | None) -> Comparison:
-    """Candidate vs the current model on the holdout; the baseline is the better of the logged
-    predictions and the latest stored version."""
-    holdout = data.frame.iloc[data.split_at :]
-    y = holdout["__y__"].to_numpy(dtype=float)
-    features = feature_frame(holdout, model)
-    metric, higher, candidate_score = _score(y, _predict(candidate, features, model), model)
-    scores = {"candidate": candidate_score}
-    logged = logged_predictions(holdout, model)
-    if logged is not None:
-        scores["logged predictions"] = _score(y, logged, model)[2]
-    if stored is not None and stored.get("artifact"):
-        try:
-            previous = pickle.loads(stored["artifact"])  # our own artifact, from our own table
-            scores[f"model version {stored['version']}"] = _score(y, _predict(previous, features, model), model)[2]
-        except Exception:  # features changed since: that version cannot score these rows
-            pass
-    baselines = {k: v for k, v in scores.items() if k != "candidate"}
-    if not baselines:
-        return Comparison(metric, higher, candidate_score, None, None, scores)
-    source = (max if higher else min)(baselines, key=baselines.__getitem__)
-    return Comparison(metric, higher, candidate_score, baselines[source], source, scores)
-
-
-def promote(
-    engine: Engine,
-    model: ModelConfig,
-    candidate: Any,
-    data: TrainingData,
-    comparison: Comparison,
-    reason: str,
-    flow_run_id: str | None,
-    reference: tuple[datetime, datetime] | None = None,
-    effective_from: datetime | None = None,
-) -> dict[str, Any]:
-    """Record the new model version and a new reference version, in one transaction.
-
-    ``reference`` is the new reference range (default: the training data's). ``effective_from``
-    (default: now, the promotion): windows starting at or after it are judged against the new
-    reference; earlier windows keep the one they were judged against (``promote_reference``)."""
-    reference_start, reference_end = reference or (data.start, data.end)
-    with engine.begin() as connection:
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"versions|{model.name}"})
-        version_id, version = record_model_version(
-            connection,
-            {
-                "model": model.name,
-                "estimator": type(candidate.named_steps["model"]).__name__,
-                "artifact": pickle.dumps(candidate),
-                "features": model.features.model_dump(),
-                "train_start": data.start,
-                "train_end": data.end,
-                "metric": comparison.metric,
-                "score": comparison.candidate,
-                "baseline_score": comparison.baseline,
-                "baseline_source": comparison.baseline_source,
-                "metrics": {"holdout": comparison.scores, "rows": len(data.frame), "train_rows": data.split_at},
-                "reason": reason[:1000],
-                "flow_run_id": flow_run_id,
-            },
-        )
-        promoted = promote_reference(
-            connection,
-            model=model,
-            version=version,
-            reference_start=reference_start,
-            reference_end=reference_end,
-            effective_from=effective_from,
-            note=f"retrain: model version {version}",
-            promoted_by=f"flow run {flow_run_id}" if flow_run_id else "retrain",
-            model_version_id=version_id,
-            source="retrain",
-        )
-    return {
-        "version": version,
-        "model_version_id": version_id,
-        "reference_version": promoted.version,
-        "effective_from": promoted.effective_from.isoformat() if promoted.effective_from else None,
-        "reference_start": reference_start.isoformat(),
-        "reference_end": reference_end.isoformat(),
+@flow(name="retrain-request", flow_run_name="retrain-request-{model}")
+def retrain_request(
+    model: str,
+    reason: str = "",
+    trigger_kind: str | None = None,
+    trigger_status: str | None = None,
+    window_start: str | None = None,
+    window_end: str | None = None,
+    raised_by_flow_run: str | None = None,
+    config_path: str | None = None,
+) -> State:
+    """Apply the cooldown, record the request, run the model's training deployment with the documented
+    parameters. Window bounds are ISO 8601 strings (automations render them from the event)."""
+    logger = get_run_logger()
+    since, until = _utc(window_start), _utc(window_end)
+    config = load_run_config(config_path)
+    model_config = config.model(model)
+    settings = (getattr(model_config, "actions", None) or DEFAULT_ACTIONS).retrain
+    if settings is None or not settings.enabled:
+        name_run(f"{_request_name(model)}: skipped (not configured)")
+        return Completed(name="Skipped: not configured", message=f"{model} has no actions.retrain", data={})
+    databases = open_databases(config)
+    run_id = str(flow_run.id) if flow_run.id else None
+    retrain_id, previous = claim_retrain(databases.results, model, reason, run_id, settings.cooldown_hours)
+    rows: dict[str, Any] = {
+        "model": model,
+        "reason": reason,
+        "trigger": f"{text_or_none(trigger_kind)} {text_or_none(trigger_status)}",
+        "window": f"{window_start} .. {window_end}",
+        "retrain run (driftline.retrain_runs)": retrain_id,
     }
+    if previous is not None:
+        message = f"retrained at {previous.isoformat()}, within the {settings.cooldown_hours}h cooldown"
+        logger.info("%s: %s: skipped", model, message)
+        name_run(f"{_request_name(model)}: skipped (cooldown)")
+        outcome_artifact(
+            f"retrain-request-{model}", rows | {"decision": "skipped: cooldown", "why": message}, "Retrain request"
+        )
+        return Completed(
+            name="Skipped: cooldown", message=message, data={"status": "skipped", "retrain_id": retrain_id}
+        )
+    parameters = retrain_parameters(
+        model,
+        reason,
+        text_or_none(trigger_kind),
+        text_or_none(trigger_status),
+        since,
+        until,
+        settings.lookback_hours,
+        text_or_none(raised_by_flow_run),
+        retrain_id,
+    )
+    try:
+        from prefect.deployments import run_deployment
+
+        started = run_deployment(settings.deployment, parameters=parameters, timeout=0)
+    except Exception as exc:
+        update_retrain(databases.results, retrain_id, "failed", {"error": f"{type(exc).__name__}: {exc}"[:500]})
+        name_run(f"{_request_name(model)}: failed")
+        raise
+    dispatched = {"deployment": settings.deployment, "flow_run_id": str(started.id), "flow_run_name": started.name}
+    update_retrain(databases.results, retrain_id, None, dispatched | {"parameters": parameters})
+    logger.info("%s: ran %s (flow run %s) with %s", model, settings.deployment, started.name, parameters)
+    name_run(f"{_request_name(model)}: dispatched to {settings.deployment}")
+    outcome_artifact(
+        f"retrain-request-{model}",
+        rows
+        | {"decision": f"dispatched to {settings.deployment}", "training run": started.name}
+        | {f"parameter {k}": v for k, v in parameters.items()},
+        "Retrain request",
+    )
+    return Completed(
+        name="Dispatched",
+        message=f"{settings.deployment}: flow run {started.name}",
+        data={"status": "dispatched", "retrain_id": retrain_id, "parameters": parameters} | dispatched,
+    )
+
+
+# --- the example trainer -----------------------------------------------------------------------
 
 
 def promotion_effective_from(results_engine: Engine, model: str, as_of: datetime | None) -> datetime | None:
@@ -290,45 +184,35 @@ def promotion_effective_from(results_engine: Engine, model: str, as_of: datetime
     return as_of if latest is None else max(as_of, latest)
 
 
-training_rows_task = task(training_rows, name="training-rows", **IO)
-train_candidate_task = task(train_candidate, name="train-candidate", **PURE)
-compare_task = task(compare, name="compare-on-holdout", **PURE)
-promote_task = task(promote, name="promote-model-version", **PURE)
+def _trainer_name(model: str) -> str:
+    return f"retrain-{model}"
 
 
-def _run_name() -> str:
-    return f"retrain-{flow_run.parameters.get('model')}"
-
-
-def _utc(value: str | datetime | None) -> datetime | None:
-    """An ISO 8601 instant (naive = UTC) as an aware UTC datetime; None for None or ''."""
-    if value is None or value == "":
-        return None
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-@flow(name="retrain", flow_run_name=_run_name)
+@flow(name="retrain", flow_run_name="retrain-{model}")
 def retrain(
     model: str,
     reason: str = "",
+    trigger_kind: str | None = None,
+    trigger_status: str | None = None,
+    # Strings, not datetimes: automations render them from the event as text.
+    window_start: str | None = None,
+    window_end: str | None = None,
+    training_start: str | None = None,
+    training_end: str | None = None,
+    raised_by_flow_run: str | None = None,
+    retrain_run_id: int | None = None,
     config_path: str | None = None,
     require_approval: bool | None = None,
     cooldown_hours: float | None = None,
     lookback_hours: int | None = None,
     approval_timeout_s: int = 86_400,
-    # Strings, not datetimes: the automation renders them from the event as text, and with a
-    # ``datetime`` annotation the run served by tests/e2e failed parameter validation
-    # ("RetrainModel is not fully defined; define datetime": postponed annotations).
-    window_start: str | None = None,
-    window_end: str | None = None,
-) -> dict[str, Any]:
-    """Train a candidate on recent labelled rows; keep it (and move the reference) only if it is better.
-
-    ``window_start``/``window_end``: the window whose event triggered the run (automations pass
-    them); training stops at its end and a promotion moves the reference to it."""
+) -> State:
+    """Train a candidate on the suggested range; promote it only if it beats the incumbent (and a
+    person approved it). The first ten parameters are the documented set every training deployment
+    gets from ``retrain-request``; the rest are this trainer's own (a run by hand)."""
     logger = get_run_logger()
     since, as_of = _utc(window_start), _utc(window_end)  # a bad value fails here, before anything is claimed
+    train_from, train_to = _utc(training_start), _utc(training_end)
     if since is not None and as_of is not None and since >= as_of:
         since = None  # not a window: train up to its end, keep the training range as reference
     config = load_run_config(config_path)
@@ -336,27 +220,54 @@ def retrain(
     settings = retrain_settings(model_config)
     databases = open_databases(config)
     run_id = str(flow_run.id) if flow_run.id else None
-    cooldown = settings.cooldown_hours if cooldown_hours is None else cooldown_hours
-    retrain_id, previous = claim_retrain(databases.results, model, reason, run_id, cooldown)
+    name = _trainer_name(model)
+    rows: dict[str, Any] = {"model": model, "reason": reason, "window": f"{window_start} .. {window_end}"}
+    before = resolve_reference(databases.results, model_config, None)
+    rows["reference before"] = f"version {before.version}: {before.start.isoformat()} .. {before.end.isoformat()}"
+
+    def finish(status: str, state_name: str, message: str, details: dict[str, Any]) -> State:
+        update_retrain(databases.results, retrain_id, status, details)
+        name_run(f"{name}: {state_name.lower()}")
+        outcome_artifact(f"retrain-{model}", {"decision": state_name.lower(), "why": message} | rows, "Retrain")
+        return Completed(name=state_name, message=message, data=details | {"status": status, "retrain_id": retrain_id})
+
+    if retrain_run_id is not None and retrain_run(databases.results, retrain_run_id) is not None:
+        retrain_id = retrain_run_id  # retrain-request applied the cooldown and recorded the request
+        update_retrain(databases.results, retrain_id, None, {"trainer_flow_run_id": run_id})
+    else:
+        cooldown = settings.cooldown_hours if cooldown_hours is None else cooldown_hours
+        retrain_id, previous = claim_retrain(databases.results, model, reason, run_id, cooldown)
+        if previous is not None:
+            message = f"retrained at {previous.isoformat()}, within the {cooldown}h cooldown"
+            logger.info("%s: %s: skipped", model, message)
+            name_run(f"{name}: skipped (cooldown)")
+            outcome_artifact(f"retrain-{model}", {"decision": "skipped: cooldown", "why": message} | rows, "Retrain")
+            return Completed(
+                name="Skipped: cooldown",
+                message=message,
+                data={"status": "skipped", "retrain_id": retrain_id, "previous_start": previous.isoformat()},
+            )
     outcome: dict[str, Any] = {"model": model, "reason": reason, "retrain_id": retrain_id}
-    if previous is not None:
-        logger.info("%s: retrained at %s, within the %sh cooldown: skipped", model, previous.isoformat(), cooldown)
-        return outcome | {"status": "skipped", "previous_start": previous.isoformat()}
     try:
-        data = training_rows_task(
+        data: TrainingData = training_rows_task(
             databases.data,
             model_config,
             lookback_hours or settings.lookback_hours,
             settings.holdout_fraction,
-            as_of,
+            train_to or as_of,
+            train_from if lookback_hours is None else None,
         )
         holdout_rows = len(data.frame) - data.split_at
+        holdout_from, holdout_to = data.holdout_range(model_config)
         outcome |= {"rows": len(data.frame), "train_start": data.start.isoformat(), "train_end": data.end.isoformat()}
+        rows |= {
+            "training data": f"{data.start.isoformat()} .. {data.end.isoformat()} ({data.split_at} rows)",
+            "holdout": f"{holdout_from} .. {holdout_to} ({holdout_rows} rows)",
+        }
         if len(data.frame) < settings.min_rows or holdout_rows < 10 or data.frame["__y__"].nunique() < 2:
-            details = outcome | {"status": "rejected", "why": f"not enough labelled rows ({len(data.frame)})"}
-            finish_retrain(databases.results, retrain_id, "rejected", details)
-            logger.warning("%s: %s", model, details["why"])
-            return details
+            why = f"not enough labelled rows ({len(data.frame)}; actions.retrain.min_rows={settings.min_rows})"
+            logger.warning("%s: %s", model, why)
+            return finish("rejected", "Rejected", why, outcome | {"why": why})
         candidate = train_candidate_task(data, model_config)
         comparison = compare_task(candidate, data, model_config, latest_model_version(databases.results, model))
         improvement = comparison.improvement()
@@ -366,58 +277,106 @@ def retrain(
             "baseline": comparison.baseline_source,
             "improvement": improvement,
         }
+        rows |= {f"holdout {comparison.metric}: {k}": f"{v:.4f}" for k, v in comparison.scores.items()}
+        rows["incumbent"] = comparison.baseline_source
         logger.info("%s: holdout %s %s", model, comparison.metric, comparison.scores)
         if improvement is not None and improvement <= settings.min_improvement:
-            details = outcome | {"status": "rejected", "why": "the candidate does not beat the current model"}
-            finish_retrain(databases.results, retrain_id, "rejected", details)
-            return details
+            why = (
+                f"the candidate does not beat the incumbent ({comparison.baseline_source}) by more than "
+                f"min_improvement={settings.min_improvement}"
+            )
+            return finish("rejected", "Rejected", why, outcome | {"why": why})
+        new_reference = (since, as_of) if since is not None and as_of is not None else (data.start, data.end)
+        reference_text = f"{new_reference[0].isoformat()} .. {new_reference[1].isoformat()}"
+        approved = False
         if settings.approval_required if require_approval is None else require_approval:
+            description = approval_request(model_config, data, comparison, reference_text)
+            logger.info(
+                "%s: waiting for approval (resume this flow run with approve=true/false)\n%s", model, description
+            )
+            name_run(f"{name}: awaiting approval")
+            update_retrain(databases.results, retrain_id, None, {"phase": "awaiting approval"} | outcome)
+            outcome_artifact(f"retrain-{model}", {"decision": "awaiting approval"} | rows, "Retrain")
             from prefect.flow_runs import pause_flow_run
 
-            logger.info("%s: waiting for approval (resume this flow run with approve=true/false)", model)
             try:
-                answer = pause_flow_run(wait_for_input=RetrainApproval, timeout=approval_timeout_s, poll_interval=1)
+                answer = pause_flow_run(
+                    wait_for_input=RetrainApproval.with_initial_data(description=description, approve=False),
+                    timeout=approval_timeout_s,
+                    poll_interval=1,
+                )
             except Exception as exc:  # timed out: nobody approved
                 answer = RetrainApproval(approve=False, note=f"no answer: {type(exc).__name__}")
             outcome["approval"] = {"approve": answer.approve, "note": answer.note}
+            rows["approval"] = f"{'approved' if answer.approve else 'not approved'}: {answer.note}"
+            approved = answer.approve
             if not answer.approve:
-                details = outcome | {"status": "rejected", "why": "not approved"}
-                finish_retrain(databases.results, retrain_id, "rejected", details)
-                return details
-        new_reference = (since, as_of) if since is not None and as_of is not None else None
-        promoted = promote_task(
-            databases.results,
-            model_config,
-            candidate,
-            data,
-            comparison,
-            reason,
-            run_id,
-            new_reference,
-            promotion_effective_from(databases.results, model, as_of),
-        )
-        outcome |= promoted | {"status": "promoted"}
-        sent, queued = emit_events(
-            [
-                build_event(
-                    RETRAIN_PROMOTED,
-                    model,
-                    {k: v for k, v in outcome.items() if k != "scores"} | {"scores": comparison.scores},
+                return finish("rejected", "Rejected", f"not approved: {answer.note}", outcome | {"why": "not approved"})
+        effective_from = promotion_effective_from(databases.results, model, as_of)
+        with databases.results.begin() as connection:
+            version_id, version = record_candidate(
+                connection, model_config, candidate, data, comparison, reason, run_id
+            )
+            note = f"retrain: model version {version}" + (f"; approved: {answer.note}" if approved else "")
+            promoted_by = f"flow run {flow_run.name or run_id}" if run_id else "retrain"
+            try:  # the new data as reference, if it holds enough rows to judge windows against
+                promoted = promote_reference(
+                    connection,
+                    model=model_config,
+                    version=version,
+                    reference_start=new_reference[0],
+                    reference_end=new_reference[1],
+                    effective_from=effective_from,
+                    note=note,
+                    promoted_by=promoted_by,
+                    model_version_id=version_id,
+                    source="retrain",
+                    data_engine=databases.data,
                 )
-            ],
-            databases.results,
-            model,
+            except ReferenceTooSmallError as exc:  # else a warm-up on the new model's own traffic
+                logger.info("%s: %s; the reference is a warm-up instead", model, exc)
+                rows["reference asked"] = f"{reference_text}: too small, warm-up instead"
+                promoted = promote_reference(
+                    connection,
+                    model=model_config,
+                    version=version,
+                    effective_from=effective_from,
+                    note=note,
+                    promoted_by=promoted_by,
+                    model_version_id=version_id,
+                    source="retrain",
+                )
+            reference_text = f"{promoted.start.isoformat()} .. {promoted.end.isoformat()}" + (
+                " (warm-up)" if promoted.warmup else ""
+            )
+        payload = promoted_payload(
+            promoted, {"retrain_run_id": retrain_id, "model_version_id": version_id, "scores": comparison.scores}
         )
-        outcome["events"] = sent + queued
-        finish_retrain(databases.results, retrain_id, "promoted", outcome)
+        outcome |= {
+            "version": version,
+            "model_version_id": version_id,
+            "reference_version": promoted.version,
+            "effective_from": payload["effective_from"],
+            "reference_start": promoted.start.isoformat(),
+            "reference_end": promoted.end.isoformat(),
+            "warmup": promoted.warmup,
+            "events": emit_promoted(databases.results, model, payload),
+        }
+        rows |= {
+            "model version": version,
+            "reference after": f"version {promoted.version}: {reference_text}",
+            "effective from": payload["effective_from"],
+        }
         logger.info(
-            "%s: promoted model version %s; reference now %s .. %s",
+            "%s: promoted model version %s; reference version %s (%s), effective from %s",
             model,
-            promoted["version"],
-            promoted["reference_start"],
-            promoted["reference_end"],
+            version,
+            promoted.version,
+            reference_text,
+            payload["effective_from"],
         )
-        return outcome
+        return finish("promoted", "Promoted", f"model version {version}, reference version {promoted.version}", outcome)
     except Exception as exc:
-        finish_retrain(databases.results, retrain_id, "failed", outcome | {"error": f"{type(exc).__name__}: {exc}"})
+        update_retrain(databases.results, retrain_id, "failed", outcome | {"error": f"{type(exc).__name__}: {exc}"})
+        name_run(f"{name}: failed")
         raise

@@ -263,6 +263,24 @@ def finish_retrain(engine: Engine, run_id: int, status: str, details: dict[str, 
         )
 
 
+def update_retrain(engine: Engine, run_id: int, status: str | None, details: dict[str, Any]) -> None:
+    """Merge ``details`` into a retrain-log row; with ``status`` also set it (and, unless ``running``,
+    the finish time)."""
+    values: dict[str, Any] = {"details": RETRAINS.c.details.op("||")(sa.cast(details, RETRAINS.c.details.type))}
+    if status is not None:
+        values["status"] = status
+        if status != "running":
+            values["finished_at"] = sa.func.now()
+    with engine.begin() as connection:
+        connection.execute(sa.update(RETRAINS).where(RETRAINS.c.id == run_id).values(**values))
+
+
+def retrain_run(engine: Engine, run_id: int) -> dict[str, Any] | None:
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(RETRAINS).where(RETRAINS.c.id == run_id)).mappings().first()
+    return None if row is None else dict(row)
+
+
 def retrain_runs(engine: Engine, model: str) -> list[dict[str, Any]]:
     with engine.connect() as connection:
         statement = sa.select(RETRAINS).where(RETRAINS.c.model == model).order_by(RETRAINS.c.id)

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -31,13 +32,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from driftline.config import load_config
 from driftline.deployments.automations import apply_automations
 from driftline.deployments.up import deploy, prefect_database_url, start_server, stop_process
-from driftline.notifications_config import (
-    ActionsConfig,
-    NotificationsConfig,
-    RetrainAction,
-    SlackChannel,
-    WebhookChannel,
-)
+from driftline.notifications_config import NotificationsConfig, SlackChannel, WebhookChannel
 from driftline.results import Kind, Result, Status
 from driftline.tasks.events import emit_window_events
 from driftline.tasks.notify_store import retrain_runs
@@ -81,15 +76,26 @@ def _child_env(api_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def served_retrain(prefect_server: str, tmp_path: Path, loan_config: Path) -> Iterator[subprocess.Popen[bytes]]:
+def opted_in(loan_config: Path) -> Path:
+    """loan_config with the model opted in to retraining (nothing is automated otherwise), without approval."""
+    document = yaml.safe_load(loan_config.read_text())
+    document["models"][0]["actions"] = {"retrain": {"require_approval": False}}
+    loan_config.write_text(yaml.safe_dump(document, sort_keys=False))
+    return loan_config
+
+
+@pytest.fixture
+def served_retrain(prefect_server: str, tmp_path: Path, opted_in: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """retrain-request, retrain (the example trainer) and promote, served from one process."""
     script = tmp_path / "serve_retrain.py"
     script.write_text(
         textwrap.dedent(f"""
-        from driftline.flows.retrain import retrain
+        from prefect import serve
+
+        from driftline.deployments.up import closed_loop_deployments
 
         if __name__ == "__main__":  # the runner starts each flow run in a spawned child that re-imports this
-            retrain.serve(name="retrain", parameters={{"config_path": {str(loan_config)!r}}}, limit=2,
-                          print_starting_message=False)
+            serve(*closed_loop_deployments({str(opted_in)!r}), limit=2, print_starting_message=False)
     """)
     )
     log = open(tmp_path / "serve.log", "wb")
@@ -137,14 +143,16 @@ def test_drift_event_triggers_a_completed_retrain_and_failures_notify(
     try:
         with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
             with get_client(sync_client=True) as client:
-                named = DeploymentFilter(name=DeploymentFilterName(any_=["retrain"]))
-                (deployment,) = _wait(
-                    "the served retrain deployment", lambda: client.read_deployments(deployment_filter=named), 90
+                named = DeploymentFilter(name=DeploymentFilterName(any_=["retrain", "retrain-request", "promote"]))
+                served = _wait(
+                    "the served deployments",
+                    lambda: (found := client.read_deployments(deployment_filter=named)) and len(found) == 3 and found,
+                    90,
                 )
+                (deployment,) = [d for d in served if d.name == "retrain"]
             config = load_config(loan_config)
-            opted_in = ActionsConfig(retrain=RetrainAction(require_approval=False))  # nothing unless asked
             declared = SimpleNamespace(
-                models=[m.model_copy(update={"actions": opted_in}) for m in config.models],
+                models=config.models,
                 notifications=NotificationsConfig(
                     webhook=WebhookChannel(url=f"http://127.0.0.1:{sink.port}/hooks/ops"),
                     slack=SlackChannel(
@@ -157,6 +165,7 @@ def test_drift_event_triggers_a_completed_retrain_and_failures_notify(
             expected = {
                 "driftline-loan-retrain-on-data_drift",
                 "driftline-loan-retrain-on-performance",
+                "driftline-loan-promote-on-request",
                 "driftline-monitor-failed",
             }
             assert set(first["created"]) == expected and set(second["updated"]) == expected
@@ -202,13 +211,18 @@ def test_drift_event_triggers_a_completed_retrain_and_failures_notify(
             assert latency < 60
             assert run.parameters["model"] == "loan"
             assert run.parameters["reason"].startswith("driftline.data_drift.detected (alert)")
-            assert run.parameters["cooldown_hours"] == 24 and run.parameters["config_path"] == str(loan_config)
+            # Run through retrain-request, with the documented parameters (and the deployment's config_path).
+            assert run.parameters["trigger_kind"] == "data_drift" and run.parameters["trigger_status"] == "alert"
+            assert run.parameters["config_path"] == str(loan_config)
             assert (run.parameters["window_start"], run.parameters["window_end"]) == (
                 window.start.isoformat(),
                 window.end.isoformat(),
             )
-            (logged,) = [r for r in retrain_runs(engine, "loan") if r["flow_run_id"] == str(run.id)]
+            (logged,) = retrain_runs(engine, "loan")
+            assert logged["id"] == run.parameters["retrain_run_id"]
+            assert logged["details"]["flow_run_id"] == logged["details"]["trainer_flow_run_id"] == str(run.id)
             assert logged["status"] in {"promoted", "rejected"} and logged["finished_at"] is not None
+            assert run.state.name in {"Promoted", "Rejected"} and run.name == f"retrain-loan: {logged['status']}"
 
             # A monitor run that fails → the failure automation calls the webhook and posts to Slack. It runs
             # in its own process: Prefect's in-process log/event workers would keep items for this server
@@ -235,14 +249,14 @@ def test_drift_event_triggers_a_completed_retrain_and_failures_notify(
 
             # `driftline deploy`: work pool + the three deployments (module entrypoints) + automations.
             deployed = deploy(loan_config, work_pool="driftline-e2e")
-            assert deployed["work_pool_created"] and len(deployed["deployment_ids"]) == 3
+            assert deployed["work_pool_created"] and len(deployed["deployment_ids"]) == 5
             with get_client(sync_client=True) as client:
                 monitor_all = client.read_deployment_by_name("monitor-all/monitor-all")
                 assert monitor_all.work_pool_name == "driftline-e2e"
                 assert monitor_all.entrypoint == "driftline.flows.monitor.monitor_all"
                 assert monitor_all.parameters == {"config_path": str(loan_config.resolve())}
-            # The plain config opts in to nothing and has no channel: every automation is pruned.
-            assert sorted(deployed["automations"]["deleted"]) == sorted(expected)
+            # The file has no channel: the failure automation is pruned, and deploy says so out loud.
+            assert deployed["automations"]["deleted"] == ["driftline-monitor-failed"]
             assert deployed["warnings"] and "reach nobody" in deployed["warnings"][0]
     finally:
         sink.stop()

@@ -2,8 +2,9 @@
 
 Seeded drift -> a real monitor run on the up server -> its ``driftline.data_drift.detected`` event ->
 the automation -> a ``retrain`` flow run that the *worker* executes and that promotes a better model
--> the next hour's data-drift verdicts are back to ok, because the retrain moved the reference to
-the drifted hour. Then ``up`` again (idempotent: same server and worker) and ``down`` (both stopped).
+-> the next hour's data-drift verdicts are no longer alerts: the promotion starts a warm-up on
+the new model's traffic (the drifted hour alone is under reference.min_rows). Then ``up`` again
+(idempotent: same server and worker) and ``down`` (both stopped).
 
 The log is built so that retraining pays: labels follow income, while the logged score is noise (a
 stale model), and income shifts by three standard deviations from 12:00.
@@ -154,12 +155,13 @@ def test_up_runs_a_drift_triggered_retrain_on_its_worker_and_the_next_hour_reset
 
     started = time.monotonic()
     outcome = up(config, port=free_port(), home=home, ui=False, cron="0 0 1 1 *", prefect_database=prefect_database)
-    print(f"\nup: {time.monotonic() - started:.1f} s (server, work pool, 3 deployments, automations, worker)")
+    print(f"\nup: {time.monotonic() - started:.1f} s (server, work pool, 5 deployments, automations, worker)")
     api_url = outcome["api_url"]
     assert outcome["server_started"] and _alive(outcome["server_pid"]) and _alive(outcome["worker_pid"])
     assert set(outcome["automations"]["created"]) == {
         "driftline-loan-retrain-on-data_drift",
         "driftline-loan-retrain-on-performance",
+        "driftline-loan-promote-on-request",
     }
 
     monitored = _monitor_then_wait_for_retrain(api_url, config, database_url, tmp_path)
@@ -172,6 +174,10 @@ def test_up_runs_a_drift_triggered_retrain_on_its_worker_and_the_next_hour_reset
         completed = [r for r in runs if r.state is not None and r.state.is_completed() and r.start_time is not None]
         assert completed, [(r.name, r.state) for r in runs]
         run = min(completed, key=lambda r: r.start_time or EARLIEST)
+        request_deployment = client.read_deployment_by_name("retrain-request/retrain-request")
+        (request,) = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[request_deployment.id]))
+        )
         (event,) = [
             e
             for e in client.request(
@@ -192,10 +198,14 @@ def test_up_runs_a_drift_triggered_retrain_on_its_worker_and_the_next_hour_reset
         f"event -> retrain run {run.name}: created after {(run.created - occurred).total_seconds():.1f} s, "
         f"started after {(run.start_time - occurred).total_seconds():.1f} s (worker polling every 1 s)"
     )
-    # Run by up's worker from the work pool, created by the drift automation, with the model and window.
-    assert run.work_pool_name == "driftline" and run.created_by is not None
-    assert run.created_by.display_value == "driftline-loan-retrain-on-data_drift"
-    assert str(run.id) in (home / "prefect-worker.log").read_text(errors="replace")
+    # The drift automation created the retrain request, which ran the training deployment (the example
+    # trainer); both were run by up's worker from the work pool, and each says its outcome by name.
+    assert request.created_by is not None and request.created_by.display_value == "driftline-loan-retrain-on-data_drift"
+    assert request.state.name == "Dispatched" and request.name == "retrain-request-loan: dispatched to retrain/retrain"
+    assert run.state.name == "Promoted" and run.name == "retrain-loan: promoted"
+    assert run.work_pool_name == request.work_pool_name == "driftline"
+    worker_log = (home / "prefect-worker.log").read_text(errors="replace")
+    assert str(run.id) in worker_log and str(request.id) in worker_log
     assert run.parameters["model"] == "loan"
     assert run.parameters["window_start"] == DRIFT_FROM.isoformat()
     assert run.parameters["window_end"] == (DRIFT_FROM + timedelta(hours=1)).isoformat()
@@ -203,18 +213,21 @@ def test_up_runs_a_drift_triggered_retrain_on_its_worker_and_the_next_hour_reset
     with engine.connect() as connection:
         override = connection.execute(
             sa.text(
-                "SELECT reference_start, reference_end, effective_from FROM driftline.reference_versions "
+                "SELECT reference_start, reference_end, effective_from, warmup FROM driftline.reference_versions "
                 "WHERE model = 'loan'"
             )
         ).one()
-    assert (override.reference_start, override.reference_end) == (DRIFT_FROM, DRIFT_FROM + timedelta(hours=1))
-    # Effective from the hour after the drifted one: the drifted hour keeps the verdict it was given.
-    assert override.effective_from == DRIFT_FROM + timedelta(hours=1)
+    # The drifted hour (300 rows) is under reference.min_rows (1,000): the promotion is a warm-up on the
+    # new model's first 24 hours, effective from the hour after the drifted one (which keeps its verdict).
+    after_drift = DRIFT_FROM + timedelta(hours=1)
+    assert (override.reference_start, override.reference_end) == (after_drift, after_drift + timedelta(hours=24))
+    assert override.effective_from == after_drift
 
-    # The drifted hour alerted on income; the next hour, judged against the moved reference, does not.
+    # The drifted hour alerted on income; the next hour is inside the new model's warm-up: unknown, with
+    # that reason, never judged against the old reference (nor against a handful of rows).
     before, after = _data_drift(engine, DRIFT_FROM), _data_drift(engine, DRIFT_FROM + timedelta(hours=1))
     assert before["wasserstein:income"] == "alert"
-    assert after and not {k: s for k, s in after.items() if s in ("warning", "alert")}, after
+    assert after and set(after.values()) == {"unknown"}, after
 
     # up is idempotent: the healthy server and the live worker are reused, the automations updated.
     again = up(
@@ -226,7 +239,7 @@ def test_up_runs_a_drift_triggered_retrain_on_its_worker_and_the_next_hour_reset
         prefect_database=prefect_database,
     )
     assert not again["server_started"] and again["worker_pid"] == outcome["worker_pid"]
-    assert again["automations"]["created"] == [] and len(again["automations"]["updated"]) == 2
+    assert again["automations"]["created"] == [] and len(again["automations"]["updated"]) == 3
 
     assert down(home) == {"prefect-worker": True, "prefect-server": True}
     assert not _alive(outcome["worker_pid"]) and not _alive(outcome["server_pid"])
