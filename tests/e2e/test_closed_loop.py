@@ -230,6 +230,7 @@ def _drift_statuses(engine: sa.Engine, hour: int) -> dict[str, str]:
     }
 
 
+@pytest.mark.timeout(1800)  # a dozen flow runs and three CLI runs on 2 shared cores: 8-13 min under load
 def test_drift_runs_the_team_pipeline_and_nothing_moves_until_a_person_promotes(
     served: str, loop_config: Path, engine: sa.Engine, cicd: FakeSlack, tmp_path: Path
 ) -> None:
