@@ -46,7 +46,9 @@ def test_a_retrain_block_opts_in_and_enabled_true_keeps_working(tmp_path: Path) 
     assert set(names) == {
         "driftline-loan-retrain-on-data_drift",
         "driftline-loan-retrain-on-performance",
+        "driftline-loan-promote-on-request",
         "driftline-eta-retrain-on-data_drift",
+        "driftline-eta-promote-on-request",
     }
     assert config.model("loan").actions.retrain.approval_required is True  # unset: Driftline's trainer asks
     assert config.model("eta").actions.retrain.require_approval is None
