@@ -36,12 +36,13 @@ def stored(engine: sa.Engine, start: Any, end: Any) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in connection.execute(STORED, {"s": start, "e": end})]
 
 
-def income_ks(engine: sa.Engine, window_start: Any) -> dict[str, Any]:
+def income_drift(engine: sa.Engine, window_start: Any) -> dict[str, Any]:
+    """The data-drift verdict of ``income``: its primary statistic's row (Wasserstein by default)."""
     with engine.connect() as connection:
         row = connection.execute(
             sa.text(
                 "SELECT status, details FROM driftline.results WHERE model = 'loan' AND resolution = 'hour' "
-                "AND kind = 'data_drift' AND metric = 'ks' AND feature = 'income' AND window_start = :s"
+                "AND kind = 'data_drift' AND metric = 'wasserstein' AND feature = 'income' AND window_start = :s"
             ),
             {"s": window_start},
         ).one()
@@ -65,8 +66,8 @@ def test_rerunning_history_after_a_promotion_reproduces_stored_results_exactly(
     history = (DAY + timedelta(hours=10), DAY + timedelta(hours=16))
     backfill("loan", *history, config)
     before = stored(store, *history)
-    assert before and income_ks(store, DAY + timedelta(hours=13))["status"] == "alert"
-    assert income_ks(store, DAY + timedelta(hours=11))["status"] == "ok"
+    assert before and income_drift(store, DAY + timedelta(hours=13))["status"] == "alert"
+    assert income_drift(store, DAY + timedelta(hours=11))["status"] == "ok"
 
     # Promote the afternoon's traffic, effective from 16:00 — after the stored windows.
     model = load_config(loan_config).model("loan")
@@ -88,15 +89,15 @@ def test_rerunning_history_after_a_promotion_reproduces_stored_results_exactly(
 
     # The windows from effective_from on are judged against the new version.
     backfill("loan", DAY + timedelta(hours=16), DAY + timedelta(hours=18), config)
-    assert income_ks(store, DAY + timedelta(hours=16))["status"] == "ok"
-    assert income_ks(store, DAY + timedelta(hours=17))["status"] == "ok"
+    assert income_drift(store, DAY + timedelta(hours=16))["status"] == "ok"
+    assert income_drift(store, DAY + timedelta(hours=17))["status"] == "ok"
     versions = run_versions(store)
     assert versions[DAY + timedelta(hours=16)] == versions[DAY + timedelta(hours=17)] == 1
 
     # Re-judging an old window against the newest reference is an explicit choice, and is recorded.
     outcome = monitor_model("loan", DAY + timedelta(hours=14), config, rejudge_with_latest_reference=True)
     assert outcome["reference"]["version"] == 1
-    assert income_ks(store, DAY + timedelta(hours=13))["status"] == "ok"
+    assert income_drift(store, DAY + timedelta(hours=13))["status"] == "ok"
     assert run_versions(store)[DAY + timedelta(hours=13)] == 1
     # ... and a plain rerun puts the window back on the version in effect at its start.
     monitor_model("loan", DAY + timedelta(hours=14), config)
@@ -116,7 +117,7 @@ def test_the_run_command_rejudges_only_with_the_flag(
     args = ["run", "--config", str(loan_config), "--model", "loan"]
     window = ["--start", (DAY + timedelta(hours=13)).isoformat(), "--end", (DAY + timedelta(hours=14)).isoformat()]
     assert runner.invoke(app, args + window).exit_code == 0
-    assert income_ks(store, DAY + timedelta(hours=13))["status"] == "alert"
+    assert income_drift(store, DAY + timedelta(hours=13))["status"] == "alert"
     model = load_config(loan_config).model("loan")
     promote_reference(
         store,
@@ -126,10 +127,10 @@ def test_the_run_command_rejudges_only_with_the_flag(
         effective_from=DAY + timedelta(hours=20),
     )
     assert runner.invoke(app, args + window).exit_code == 0
-    assert income_ks(store, DAY + timedelta(hours=13))["status"] == "alert"
+    assert income_drift(store, DAY + timedelta(hours=13))["status"] == "alert"
     done = runner.invoke(app, args + window + ["--rejudge-with-latest-reference"])
     assert done.exit_code == 0, done.output
-    assert income_ks(store, DAY + timedelta(hours=13))["status"] == "ok"
+    assert income_drift(store, DAY + timedelta(hours=13))["status"] == "ok"
 
 
 def test_warm_up_then_judged_against_the_new_traffic_and_a_small_reference_is_refused(
@@ -151,18 +152,19 @@ def test_warm_up_then_judged_against_the_new_traffic_and_a_small_reference_is_re
     promoted = promote_reference(store, model=model, version="v2", effective_from=DAY + timedelta(hours=14))
     assert promoted.warmup and promoted.end == DAY + timedelta(hours=17)
     backfill("loan", DAY + timedelta(hours=13), DAY + timedelta(hours=18), config)
-    assert income_ks(store, DAY + timedelta(hours=13))["status"] == "alert"  # before the promotion
+    assert income_drift(store, DAY + timedelta(hours=13))["status"] == "alert"  # before the promotion
     for hour in (14, 15, 16):
-        ks = income_ks(store, DAY + timedelta(hours=hour))
-        assert ks["status"] == "unknown" and ks["details"]["reason"].startswith("warm-up after reference version 1")
-    assert income_ks(store, DAY + timedelta(hours=17))["status"] == "ok"
+        drift = income_drift(store, DAY + timedelta(hours=hour))
+        assert drift["status"] == "unknown"
+        assert drift["details"]["reason"].startswith("warm-up after reference version 1")
+    assert income_drift(store, DAY + timedelta(hours=17))["status"] == "ok"
 
     # The same reference with a higher reference.min_rows is refused, with the reason on the verdicts.
     config = configure(warmup_hours=3, min_rows=700)
     monitor_model("loan", DAY + timedelta(hours=18), config)
-    ks = income_ks(store, DAY + timedelta(hours=17))
-    assert ks["status"] == "unknown"
-    assert ks["details"]["reason"].endswith("has 600 rows, fewer than reference.min_rows=700: refused")
+    drift = income_drift(store, DAY + timedelta(hours=17))
+    assert drift["status"] == "unknown"
+    assert drift["details"]["reason"].endswith("has 600 rows, fewer than reference.min_rows=700: refused")
 
 
 def test_multivariate_sample_follows_the_version_and_is_the_same_rows_on_every_rerun(
