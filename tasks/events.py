@@ -171,27 +171,69 @@ def send_events(events: list[dict[str, Any]], timeout_s: float = SEND_TIMEOUT_S)
     run_coro_as_sync(asyncio.wait_for(_send_async(events), timeout=timeout_s))
 
 
+#: A sent event is read back from the API after this long (Prefect's event persister flushes every 5 s).
+CONFIRM_AFTER_S = 10.0
+
+
+def stored_event_ids(ids: list[str]) -> set[str]:
+    """Which of ``ids`` the Prefect API has stored (read back with ``/events/filter``); raises when
+    the API cannot be reached."""
+    from datetime import timedelta
+
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventIDFilter, EventOccurredFilter
+
+    if not ids:
+        return set()
+    now = datetime.now(UTC)
+    found: set[str] = set()
+    with get_client(sync_client=True) as client:
+        for first in range(0, len(ids), 50):
+            chunk = ids[first : first + 50]
+            page = client.read_events(
+                filter=EventFilter(
+                    id=EventIDFilter(id=[uuid.UUID(i) for i in chunk]),
+                    occurred=EventOccurredFilter(since=now - timedelta(days=2), until=now + timedelta(hours=1)),
+                ),
+                limit=len(chunk),
+            )
+            found |= {str(event.id) for event in page.events}
+    return found
+
+
 def emit_events(
     events: list[dict[str, Any]], outbox_engine: Engine | None = None, model: str | None = None
 ) -> tuple[list[str], list[str]]:
-    """Send ``events``; on failure queue them in the outbox (or log their loss). Returns (sent, queued) ids."""
+    """Keep ``events`` in the outbox, then send them. Returns (sent, queued) ids.
+
+    Outbox first: the events client's acknowledgement means the server received an event, not
+    that it stored it (a server killed seconds later lost acknowledged events), so an event stays
+    ``pending`` until it is read back from the API (:func:`driftline.tasks.notify.confirm_events`
+    at the end of a run, or a later delivery pass, which sends it again under the same id when it
+    is missing). Without ``outbox_engine`` a failed send is logged as lost.
+    """
     if not events:
         return [], []
+    ids = [e["id"] for e in events]
+    if outbox_engine is not None:
+        from driftline.tasks.notify_store import keep_events
+
+        keep_events(outbox_engine, events, CONFIRM_AFTER_S)
     try:
         if _OFFLINE.is_set():
             raise ConnectionError("the Prefect API was unreachable earlier in this run")
         send_events(events)
-        return [e["id"] for e in events], []
+        return ids, []
     except Exception as exc:  # API down, timeout, bad URL: never fatal for the window
         reason = f"{type(exc).__name__}: {exc}"[:300]
         if outbox_engine is None:
             logger.error("LOST %d Prefect event(s) for %s (no outbox): %s", len(events), model, reason)
             return [], []
-        from driftline.tasks.notify_store import queue_events
+        from driftline.tasks.notify_store import note_event_send_failed
 
-        queued = queue_events(outbox_engine, events, reason)
+        note_event_send_failed(outbox_engine, ids, reason)
         logger.warning("could not send %d event(s) for %s (%s); kept in the outbox", len(events), model, reason)
-        return [], queued
+        return [], ids
 
 
 def emit_window_events(

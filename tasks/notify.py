@@ -16,7 +16,11 @@ The flow persists the window's results first (their own transaction). ``react`` 
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import threading
+import time
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +36,7 @@ from driftline.tasks._prefect import PURE
 from driftline.tasks.estimation import reacting
 from driftline.tasks.events import build_window_events, emit_events, worst_metrics
 from driftline.tasks.notify_channels import (
+    IDEMPOTENCY_KEY,
     NotificationError,
     Redactor,
     Sender,
@@ -41,13 +46,16 @@ from driftline.tasks.notify_channels import (
     webhook_sender,
 )
 from driftline.tasks.notify_store import (
-    claim_next,
+    OUTBOX,
+    defer_after,
     insert_messages,
+    lease_due,
     lock_model,
     mark_attempt_failed,
     mark_delivered,
     open_incident,
     open_incidents,
+    release,
     update_incident,
 )
 from driftline.window import Window
@@ -100,6 +108,8 @@ def _transition(
     if is_problem:
         if STATUS_SEVERITY[status] > STATUS_SEVERITY[Status(incident["severity"])]:
             return "escalated"
+        if window.start <= incident["last_window_start"]:
+            return None  # a rerun of the incident's newest window: nothing has gone on failing since
         last = incident["last_notified_at"]
         if config.reminder_hours > 0 and (last is None or (now - last).total_seconds() >= config.reminder_hours * 3600):
             return "reminder"
@@ -150,14 +160,30 @@ def plan_notifications(
                 assert incident is not None
                 incident_id, opened = incident["id"], incident["opened_window_start"]
                 if transition == "resolved":
-                    update_incident(connection, incident_id, state="resolved", resolved_window_start=window.start,
-                                    resolved_at=now, last_window_start=window.start)
+                    update_incident(
+                        connection,
+                        incident_id,
+                        state="resolved",
+                        resolved_window_start=window.start,
+                        resolved_at=now,
+                        last_window_start=window.start,
+                    )
                 elif transition == "escalated":
-                    update_incident(connection, incident_id, severity=str(status), last_window_start=window.start,
-                                    last_notified_at=now)
+                    update_incident(
+                        connection,
+                        incident_id,
+                        severity=str(status),
+                        last_window_start=window.start,
+                        last_notified_at=now,
+                    )
                 else:
-                    update_incident(connection, incident_id, last_window_start=window.start, last_notified_at=now,
-                                    reminders=incident["reminders"] + 1)
+                    update_incident(
+                        connection,
+                        incident_id,
+                        last_window_start=window.start,
+                        last_notified_at=now,
+                        reminders=incident["reminders"] + 1,
+                    )
             message_ids: list[int] = []
             if transition != "resolved" or config.notify_resolved:
                 payload = {
@@ -191,8 +217,15 @@ def plan_notifications(
                         for channel in config.channels()
                     ],
                 )
-            planned.append({"kind": kind, "transition": transition, "status": str(status),
-                            "incident_id": incident_id, "message_ids": message_ids})
+            planned.append(
+                {
+                    "kind": kind,
+                    "transition": transition,
+                    "status": str(status),
+                    "incident_id": incident_id,
+                    "message_ids": message_ids,
+                }
+            )
     return planned
 
 
@@ -218,49 +251,181 @@ class _Senders:
         return self._cache[key]
 
 
+#: Messages sent at once by one delivery pass (a black-holed endpoint costs one timeout, not N).
+DELIVERY_WORKERS = 4
+#: One pass stops taking messages after this long; the rest stay due for the next run.
+DELIVERY_BUDGET_S = 60.0
+#: How long a taken message is reserved for its sender (longer than any channel's deadline).
+LEASE_S = 300.0
+
+
+def _idempotency_key(message: dict[str, Any]) -> str:
+    """Stable across attempts at one message: derived from its dedupe key (model, kind, window,
+    transition, channel, incident)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"driftline:{message['dedupe_key']}"))
+
+
 def deliver_outbox(
     engine: Engine,
     configs: Mapping[str, NotificationsConfig | None],
     model: str | None = None,
     now: datetime | None = None,
     limit: int = 200,
+    *,
+    budget_s: float = DELIVERY_BUDGET_S,
+    workers: int = DELIVERY_WORKERS,
+    channels: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Send due pending messages (of ``model``, or of every model in ``configs``), each at most once.
+    """Send due pending messages (of ``model``, or of every model in ``configs``), ``workers`` at a time.
 
-    ``configs`` maps model name to its effective notification settings (where channels and
-    secrets come from). Returns counts and the (secret-free) errors.
+    Messages are taken with a lease (:func:`lease_due`), sent with no transaction or row lock open,
+    then marked delivered or failed each in its own short transaction. The pass takes no new message
+    after ``budget_s``; every channel has its own deadline (a webhook's ``timeout_s`` is total), so a
+    pass lasts at most ``budget_s`` plus one deadline. ``configs`` maps model name to its effective
+    notification settings. Returns counts and the (secret-free) errors.
     """
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
     senders = _Senders(configs)
-    outcome: dict[str, Any] = {"delivered": 0, "retry_later": 0, "gave_up": 0, "errors": []}
-    models = [model] if model is not None else list(configs)
-    for name in models:
-        config = configs.get(name)
-        max_attempts = config.max_attempts if config is not None else DEFAULT_MAX_ATTEMPTS
-        for _ in range(limit):
+    outcome: dict[str, Any] = {"delivered": 0, "retry_later": 0, "gave_up": 0, "errors": [], "deferred": 0}
+    guard = threading.Lock()
+    deadline = time.monotonic() + budget_s
+
+    def deliver_in_order(name: str, messages: list[dict[str, Any]], max_attempts: int) -> None:
+        """One incident's messages on one channel, oldest first: a failure defers the later ones with
+        it (without counting an attempt), so a receiver never sees "resolved" before "problem"."""
+        for position, message in enumerate(messages):
+            if not deliver_one(name, message, max_attempts):
+                defer_after(engine, [m["id"] for m in messages[position + 1 :]], message["id"])
+                return
+
+    def deliver_one(name: str, message: dict[str, Any], max_attempts: int) -> bool:
+        payload = {**message["payload"]}
+        if message["channel"] != "event":
+            payload[IDEMPOTENCY_KEY] = _idempotency_key(message)
+        try:
+            if message["channel"] == "event":
+                result = deliver_event(payload, message["created_at"])
+            else:
+                with guard:
+                    sender = senders.get(name, message["channel"])
+                sender(payload)
+                result = "delivered"
+        except Exception as exc:
+            error = senders.redactor.scrub(
+                str(exc) if isinstance(exc, NotificationError) else f"{type(exc).__name__}: {exc}"
+            )
             with engine.begin() as connection:
-                message = claim_next(connection, now, name)
-                if message is None:
+                status = mark_attempt_failed(
+                    connection, message, error, now, max_attempts, getattr(exc, "retry_after_s", None)
+                )
+            with guard:
+                outcome["gave_up" if status == "failed" else "retry_later"] += 1
+                outcome["errors"].append(f"{message['channel']} #{message['id']}: {error}")
+            return False
+        with engine.begin() as connection:
+            if result == "expired":
+                mark_attempt_failed(connection, message, "expired: older than the event TTL", now, 0)
+            else:
+                mark_delivered(connection, message["id"])
+        with guard:
+            outcome["gave_up" if result == "expired" else "delivered"] += 1
+        return True
+
+    models = [model] if model is not None else list(configs)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="driftline-deliver")
+    try:
+        for name in models:
+            config = configs.get(name)
+            max_attempts = config.max_attempts if config is not None else DEFAULT_MAX_ATTEMPTS
+            while time.monotonic() < deadline:
+                taken = lease_due(engine, now, name, min(limit, workers * 4), LEASE_S, channels)
+                if not taken:
                     break
-                try:
-                    if message["channel"] == "event" and datetime.now(UTC) - message["created_at"] > EVENT_TTL:
-                        mark_attempt_failed(connection, message, "expired: older than the event TTL", now, 0)
-                        outcome["gave_up"] += 1
-                        continue
-                    senders.get(name, message["channel"])(message["payload"])
-                except Exception as exc:
-                    error = senders.redactor.scrub(str(exc) if isinstance(exc, NotificationError)
-                                                   else f"{type(exc).__name__}: {exc}")
-                    status = mark_attempt_failed(connection, message, error, now, max_attempts)
-                    outcome["gave_up" if status == "failed" else "retry_later"] += 1
-                    outcome["errors"].append(f"{message['channel']} #{message['id']}: {error}")
-                else:
-                    mark_delivered(connection, message["id"])
-                    outcome["delivered"] += 1
+                groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+                for message in taken:  # events are independent; an incident's messages keep their order
+                    key = (message["channel"], message["incident_id"] or f"row-{message['id']}")
+                    groups.setdefault(key, []).append(message)
+                # Each job in a copy of this context: Prefect settings (its API URL) reach the senders.
+                futures = {
+                    pool.submit(contextvars.copy_context().run, deliver_in_order, name, group, max_attempts): group
+                    for group in groups.values()
+                }
+                pending = set(futures)
+                while pending and time.monotonic() < deadline:
+                    _, pending = wait(pending, timeout=deadline - time.monotonic(), return_when=FIRST_COMPLETED)
+                if pending:  # out of budget: unstarted messages are due again at once, started ones finish
+                    unstarted = [m["id"] for f in pending if f.cancel() for m in futures[f]]
+                    release(engine, unstarted, now)
+                    outcome["deferred"] += len(unstarted)
+                    break
+                if len(taken) < min(limit, workers * 4):
+                    break
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     with engine.connect() as connection:
-        pending = sa.text("SELECT count(*) FROM driftline.outbox WHERE status = 'pending'"
-                          + (" AND model = :model" if model is not None else ""))
-        outcome["pending"] = int(connection.execute(pending, {"model": model}).scalar_one())
+        pending_count = sa.text(
+            "SELECT count(*) FROM driftline.outbox WHERE status = 'pending'"
+            + (" AND model = :model" if model is not None else "")
+        )
+        outcome["pending"] = int(connection.execute(pending_count, {"model": model}).scalar_one())
     return outcome
+
+
+def deliver_event(event: dict[str, Any], created_at: datetime) -> str:
+    """A kept Prefect event: ``delivered`` once the API has stored it; else sent again (same id, so the
+    API keeps one) and left pending until a later pass reads it back; ``expired`` past the TTL."""
+    from driftline.tasks.events import stored_event_ids
+
+    try:
+        if stored_event_ids([event["id"]]):
+            return "delivered"
+    except Exception as exc:
+        raise NotificationError(f"Prefect API unreachable: {type(exc).__name__}: {exc}"[:500]) from None
+    if datetime.now(UTC) - created_at > EVENT_TTL:
+        return "expired"
+    event_sender(event)
+    raise NotificationError("sent again; waiting for the Prefect API to store it")
+
+
+def confirm_events(
+    engine: Engine, wait_s: float = 20.0, poll_s: float = 1.0, ids: list[str] | None = None
+) -> dict[str, int]:
+    """At the end of a run: wait (at most ``wait_s``) for the Prefect API to store the events sent
+    (``ids``, or every pending one), marking each delivered once it reads back; the rest stay
+    pending, and a later delivery pass sends them again under the same id."""
+    from driftline.tasks.events import stored_event_ids
+
+    deadline = time.monotonic() + wait_s
+    confirmed = 0
+    waiting: dict[str, int] = {}
+    stored: set[str] = set()
+    while True:
+        with engine.connect() as connection:
+            waiting = {
+                str(row.payload["id"]): int(row.id)
+                for row in connection.execute(
+                    sa.select(OUTBOX.c.id, OUTBOX.c.payload).where(
+                        OUTBOX.c.channel == "event",
+                        OUTBOX.c.status == "pending",
+                        sa.true() if ids is None else OUTBOX.c.dedupe_key.in_([f"event:{i}" for i in ids]),
+                    )
+                )
+            }
+        if not waiting:
+            break
+        try:
+            stored = stored_event_ids(list(waiting))
+        except Exception:  # the API is gone: the next run confirms (or resends) them
+            break
+        with engine.begin() as connection:
+            for event_id in stored:
+                mark_delivered(connection, waiting[event_id])
+        confirmed += len(stored)
+        if len(stored) == len(waiting) or time.monotonic() + poll_s > deadline:
+            break
+        time.sleep(poll_s)
+    return {"confirmed": confirmed, "unconfirmed": len(set(waiting) - stored)}
 
 
 def notification_configs(config: Any) -> dict[str, NotificationsConfig | None]:
@@ -307,12 +472,23 @@ def react(
     except Exception as exc:
         report["errors"].append(f"deliver: {type(exc).__name__}: {exc}"[:500])
     if report["errors"]:
-        log.warning("react %s %s: %d problem(s): %s", model, window.label(), len(report["errors"]),
-                    "; ".join(report["errors"])[:2000])
+        log.warning(
+            "react %s %s: %d problem(s): %s",
+            model,
+            window.label(),
+            len(report["errors"]),
+            "; ".join(report["errors"])[:2000],
+        )
     transitions = [f"{p['kind']}:{p['transition']}" for p in report["planned"]]
-    log.info("react %s %s: %d event(s), %d queued, transitions %s, delivered %s", model, window.label(),
-             len(report["events"]), len(report["events_queued"]), transitions or "none",
-             report["delivery"].get("delivered", 0))
+    log.info(
+        "react %s %s: %d event(s), %d queued, transitions %s, delivered %s",
+        model,
+        window.label(),
+        len(report["events"]),
+        len(report["events_queued"]),
+        transitions or "none",
+        report["delivery"].get("delivered", 0),
+    )
     return report
 
 
@@ -398,3 +574,15 @@ def channel_warnings(config: Any) -> list[str]:
     if defaults is not None and not defaults.on_monitor_failure:
         warnings.append("notifications.on_monitor_failure is false: a failed hourly run notifies nobody.")
     return warnings
+
+
+def confirm_run_events(engine: Engine, outcomes: list[dict[str, Any]], wait_s: float = 20.0) -> dict[str, int]:
+    """:func:`confirm_events` for the events the windows in ``outcomes`` sent; never raises."""
+    ids = [i for o in outcomes for i in ((o.get("notifications") or {}).get("events") or [])]
+    if not ids:
+        return {"confirmed": 0, "unconfirmed": 0}
+    try:
+        return confirm_events(engine, wait_s=wait_s, ids=ids)
+    except Exception as exc:  # the outbox keeps them: the next delivery pass checks and resends
+        _logger().warning("events not confirmed: %s", type(exc).__name__)
+        return {"confirmed": 0, "unconfirmed": len(ids)}

@@ -43,7 +43,38 @@ KIND_LABELS = {
 
 
 class NotificationError(DriftlineError):
-    """A message could not be sent (its text is already free of secrets)."""
+    """A message could not be sent (its text is already free of secrets).
+
+    ``retry_after_s``: the receiver asked not to be called again before this many seconds."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+#: The key a receiver deduplicates on: the same for every attempt at one message, in the webhook's
+#: JSON body (``idempotency_key``) and its ``Idempotency-Key`` header, and the e-mail's Message-ID.
+IDEMPOTENCY_KEY = "idempotency_key"
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 # --- secrets ----------------------------------------------------------------------------------
@@ -165,8 +196,13 @@ def slack_blocks(payload: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": body[:2900]}})
     buttons = []
     if payload.get("flow_run_url"):
-        buttons.append({"type": "button", "text": {"type": "plain_text", "text": "Prefect flow run"},
-                        "url": payload["flow_run_url"]})
+        buttons.append(
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Prefect flow run"},
+                "url": payload["flow_run_url"],
+            }
+        )
     if payload.get("report_url"):
         buttons.append(
             {"type": "button", "text": {"type": "plain_text", "text": "Report"}, "url": payload["report_url"]}
@@ -200,6 +236,8 @@ def email_message(payload: dict[str, Any], sender: str, to: list[str]) -> EmailM
         if payload.get(key):
             lines.append(f"{label}: {payload[key]}")
     message.set_content("\n".join(lines) + "\n")
+    if payload.get(IDEMPOTENCY_KEY):  # a resent e-mail carries the same Message-ID: clients can fold it
+        message["Message-ID"] = f"<{payload[IDEMPOTENCY_KEY]}@driftline>"
     return message
 
 
@@ -274,8 +312,9 @@ def email_sender(config: EmailChannel, redactor: Redactor) -> Sender:
         try:
             smtp: smtplib.SMTP
             if config.ssl:
-                smtp = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout_s,
-                                        context=ssl.create_default_context())
+                smtp = smtplib.SMTP_SSL(
+                    config.host, config.port, timeout=config.timeout_s, context=ssl.create_default_context()
+                )
             else:
                 smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout_s)
             with smtp:
@@ -297,19 +336,49 @@ def webhook_url(config: WebhookChannel | Any) -> str:
     return read_secret(config.url_secret, config.url_env, "webhook url")
 
 
+def run_with_deadline(coroutine: Any, deadline_s: float) -> Any:
+    """Run ``coroutine`` to completion or cancel it after ``deadline_s`` (raises ``TimeoutError``).
+
+    A total deadline, unlike a socket timeout, which a receiver trickling one byte at a time resets
+    forever. In its own event loop (a new thread when the caller's thread already runs one).
+    """
+    import asyncio
+
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coroutine, timeout=deadline_s)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(bounded())
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, bounded()).result()
+
+
 def webhook_sender(config: WebhookChannel, redactor: Redactor) -> Sender:
     import httpx
 
     url = redactor.add(webhook_url(config))
     assert url is not None
 
+    async def post(body: dict[str, Any], headers: dict[str, str]) -> Any:
+        async with httpx.AsyncClient(timeout=config.timeout_s) as client:
+            return await client.post(url, json=body, headers=headers)
+
     def send(payload: dict[str, Any]) -> None:
-        try:
-            response = httpx.post(url, json=webhook_body(payload), timeout=config.timeout_s)
+        headers = {"Idempotency-Key": str(payload[IDEMPOTENCY_KEY])} if payload.get(IDEMPOTENCY_KEY) else {}
+        try:  # timeout_s bounds the whole request, connect to last byte
+            response = run_with_deadline(post(webhook_body(payload), headers), config.timeout_s)
+        except TimeoutError:
+            raise NotificationError(f"webhook did not answer within {config.timeout_s:g} s") from None
         except Exception as exc:
             raise NotificationError(redactor.scrub(f"webhook unreachable: {type(exc).__name__}: {exc}")) from None
         if response.status_code >= 300:
-            raise NotificationError(f"webhook answered HTTP {response.status_code}")
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            hint = f", Retry-After {wait:g} s" if wait is not None else ""
+            raise NotificationError(f"webhook answered HTTP {response.status_code}{hint}", retry_after_s=wait)
 
     return send
 
