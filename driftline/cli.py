@@ -380,9 +380,29 @@ def run(
         monitors_for(model_config)  # user monitors import now: a bad path is a one-line error, not N failed hours
     _quiet_run_failures(verbose)
     prefect = _PrefectLink(verbose)
+    from datetime import UTC, datetime
+
+    began = datetime.now(UTC)
     outcomes = _run_windows(
         [m.name for m in models], windows, str(path.resolve()), prefect, rejudge_with_latest_reference
     )
+    from driftline.flows.monitor import record_failures
+
+    by_start = {w.start.isoformat(): w for w in windows}
+    record_failures(
+        loaded, [(o["model"], by_start[o["window_start"]], str(o["failed"])) for o in outcomes if o["failed"]], began
+    )
+    if prefect.up:  # once per run: the events sent are read back from the API (else resent by the next run)
+        from driftline.tasks.notify import confirm_run_events
+
+        events = confirm_run_events(databases.results, outcomes)
+        if events["unconfirmed"]:
+            error_console.print(
+                f"{events['unconfirmed']} Prefect event(s) not yet stored by the API: kept in the outbox, "
+                "the next run checks and sends them again",
+                highlight=False,
+                markup=False,
+            )
     _print_outcomes(outcomes)
     failed = sum(1 for o in outcomes if o["failed"])
     if prefect.lost_at is not None:

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     #: How long a window waits for an unreachable database (backing off) before it fails: a restart or a
     #: short outage at the start of a window is ridden out instead of failing the hour.
     db_wait_s: float = 60.0
+    #: A running window renews its lease in the run log every third of this; a `running` row whose lease
+    #: has passed (its process was killed, or lost the database) is marked failed by the next claim.
+    run_lease_s: float = 300.0
 
 
 def load_settings() -> Settings:

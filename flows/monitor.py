@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -37,7 +37,13 @@ from driftline.tasks.profiles import (
     stream_window_profile_task,
 )
 from driftline.tasks.reporting import refresh_report_task
-from driftline.tasks.store import claim_run_task, mark_failed, save_window_task, store_window_profile_task
+from driftline.tasks.store import (
+    RunHeartbeat,
+    claim_run_task,
+    mark_failed,
+    save_window_task,
+    store_window_profile_task,
+)
 from driftline.window import HOUR, Window, hourly_windows
 
 
@@ -92,7 +98,9 @@ def monitor_window(
     window = Window.hour_ending(window_end)
     databases = open_databases(config, wait_s=load_settings().db_wait_s)  # an outage at the start is waited out
     started = time.perf_counter()
-    step(claim_run_task)(databases.results, model, window, str(flow_run.id) if flow_run.id else None)
+    lease_s = load_settings().run_lease_s
+    step(claim_run_task)(databases.results, model, window, str(flow_run.id) if flow_run.id else None, lease_s)
+    heartbeat = RunHeartbeat(databases.results, model, window, lease_s).__enter__()  # a killed run is seen
     try:
         step(verify_columns_task)(databases.data, model_config)
         choice = step(choose_reference_task)(
@@ -165,6 +173,8 @@ def monitor_window(
                 "%s %s not recorded as failed in the run log: %s", model, window.label(), type(record_error).__name__
             )
         raise
+    finally:
+        heartbeat.__exit__()
     # The window's results are committed and its run log says succeeded: from here on a failing step
     # is a warning in the outcome, never a Failed flow run that contradicts the run log.
     warnings: list[str] = []
@@ -291,6 +301,7 @@ def monitor_all(
     config = load_run_config(config_path)
     end = Window.hour_ending(window_end).end  # one instant for every model, even across the hour
     names = [model.name for model in config.models] if models is None else [config.model(n).name for n in models]
+    began = datetime.now(UTC)
     futures = {name: monitor_model_task.submit(name, end, config_path, rejudge_with_latest_reference) for name in names}
     outcome: dict[str, Any] = {"succeeded": {}, "failed": {}}
     for name, future in futures.items():
@@ -301,7 +312,21 @@ def monitor_all(
         else:
             outcome["failed"][name] = _state_message(state)
             logger.error("model %s failed: %s", name, outcome["failed"][name])
+    window = Window.hour_ending(end)
+    record_failures(config, [(name, window, error) for name, error in outcome["failed"].items()], began)
+    _confirm_events(config, list(outcome["succeeded"].values()), outcome)
     return outcome
+
+
+def _confirm_events(config: Any, outcomes: list[dict[str, Any]], into: dict[str, Any]) -> None:
+    """Once per run: wait for the Prefect API to have stored the events the windows sent (an
+    acknowledged event can still be lost by a server that dies seconds later)."""
+    from driftline.tasks.notify import confirm_run_events
+
+    try:
+        into["events"] = confirm_run_events(open_databases(config).results, outcomes)
+    except Exception as exc:  # the outbox keeps them for the next run
+        into["events"] = {"error": type(exc).__name__}
 
 
 @flow(name="backfill")
@@ -317,13 +342,38 @@ def backfill(
     Each hour is judged against the reference version in effect at its start, so a backfill of
     history reproduces its stored verdicts; ``rejudge_with_latest_reference`` uses the newest version."""
     outcome: dict[str, Any] = {"succeeded": [], "failed": {}}
+    began = datetime.now(UTC)
+    failed: list[tuple[str, Window, str]] = []
     for window in hourly_windows(start, end):
         state = monitor_model(model, window.end, config_path, rejudge_with_latest_reference, return_state=True)
         if state.is_completed():
             outcome["succeeded"].append(state.result())
         else:
             outcome["failed"][window.end.isoformat()] = _state_message(state)
+            failed.append((model, window, outcome["failed"][window.end.isoformat()]))
+    config = load_run_config(config_path)
+    record_failures(config, failed, began)
+    _confirm_events(config, outcome["succeeded"], outcome)
     return outcome
+
+
+#: How long the end of a run waits for the database to record the windows that failed while it was down.
+RECORD_WAIT_S = 30.0
+
+
+def record_failures(config: Any, failed: list[tuple[str, Window, str]], since: datetime) -> int:
+    """After a run: failed windows the run log missed (the database was down as they failed) are
+    recorded now that it answers again (waiting for it like a window does). Returns rows written."""
+    from driftline.tasks.store import record_unrecorded_failure
+
+    if not failed:
+        return 0
+    try:
+        engine = open_databases(config, wait_s=max(load_settings().db_wait_s, RECORD_WAIT_S)).results
+        return sum(record_unrecorded_failure(engine, m, w, error, since) for m, w, error in failed)
+    except Exception as exc:  # still down: say so; the next run's claim counts its own attempt
+        _logger().error("%d failed window(s) not recorded in the run log: %s", len(failed), type(exc).__name__)
+        return 0
 
 
 def _state_message(state: Any) -> str:

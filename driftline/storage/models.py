@@ -108,6 +108,7 @@ class RunRow(Base):
     __table_args__ = (
         CheckConstraint("status IN ('running','succeeded','failed')", name="runs_status_valid"),
         Index("runs_window_start", "window_start"),
+        Index("runs_running", "model", postgresql_where=text("status = 'running'")),
     )
 
     model: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -128,6 +129,8 @@ class RunRow(Base):
     reference_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: While ``running``: renewed by the run's heartbeat; once passed, the run is abandoned (migration 0007).
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 # --- Notifications and retraining (migration 0003) -------------------------------------------

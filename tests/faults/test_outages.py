@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from driftline.config import load_config
-from driftline.flows.monitor import monitor_all, monitor_model
+from driftline.flows.monitor import backfill, monitor_all, monitor_model
 from driftline.storage.engine import get_engine
 from driftline.tasks.profiles import ensure_reference
 from driftline.window import Window
@@ -125,3 +125,33 @@ def test_outage_longer_than_the_wait_fails_the_window_with_a_clear_error(
     with pytest.raises(Exception, match=r"cannot connect to .* \(tried \d+ times in 2 s\)"):
         state.result()
     assert elapsed < 30, f"bounded wait, took {elapsed:.1f} s"
+
+
+def test_windows_failed_during_an_outage_are_recorded_once_the_database_is_back(
+    store: sa.Engine, proxied: Path, proxy: PgProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backfill during an outage that outlasts a window's wait: the failed hours could not be
+    written to the run log as they failed; the backfill records them (attempt counted, the error
+    kept) once the database answers again, so the run log never shows a silent gap."""
+    monkeypatch.setenv("DRIFTLINE_DB_WAIT_S", "1")
+    first = DAY + timedelta(hours=3)
+    proxy.start_outage()
+    timer = threading.Timer(4.0, proxy.end_outage)
+    timer.start()
+    try:
+        outcome = backfill("loan", first, first + timedelta(hours=3), str(proxied))
+    finally:
+        timer.cancel()
+        proxy.end_outage()
+    assert outcome["failed"], "the outage failed at least the first hour"
+    with store.connect() as connection:
+        rows = {
+            r.window_start.strftime("%H:%M"): dict(r._mapping)
+            for r in connection.execute(sa.text("SELECT * FROM driftline.runs WHERE model = 'loan'"))
+        }
+    assert sorted(rows) == ["03:00", "04:00", "05:00"], "every hour of the backfill is in the run log"
+    failed = {hour: row for hour, row in rows.items() if row["status"] != "succeeded"}
+    assert len(failed) == len(outcome["failed"])
+    for row in failed.values():
+        assert row["status"] == "failed" and row["attempts"] == 1 and row["finished_at"] is not None
+        assert "cannot connect" in row["error"] and "recorded after the database came back" in row["error"]

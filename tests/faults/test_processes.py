@@ -228,7 +228,10 @@ def test_killed_mid_window_is_visible_and_a_rerun_completes_it(
     start = end - timedelta(hours=1)
     marker = children["dir"] / "in-the-middle"
     (children["dir"] / "go").touch()
-    process, _ = _spawn(children, "loan", end, config, "killed", SLOWMOD_MARKER=str(marker))
+    lease_s = 3
+    process, _ = _spawn(
+        children, "loan", end, config, "killed", SLOWMOD_MARKER=str(marker), DRIFTLINE_RUN_LEASE_S=str(lease_s)
+    )
     _wait_for(marker, [process], CHILD_TIMEOUT_S)
     os.kill(process.pid, signal.SIGKILL)
     assert process.wait(timeout=10) == -signal.SIGKILL
@@ -240,7 +243,14 @@ def test_killed_mid_window_is_visible_and_a_rerun_completes_it(
     monkeypatch.syspath_prepend(str(children["dir"]))
     monkeypatch.delenv("DRIFTLINE_DATABASE_URL", raising=False)
     monkeypatch.delenv("DRIFTLINE_RESULTS_URL", raising=False)
+    # Its lease runs out (no heartbeat from a dead process): the next claim of any window of the model
+    # marks it failed (abandoned) instead of leaving it `running` until someone reruns that hour.
+    time.sleep(lease_s + 1)
     try:
+        monitor_model("loan", end + timedelta(hours=1), str(config))
+        run = _run(store, "loan", start)
+        assert run["status"] == "failed" and run["finished_at"] is not None, run
+        assert run["error"].startswith("abandoned: no heartbeat since"), run["error"]
         outcome = monitor_model("loan", end, str(config))
     finally:
         sys.modules.pop(module, None)
@@ -250,3 +260,69 @@ def test_killed_mid_window_is_visible_and_a_rerun_completes_it(
     rows = _window_rows(store, "loan", start)
     assert ("operational", "slow_check", None, 1.0, "ok") in rows
     assert sum(1 for kind, *_ in rows if kind == "data_drift") > 10
+
+
+HEARTBEAT_MONITOR = """
+import time
+from driftline.results import Kind, Status
+
+
+def slow(context):
+    time.sleep(5)
+    return [context.result(Kind.OPERATIONAL, "slow_check", None, 1.0, None, Status.OK, {})]
+"""
+
+
+def test_a_live_window_renews_its_lease_and_is_never_taken_for_abandoned(
+    store: sa.Engine,
+    loan_log: dict[str, Any],
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A window that runs longer than its lease (5 s of work, a 1.5 s lease) keeps renewing it: a
+    sweep running all the while never marks it failed, and it ends succeeded on its first attempt."""
+    import threading
+
+    from driftline.tasks.store import sweep_abandoned
+
+    module = f"beatmod_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(HEARTBEAT_MONITOR, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("DRIFTLINE_RUN_LEASE_S", "1.5")
+    monkeypatch.delenv("DRIFTLINE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DRIFTLINE_RESULTS_URL", raising=False)
+    monitors = [{"name": "slow", "path": f"{module}:slow", "kind": "operational"}]
+    config = write_config(
+        tmp_path / "monitors.yaml", [model_entry("loan", loan_log["table"], monitors=monitors)], database_url
+    )
+    end = DAY + timedelta(hours=11)
+    start = end - timedelta(hours=1)
+    seen: list[str] = []
+    done = threading.Event()
+
+    def sweep_all_the_while() -> None:  # another process's claims, as often as they come
+        while not done.is_set():
+            with store.begin() as connection:
+                sweep_abandoned(connection, "loan")
+            with store.connect() as connection:
+                status = connection.execute(
+                    sa.text("SELECT status FROM driftline.runs WHERE model = 'loan' AND window_start = :s"),
+                    {"s": start},
+                ).scalar()
+            if status is not None:
+                seen.append(status)
+            time.sleep(0.2)
+
+    sweeper = threading.Thread(target=sweep_all_the_while, daemon=True)
+    sweeper.start()
+    try:
+        monitor_model("loan", end, str(config))
+    finally:
+        done.set()
+        sweeper.join(timeout=10)
+        sys.modules.pop(module, None)
+    assert seen.count("running") >= 5, seen
+    assert "failed" not in seen, "swept while alive"
+    run = _run(store, "loan", start)
+    assert run["status"] == "succeeded" and run["attempts"] == 1
