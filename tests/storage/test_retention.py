@@ -153,13 +153,13 @@ def test_migration_0005_on_a_populated_store_and_when_an_index_exists(emptied: s
     time_indexes = {"results_window_start", "runs_window_start", "window_profiles_window_start"}
     config = alembic_config()
     try:
+        start = datetime(2026, 3, 1, tzinfo=UTC)
+        for h in range(3):  # written by today's code, then the schema goes back to 0004 under the rows
+            _write_hour(emptied, "a", start + h * HOUR)
         with emptied.begin() as connection:
             config.attributes["connection"] = connection
             command.downgrade(config, "0004")
         assert current_revision(emptied) == "0004" and not time_indexes & _indexes(emptied)
-        start = datetime(2026, 3, 1, tzinfo=UTC)
-        for h in range(3):
-            _write_hour(emptied, "a", start + h * HOUR)
         with emptied.begin() as connection:  # an operator created one of them by hand already
             connection.execute(sa.text("CREATE INDEX runs_window_start ON driftline.runs (window_start)"))
         before = _counts(emptied)
