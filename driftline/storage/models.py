@@ -129,7 +129,7 @@ class RunRow(Base):
     reference_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    #: While ``running``: renewed by the run's heartbeat; once passed, the run is abandoned (migration 0007).
+    #: While ``running``: renewed by the run's heartbeat; once passed, the run is abandoned (migration 0008).
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 

@@ -1,16 +1,16 @@
 """A lease on running windows: a `running` row whose lease has passed is abandoned (its process was
 killed or lost the database) and is marked failed by the next claim of that model's windows.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
