@@ -215,6 +215,13 @@ def judge_window(model: Any, window: Window, frame: pd.DataFrame, reference: Any
     results += run_guarded(evaluate_concept, context)
     results += run_guarded(performance_monitor, context)
     results += run_guarded(completeness_monitor, context)
+    # Newer default monitors (estimated performance before labels, validity), where this tree has them.
+    from driftline.tasks import monitors as builtin
+
+    for name in (getattr(builtin, "ESTIMATION_MONITOR", "estimated_performance"), "validity"):
+        entry = builtin.BUILTIN.get(name)
+        if entry is not None and entry[2]:
+            results += run_guarded(entry[1], context)
     last_row = frame["ts"].max().to_pydatetime() if len(frame) else None
     operational = [op.volume(context, history), *op.latency(context), *op.error_rate(context)]
     operational.append(op.silence(context, last_row))
