@@ -90,7 +90,7 @@ def test_a_model_emitting_broken_scores_is_an_alert(
     assert outcome["notifications"]["events"] or outcome["notifications"]["events_queued"], outcome
 
 
-@pytest.mark.parametrize("monitors", [None, ["data_drift", "validity"]], ids=["all-monitors", "streamed-profile"])
+@pytest.mark.parametrize("monitors", [None, ["data_drift"]], ids=["all-monitors", "drift-only-streamed"])
 def test_a_numeric_column_turning_into_text_is_counted_and_drift_is_not_judged_on_the_rest(
     monitors: list[str] | None,
     store: sa.Engine,
@@ -109,20 +109,24 @@ def test_a_numeric_column_turning_into_text_is_counted_and_drift_is_not_judged_o
     outcome = monitor_model("loan", HOUR + timedelta(hours=1), str(config))
     stored = _stored(store, "loan")
 
-    quality = stored[("data_quality", "non_numeric_share", "income")]
-    assert quality.status == Status.ALERT and quality.value == pytest.approx(0.26), quality
-    assert quality.details["unparsed_values"] == 78 and "26%" in quality.details["reason"], quality.details
-    assert stored[("data_quality", "non_numeric_share", "age")].status == Status.OK
     income_drift = [r for (kind, _, feature), r in stored.items() if kind == "data_drift" and feature == "income"]
     assert income_drift and all(r.status == Status.UNKNOWN for r in income_drift), income_drift
-    assert all("not numbers" in r.details["reason"] for r in income_drift)
+    assert all("26%" in r.details["reason"] and "not numbers" in r.details["reason"] for r in income_drift)
     assert {r.status for (kind, _, f), r in stored.items() if kind == "data_drift" and f == "age"} <= {
         Status.OK,
         Status.WARNING,
         Status.ALERT,
     }, "a clean column is still judged"
+    if monitors is not None:
+        # Drift alone streams the window (the profile counts the text block by block): no validity row,
+        # and the window is `unknown`, naming income, not `ok`.
+        assert outcome["status"] == "unknown" and "income" in outcome["unknown"], outcome
+        return
+    quality = stored[("data_quality", "non_numeric_share", "income")]
+    assert quality.status == Status.ALERT and quality.value == pytest.approx(0.26), quality
+    assert quality.details["unparsed_values"] == 78 and "26%" in quality.details["reason"], quality.details
+    assert stored[("data_quality", "non_numeric_share", "age")].status == Status.OK
     assert outcome["status"] == "alert" and "income" in outcome["alerts"], outcome
-    assert Kind.DATA_QUALITY in {r.kind for r in stored.values()}
 
 
 def test_an_unknown_check_is_not_hidden_behind_ok(
