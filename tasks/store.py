@@ -43,9 +43,13 @@ def sweep_abandoned(connection: sa.Connection, model: str) -> int:
     """Mark the model's ``running`` windows whose lease has passed as failed (abandoned). A row from
     before leases (no ``lease_until``) counts from its start with the default lease."""
     expired = sa.func.coalesce(RUNS.c.lease_until, RUNS.c.started_at + timedelta(seconds=RUN_LEASE_S)) < sa.func.now()
+    candidates = (RUNS.c.model == model, RUNS.c.status == "running", expired)
+    # Look before writing: the common case (nothing abandoned) issues no UPDATE at all.
+    if connection.execute(sa.select(sa.literal(1)).where(*candidates).limit(1)).first() is None:
+        return 0
     result = connection.execute(
         sa.update(RUNS)
-        .where(RUNS.c.model == model, RUNS.c.status == "running", expired)
+        .where(*candidates)
         .values(
             status="failed",
             error=sa.func.concat(
