@@ -5,7 +5,8 @@ trained to separate a sample of reference rows from a sample of window rows; its
 ROC AUC is the statistic. 0.5 means indistinguishable; a change in the *joint* distribution (e.g.
 a correlation that flips sign) raises it even when every feature's own distribution is unchanged.
 Opt-in (``monitors: [{name: multivariate_drift}]``): it reads a sample of the rows of the reference
-version the window is judged against (``resolve_reference``) from the log.
+version the window is judged against (``resolve_reference``) from the log, or from the configured
+table, query or file when the reference comes from elsewhere.
 
 Parameters (``params``): ``sample_size`` (5,000 rows per side), ``warning`` (0.6), ``alert`` (0.7),
 ``alpha`` (0.01: the AUC must also be significantly above 0.5, Mann-Whitney null).
@@ -48,11 +49,17 @@ def reference_sample(context: WindowContext, size: int) -> pd.DataFrame:
     else:  # a context built without the resolver (e.g. a team's own flow): the configured range
         start, end = model.reference.span_for(context.window.start)
     features = tuple(c for c, _ in model.features.items())
-    key = (model.name, model.schema_and_table, features, start.isoformat(), end.isoformat(), size)
+    from_source = model.reference.source if version is None or version.configured else None
+    key = (model.name, model.schema_and_table, features, start.isoformat(), end.isoformat(), size, from_source)
     with _LOCK:
         if key in _SAMPLES:
             return _SAMPLES[key]
     assert context.data_engine is not None
+    if from_source is not None:  # a training table, query or file: it has no range of the log to sample
+        frame = _source_sample(context, features, size)
+        with _LOCK:
+            _SAMPLES[key] = frame
+        return frame
     table = log_table(model)
     ts = table.c[model.timestamp_column]
     columns = [table.c[c] for c in features]
@@ -66,6 +73,19 @@ def reference_sample(context: WindowContext, size: int) -> pd.DataFrame:
     with _LOCK:
         _SAMPLES[key] = frame
     return frame
+
+
+def _source_sample(context: WindowContext, features: tuple[str, ...], size: int) -> pd.DataFrame:
+    """``size`` rows of a reference read from a table, query or file, chosen by a hash of their values
+    (not their order, which a table does not guarantee), so a rerun samples the same rows."""
+    from driftline.tasks.reference_source import read_reference_rows
+
+    assert context.data_engine is not None
+    rows = read_reference_rows(context.data_engine, context.model, context.window)[list(features)]
+    if len(rows) > size:
+        order = np.argsort(pd.util.hash_pandas_object(rows, index=False).to_numpy(), kind="stable")
+        rows = rows.iloc[np.sort(order[:size])]
+    return rows.reset_index(drop=True)
 
 
 def design_matrix(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> np.ndarray:

@@ -117,3 +117,43 @@ def test_a_bad_reference_source_is_a_named_problem(
         parse_config({"models": [model_entry("m", "t", reference={"table": "x", "start": "2026-01-01T00:00:00Z"})]})
     with pytest.raises(ConfigError, match="query must be one SELECT"):
         parse_config({"models": [model_entry("m", "t", reference={"query": "DELETE FROM t"})]})
+
+
+def test_multivariate_drift_samples_a_file_reference_not_an_empty_range_of_the_log(
+    store: sa.Engine,
+    engine: sa.Engine,
+    loan_log: dict[str, Any],
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reference from a file has no range of the log: the domain classifier's reference sample is read
+    from the file (before, it read the log's stand-in 1970 range and reported 'reference 0' rows)."""
+    monkeypatch.delenv("DRIFTLINE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DRIFTLINE_RESULTS_URL", raising=False)
+    from driftline.tasks import multivariate
+
+    multivariate._SAMPLES.clear()
+    _training_rows(loan_log).to_csv(tmp_path / "train.csv", index=False)
+    monitors = [{"name": "data_drift"}, {"name": "multivariate_drift", "params": {"sample_size": 1000}}]
+    entry = model_entry("loan", loan_log["table"], reference={"file": "train.csv"}, monitors=monitors)
+    config = write_config(tmp_path / "monitors.yaml", [entry], database_url)
+    runner = CliRunner()
+    ran = runner.invoke(app, ["run", "--config", str(config), *WINDOWS])
+    assert ran.exit_code == 0, ran.output
+    shown = runner.invoke(
+        app,
+        ["results", "--config", str(config), "--model", "loan", "--all", "--kind", "data_drift", "--format", "json"],
+    )
+    assert shown.exit_code == 0, shown.output
+    domain = [r for r in json.loads(shown.stdout) if r["metric"] == "domain_classifier_auc"]
+    assert len(domain) == 2, domain
+    for row in domain:
+        assert row["status"] != "unknown", row
+        assert row["details"]["reference_rows"] == 1000, row["details"]
+    first_sample = multivariate._SAMPLES.copy()
+    multivariate._SAMPLES.clear()  # as in a new process: the same rows are sampled again
+    again = runner.invoke(app, ["run", "--config", str(config), *WINDOWS])
+    assert again.exit_code == 0, again.output
+    for key, frame in first_sample.items():
+        pd.testing.assert_frame_equal(frame, multivariate._SAMPLES[key])
