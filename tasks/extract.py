@@ -63,6 +63,22 @@ def labels_table(model: ModelConfig) -> sa.TableClause | None:
     return sa.table(name, sa.column(model.labels.id_column), sa.column(model.labels.label_column), schema=schema)
 
 
+def latest_labels(model: ModelConfig) -> sa.Subquery | None:
+    """``(id, label)`` per id of the model's separate label table, or ``None`` without one (or without an
+    id column to join on). A label table may hold several rows per id (corrections): the largest wins."""
+    labels = labels_table(model)
+    if labels is None or model.labels is None or not model.id_column:
+        return None
+    return (
+        sa.select(
+            labels.c[model.labels.id_column].label("id"),
+            sa.func.max(labels.c[model.labels.label_column]).label("label"),
+        )
+        .group_by(labels.c[model.labels.id_column])
+        .subquery("labels")
+    )
+
+
 def window_statement(
     model: ModelConfig, start: datetime, end: datetime, only: list[str] | None = None
 ) -> sa.Select[Any]:
@@ -72,17 +88,8 @@ def window_statement(
     ts = table.c[model.timestamp_column]
     columns = [table.c[c] for c in model.columns() if only is None or c in only]
     source: sa.FromClause = table
-    labels = labels_table(model)
-    if labels is not None and model.labels is not None and model.id_column:
-        # A label table may hold several rows per id (corrections): take one, the largest.
-        latest = (
-            sa.select(
-                labels.c[model.labels.id_column].label("id"),
-                sa.func.max(labels.c[model.labels.label_column]).label("label"),
-            )
-            .group_by(labels.c[model.labels.id_column])
-            .subquery("labels")
-        )
+    latest = latest_labels(model)
+    if latest is not None:
         source = table.outerjoin(latest, latest.c.id == table.c[model.id_column])
         columns.append(latest.c.label.label(JOINED_LABEL))
     return sa.select(*columns).select_from(source).where(ts >= start, ts < end)
@@ -317,17 +324,9 @@ def label_checksums(engine: Engine, model: ModelConfig, start: datetime, end: da
     ts = table.c[model.timestamp_column]
     hour = sa.func.date_trunc("hour", sa.func.timezone("UTC", ts)).label("hour")
     row_key = sa.cast(table.c[model.id_column] if model.id_column else ts, sa.Text)
-    labels = labels_table(model)
+    latest = latest_labels(model)
     source: sa.FromClause = table
-    if labels is not None and model.labels is not None and model.id_column:
-        latest = (
-            sa.select(
-                labels.c[model.labels.id_column].label("id"),
-                sa.func.max(labels.c[model.labels.label_column]).label("label"),
-            )
-            .group_by(labels.c[model.labels.id_column])
-            .subquery("labels")
-        )
+    if latest is not None:
         source = table.join(latest, latest.c.id == table.c[model.id_column])
         label = latest.c.label
     else:

@@ -43,27 +43,6 @@ def insert_messages(connection: sa.Connection, messages: list[dict[str, Any]]) -
     return [int(i) for i in connection.execute(statement).scalars()]
 
 
-def queue_events(engine: Engine, events: list[dict[str, Any]], reason: str) -> list[str]:
-    """Keep Prefect events that could not be sent, for a later delivery. Returns their ids."""
-    rows = [
-        {
-            "dedupe_key": f"event:{e['id']}",
-            "model": e["resource"].get("driftline.model", ""),
-            "kind": e["payload"].get("kind"),
-            "window_start": e["payload"].get("window_start"),
-            "transition": "event",
-            "channel": "event",
-            "payload": e,
-            "attempts": 1,
-            "last_error": reason[:1000],
-        }
-        for e in events
-    ]
-    with engine.begin() as connection:
-        insert_messages(connection, rows)
-    return [e["id"] for e in events]
-
-
 def keep_events(engine: Engine, events: list[dict[str, Any]], confirm_after_s: float) -> list[str]:
     """Write Prefect events to the outbox before they are sent (pending; a deliverer reads each back
     from the API once ``confirm_after_s`` has passed and sends it again if it is missing)."""
