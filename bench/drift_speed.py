@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from driftline.config import parse_config
+from driftline.config.monitors import parse_config
+from driftline.core.window import Window
 from driftline.stats.model_profile import fit_model_profile, window_model_profile
 from driftline.tasks.drift import evaluate_drift
-from driftline.window import Window
 
 
 def synthetic(rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:

@@ -45,10 +45,10 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from driftline.config import parse_config
+from driftline.config.monitors import parse_config
+from driftline.core.window import Window
 from driftline.tasks.estimation import estimate_results
 from driftline.tasks.profiles import fit_reference, profile_window
-from driftline.window import Window
 
 METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1")
 Z95 = 1.959963984540054
@@ -254,7 +254,7 @@ def run(name: str, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
 
 def false_alarms(windows: int = 200, rows: int = 300) -> list[str]:
     """Verdicts of the estimates on unchanged data: the share of windows flagged warning or alert."""
-    from driftline.results import Status
+    from driftline.core.results import Status
 
     rng = np.random.default_rng(31)
     data = {"features": {"numeric": ["income", "debt"], "categorical": ["region"]}}

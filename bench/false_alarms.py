@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftline.config import parse_config
-from driftline.results import Kind
+from driftline.config.monitors import parse_config
+from driftline.core.results import Kind
+from driftline.core.window import Window
 from driftline.stats.model_profile import fit_model_profile, window_model_profile
 from driftline.tasks.drift import evaluate_drift
-from driftline.window import Window
 
 NUMERIC = ["normal", "lognormal", "exponential", "poisson"]
 CATEGORIES = np.array([f"c{i:02d}" for i in range(20)], dtype=object)
@@ -203,9 +203,9 @@ def real_config() -> Any:
 
 def judge_window(model: Any, window: Window, frame: pd.DataFrame, reference: Any, history: list[int]) -> list[Any]:
     """Every default monitor on one window, as the hourly flow calls them (operational history given)."""
-    from driftline.context import WindowContext, run_guarded
     from driftline.tasks import operational as op
     from driftline.tasks.concept import evaluate_concept
+    from driftline.tasks.context import WindowContext, run_guarded
     from driftline.tasks.monitors import completeness_monitor, performance_monitor
     from driftline.tasks.profiles import profile_window
 

@@ -66,7 +66,7 @@ def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float], Any]
 
 
 def _model(reference_start: datetime) -> Any:
-    from driftline.config import parse_config
+    from driftline.config.monitors import parse_config
 
     entry = {
         "name": "bench",
@@ -223,10 +223,10 @@ def main() -> None:
     _log(f"import: {measured['import great_expectations (fresh process)'][1]}")
 
     from driftline.checks import completeness
-    from driftline.context import WindowContext
+    from driftline.core.window import Window
     from driftline.stats.model_profile import fit_model_profile, window_model_profile
+    from driftline.tasks.context import WindowContext
     from driftline.tasks.extract import read_rows
-    from driftline.window import Window
 
     model = _model(WINDOW_START - timedelta(days=7))
     started = time.perf_counter()

@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from driftline.config import parse_config
-from driftline.results import Kind, Status
+from driftline.config.monitors import parse_config
+from driftline.core.results import Kind, Status
+from driftline.core.window import Window
 from driftline.stats.model_profile import fit_model_profile, window_model_profile
 from driftline.tasks.drift import evaluate_drift
-from driftline.window import Window
 
 NUMERIC = ["normal", "lognormal", "exponential", "poisson"]
 CATEGORIES = np.array([f"c{i:02d}" for i in range(20)], dtype=object)

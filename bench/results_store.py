@@ -6,7 +6,7 @@ Driftline's own Alembic migrations, then:
 1. measures ``save_window`` (one more hourly window of one model, through ``tasks/store.py``) on the
    empty store;
 2. bulk-fills a year of results inside PostgreSQL (``generate_series`` over hours x models joined to a
-   template of 24 realistic windows from :func:`driftline.report.synthetic.synthetic_results`: a
+   template of 24 realistic windows from :func:`driftline.tasks.report.synthetic.synthetic_results`: a
    20-feature model, 15 numeric + 5 categorical, default metrics, completeness, performance, concept
    drift and operational rows = 110 rows per window), in time order as hourly runs would write it, plus
    the run log (one row per model-window);
@@ -45,13 +45,13 @@ from typing import Any
 import sqlalchemy as sa
 import yaml
 
-from driftline.report.synthetic import synthetic_results
-from driftline.results import Kind, Result
+from driftline.core.results import Kind, Result
+from driftline.core.window import Window
 from driftline.stats.registry import ColumnKind
 from driftline.storage.engine import dispose_all
 from driftline.storage.migrate import current_revision, head_revision, upgrade
+from driftline.tasks.report.synthetic import synthetic_results
 from driftline.tasks.store import claim_run, load_results, save_window
-from driftline.window import Window
 
 SERVER = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -159,9 +159,9 @@ def store_references(engine: sa.Engine, models: int) -> None:
     """One fitted reference profile per model (what the report and the model list read), as runs store it."""
     import numpy as np
 
-    from driftline.config import parse_config
-    from driftline.report.synthetic import sample_frame
+    from driftline.config.monitors import parse_config
     from driftline.tasks.profiles import fit_reference
+    from driftline.tasks.report.synthetic import sample_frame
     from driftline.tasks.store import store_reference
 
     names = [model_name(i) for i in range(models)]
@@ -462,8 +462,8 @@ def measure_reads(
     engine: sa.Engine, end: datetime, models: list[str], plans: dict[str, str], fleet_repeats: int
 ) -> dict[str, Any]:
     """A model's last week through load_results, the report and the dashboard; fleet-wide queries."""
-    from driftline.config import parse_config
-    from driftline.report.data import load_report_data
+    from driftline.config.monitors import parse_config
+    from driftline.tasks.report.data import load_report_data
 
     start = end - timedelta(days=7)
     out: dict[str, Any] = {}

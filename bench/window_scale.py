@@ -159,12 +159,12 @@ def measure(method: str, size: int, repeat: int, config_path: str) -> dict[str, 
     """Run in a child process: one warm-up, then ``repeat`` timed runs of ``method`` on the window."""
     import sqlalchemy as sa
 
-    from driftline.config import load_config
-    from driftline.connections import open_databases
+    from driftline.config.monitors import load_config
+    from driftline.core.window import Window
+    from driftline.storage.connections import open_databases
     from driftline.tasks.extract import read_rows, window_statement
     from driftline.tasks.profiles import ensure_reference, profile_window, stream_window_profile
     from driftline.tasks.pushdown import pushdown_window_profile
-    from driftline.window import Window
 
     config = load_config(config_path)
     model = config.model("bench_drift")

@@ -48,12 +48,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from driftline.config import ModelConfig
-from driftline.context import WindowContext
-from driftline.results import Kind, Result, Status
+from driftline.config.monitors import ModelConfig
+from driftline.core.results import Kind, Result, Status
 from driftline.stats.model_profile import ModelProfile
 from driftline.stats.profile import CategoricalProfile, NumericProfile
 from driftline.stats.verdict import Threshold, format_number, format_pvalue, judge_family
+from driftline.tasks.context import WindowContext
 
 #: Suite parameters every run provides (usable in users' expectations as ``{"$PARAMETER": "window_start"}``).
 WINDOW_START = "window_start"
@@ -340,7 +340,7 @@ def _batch_definition(model_name: str) -> tuple[Any, threading.Lock]:
 
 def build_expectation(planned: PlannedExpectation, index: int) -> Any:
     """The GX expectation object for one planned expectation, tagged with its index in the plan."""
-    from driftline.expectations import expectation_class
+    from driftline.config.expectations import expectation_class
 
     kwargs = dict(planned.kwargs)
     meta = dict(kwargs.pop("meta", None) or {})

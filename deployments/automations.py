@@ -29,9 +29,9 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from driftline.errors import DriftlineError
-from driftline.notifications_config import DEFAULT_ACTIONS, CicdWebhookAction, NotificationsConfig, SlackChannel
-from driftline.results import Kind
+from driftline.config.notifications import DEFAULT_ACTIONS, CicdWebhookAction, NotificationsConfig, SlackChannel
+from driftline.core.errors import DriftlineError
+from driftline.core.results import Kind
 from driftline.tasks.events import EVENT_NAMES, RETRAIN_PROMOTED, model_resource_id
 from driftline.tasks.notify_channels import read_secret, webhook_url
 from driftline.tasks.promotion import PROMOTION_REQUESTED

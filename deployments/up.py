@@ -25,10 +25,10 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from driftline.connections import config_path as resolve_config_path
-from driftline.connections import database_urls, load_run_config
-from driftline.errors import DriftlineError
-from driftline.settings import load_settings
+from driftline.core.errors import DriftlineError
+from driftline.core.settings import load_settings
+from driftline.storage.connections import config_path as resolve_config_path
+from driftline.storage.connections import database_urls, load_run_config
 
 DEFAULT_PORT = 4200
 DEFAULT_POOL = "driftline"

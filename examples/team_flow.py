@@ -15,15 +15,15 @@ from datetime import datetime
 
 from prefect import flow, get_run_logger, task
 
-from driftline.config import load_config
-from driftline.connections import open_databases
-from driftline.context import FunctionMonitor, WindowContext
-from driftline.results import Kind, Result, Status
+from driftline.config.monitors import load_config
+from driftline.core.results import Kind, Result, Status
+from driftline.core.window import Window
+from driftline.storage.connections import open_databases
+from driftline.tasks.context import FunctionMonitor, WindowContext
 from driftline.tasks.extract import read_rows_task, verify_columns_task
 from driftline.tasks.monitors import monitors_for, run_monitor_task
 from driftline.tasks.profiles import ensure_reference_task, profile_window_task
 from driftline.tasks.store import claim_run_task, save_window_task
-from driftline.window import Window
 
 
 def approval_rate(context: WindowContext) -> list[Result]:

@@ -11,13 +11,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from driftline.connections import load_run_config, open_databases
-from driftline.context import WindowContext
-from driftline.errors import DriftlineError
-from driftline.results import Kind, Status, awaits_labels, window_verdict
-from driftline.settings import load_settings
+from driftline.core.errors import DriftlineError
+from driftline.core.results import Kind, Status, awaits_labels, window_verdict
+from driftline.core.settings import load_settings
+from driftline.core.window import HOUR, Window, hourly_windows
+from driftline.storage.connections import load_run_config, open_databases
 from driftline.tasks._prefect import is_transient
 from driftline.tasks.artifacts import publish_summary_task
+from driftline.tasks.context import WindowContext
 from driftline.tasks.estimation import attach_realised
 from driftline.tasks.extract import read_rows, read_rows_task, verify_columns_task
 from driftline.tasks.labels import (
@@ -44,7 +45,6 @@ from driftline.tasks.store import (
     save_window_task,
     store_window_profile_task,
 )
-from driftline.window import HOUR, Window, hourly_windows
 
 
 def _logger() -> Any:
@@ -388,8 +388,8 @@ def periods(resolution: str, start: datetime | str, end: datetime | str) -> list
     """Days (UTC midnight to midnight) or ISO weeks (Monday 00:00 UTC) covering ``[start, end)``."""
     from datetime import timedelta
 
-    from driftline.errors import ConfigError
-    from driftline.window import parse_instant
+    from driftline.core.errors import ConfigError
+    from driftline.core.window import parse_instant
 
     if resolution not in ("day", "week"):
         raise ConfigError(f"resolution must be hour, day or week, not {resolution!r}")
@@ -426,7 +426,7 @@ def monitor_period(
     from dataclasses import replace
     from functools import reduce
 
-    from driftline.errors import ConfigError
+    from driftline.core.errors import ConfigError
     from driftline.stats.model_profile import ModelProfile
     from driftline.tasks.drift import evaluate_drift
     from driftline.tasks.estimation import active, estimate_results

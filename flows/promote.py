@@ -15,9 +15,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed, State
 
-from driftline.connections import load_run_config, open_databases
-from driftline.errors import DriftlineError
+from driftline.core.errors import DriftlineError
 from driftline.flows.retrain import name_run, outcome_artifact
+from driftline.storage.connections import load_run_config, open_databases
 from driftline.tasks.promotion import promote_model, text_or_none
 
 

@@ -34,9 +34,10 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, State
 from sqlalchemy.engine import Engine
 
-from driftline.config import ModelConfig
-from driftline.connections import load_run_config, open_databases
-from driftline.notifications_config import DEFAULT_ACTIONS, DEFAULT_RETRAIN, RetrainAction
+from driftline.config.monitors import ModelConfig
+from driftline.config.notifications import DEFAULT_ACTIONS, DEFAULT_RETRAIN, RetrainAction
+from driftline.core.window import parse_instant
+from driftline.storage.connections import load_run_config, open_databases
 from driftline.tasks.notify_store import claim_retrain, latest_model_version, retrain_run, update_retrain
 from driftline.tasks.promotion import emit_promoted, promoted_payload, retrain_parameters, text_or_none
 from driftline.tasks.references import ReferenceTooSmallError, promote_reference, resolve_reference
@@ -50,7 +51,6 @@ from driftline.tasks.training import (
     train_candidate_task,
     training_rows_task,
 )
-from driftline.window import parse_instant
 
 
 def retrain_settings(model: ModelConfig) -> RetrainAction:

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from prefect.cache_policies import NO_CACHE
 
-from driftline.errors import DatabaseUnavailableError, DriftlineError
+from driftline.core.errors import DatabaseUnavailableError, DriftlineError
 
 
 def is_transient(_task: Any, _run: Any, state: Any) -> bool:

@@ -7,9 +7,9 @@ import re
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
-from driftline.results import Result, Status, window_verdict
+from driftline.core.results import Result, Status, window_verdict
+from driftline.core.window import Window
 from driftline.tasks._prefect import PURE
-from driftline.window import Window
 
 
 def artifact_key(model: str) -> str:

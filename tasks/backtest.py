@@ -25,16 +25,16 @@ from pathlib import Path
 import yaml
 from sqlalchemy.engine import Engine
 
-from driftline.config import ModelConfig, parse_config
-from driftline.errors import ConfigError
-from driftline.results import Kind, Result, Status, worst
+from driftline.config.monitors import ModelConfig, parse_config
+from driftline.core.errors import ConfigError
+from driftline.core.results import Kind, Result, Status, worst
+from driftline.core.window import Window
 from driftline.stats.model_profile import ModelProfile
 from driftline.tasks.concept import CONCEPT_METRICS, label_columns
 from driftline.tasks.drift import compare_columns, evaluate_drift, size_reason
 from driftline.tasks.performance import LOWER_IS_BETTER, bound, judge_performance_family, tolerance_for
 from driftline.tasks.references import resolve_reference
 from driftline.tasks.store import load_reference, load_results, load_window_profiles
-from driftline.window import Window
 
 HOUR = timedelta(hours=1)
 

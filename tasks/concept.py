@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from prefect import task
 
-from driftline.config import RESIDUAL, ModelConfig
-from driftline.context import WindowContext
-from driftline.results import Kind, Result, Status
+from driftline.config.monitors import RESIDUAL, ModelConfig
+from driftline.core.results import Kind, Result, Status
 from driftline.stats.concept import calibration_shift
 from driftline.stats.model_profile import numeric_values
 from driftline.stats.registry import ColumnKind
 from driftline.stats.verdict import Threshold, reason_sentence
 from driftline.tasks._prefect import PURE
+from driftline.tasks.context import WindowContext
 from driftline.tasks.drift import compare_columns, size_reason
 from driftline.tasks.profiles import positive_indicator
 from driftline.tasks.validity import unparsed_reasons

@@ -8,17 +8,17 @@ from typing import Any
 import numpy as np
 from prefect import task
 
-from driftline.config import ModelConfig
-from driftline.context import WindowContext
-from driftline.results import Kind, Result, Status, worst
+from driftline.config.monitors import ModelConfig
+from driftline.core.results import Kind, Result, Status, worst
+from driftline.core.window import Window
 from driftline.stats import distances
 from driftline.stats.model_profile import ModelProfile
 from driftline.stats.profile import CategoricalProfile, NumericProfile
 from driftline.stats.registry import DEFAULT_METRICS, ColumnKind, get_statistic
 from driftline.stats.verdict import Threshold, format_number, judge_family, reason_sentence
 from driftline.tasks._prefect import PURE
+from driftline.tasks.context import WindowContext
 from driftline.tasks.validity import unparsed_reasons
-from driftline.window import Window
 
 #: MLRun's "general drift": mean of TVD and Hellinger over features; potential 0.5, detected 0.7.
 GENERAL_DRIFT_LEVELS = (0.5, 0.7)

@@ -33,9 +33,9 @@ import pandas as pd
 from prefect import task
 from scipy import stats as sps
 
-from driftline.config import ModelConfig
-from driftline.context import WindowContext
-from driftline.results import Kind, Result, Status
+from driftline.config.monitors import ModelConfig
+from driftline.core.results import Kind, Result, Status
+from driftline.core.window import Window
 from driftline.stats.estimation import (
     CLASSIFICATION_ESTIMATES,
     AdditiveLoss,
@@ -52,6 +52,7 @@ from driftline.stats.estimation import (
 from driftline.stats.model_profile import ModelProfile, numeric_values
 from driftline.stats.profile import OTHER, CategoricalProfile, NumericProfile
 from driftline.tasks._prefect import PURE
+from driftline.tasks.context import WindowContext
 from driftline.tasks.performance import (
     ALPHA,
     LOWER_IS_BETTER,
@@ -65,7 +66,6 @@ from driftline.tasks.performance import (
     tolerance_for,
     top_categories,
 )
-from driftline.window import Window
 
 #: Key of the estimator in the reference's extras and of the window state in ``ModelProfile.states``.
 ESTIMATION = "estimation"

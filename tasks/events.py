@@ -30,8 +30,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from driftline.results import STATUS_SEVERITY, Kind, Result, Status, finite_or_none, worst
-from driftline.window import Window
+from driftline.core.results import STATUS_SEVERITY, Kind, Result, Status, finite_or_none, worst
+from driftline.core.window import Window
 
 logger = logging.getLogger("driftline.events")
 

@@ -34,9 +34,9 @@ from typing import Any
 
 import pandas as pd
 
-from driftline.context import WindowContext
-from driftline.errors import DriftlineError
-from driftline.results import Kind, Result, Status
+from driftline.core.errors import DriftlineError
+from driftline.core.results import Kind, Result, Status
+from driftline.tasks.context import WindowContext
 from driftline.tasks.multivariate import reference_sample
 
 EXTRA = "evidently"

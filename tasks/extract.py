@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from prefect import task
 from sqlalchemy.engine import Engine
 
-from driftline.config import JOINED_LABEL, RESIDUAL, ModelConfig
-from driftline.errors import SchemaMismatchError
+from driftline.config.monitors import JOINED_LABEL, RESIDUAL, ModelConfig
+from driftline.core.errors import SchemaMismatchError
 from driftline.tasks._prefect import IO
 
 

@@ -9,13 +9,14 @@ from typing import Any
 from prefect import task
 from sqlalchemy.engine import Engine
 
-from driftline.config import ModelConfig
-from driftline.connections import Databases
-from driftline.context import WindowContext, run_guarded
-from driftline.notifications_config import NotificationsConfig
-from driftline.results import STATUS_SEVERITY, Kind, Result, Status, worst
+from driftline.config.monitors import ModelConfig
+from driftline.config.notifications import NotificationsConfig
+from driftline.core.results import STATUS_SEVERITY, Kind, Result, Status, worst
+from driftline.core.window import HOUR, Window
 from driftline.stats.model_profile import ModelProfile
+from driftline.storage.connections import Databases
 from driftline.tasks._prefect import IO
+from driftline.tasks.context import WindowContext, run_guarded
 from driftline.tasks.estimation import attach_realised
 from driftline.tasks.extract import label_checksums, labelled_counts, read_rows
 from driftline.tasks.monitors import label_dependent_monitors
@@ -28,7 +29,6 @@ from driftline.tasks.store import (
     save_label_refresh,
     stored_label_checksums,
 )
-from driftline.window import HOUR, Window
 
 
 def labelled_in(frame: Any, model: ModelConfig) -> int | None:

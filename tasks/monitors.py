@@ -1,5 +1,5 @@
 """Monitors: the built-in ones and the user's own, all behind the one contract
-``monitor(context) -> list[Result]`` (see :mod:`driftline.context`).
+``monitor(context) -> list[Result]`` (see :mod:`driftline.tasks.context`).
 
 Per model, ``monitors:`` in monitors.yaml lists which run (built-ins by name; user monitors by
 ``path: package.module:attribute`` or ``entry_point: name`` in the ``driftline.monitors`` group),
@@ -16,12 +16,12 @@ from typing import Any
 
 from prefect import task
 
-from driftline.config import ModelConfig, MonitorSpec
-from driftline.context import FunctionMonitor, Monitor, WindowContext, run_guarded
-from driftline.errors import ConfigError
-from driftline.results import Kind, Result
+from driftline.config.monitors import ModelConfig, MonitorSpec
+from driftline.core.errors import ConfigError
+from driftline.core.results import Kind, Result
 from driftline.tasks._prefect import PURE
 from driftline.tasks.concept import evaluate_concept
+from driftline.tasks.context import FunctionMonitor, Monitor, WindowContext, run_guarded
 from driftline.tasks.drift import drift_monitor
 from driftline.tasks.estimation import MONITOR_NAME as ESTIMATION_MONITOR
 from driftline.tasks.estimation import active as estimation_active

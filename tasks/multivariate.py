@@ -23,9 +23,9 @@ import pandas as pd
 import sqlalchemy as sa
 from scipy import stats as sps
 
-from driftline.context import WindowContext
-from driftline.results import Kind, Result, Status
+from driftline.core.results import Kind, Result, Status
 from driftline.stats.verdict import judge
+from driftline.tasks.context import WindowContext
 from driftline.tasks.extract import log_table
 
 _SAMPLES: dict[tuple[Any, ...], pd.DataFrame] = {}

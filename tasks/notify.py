@@ -29,9 +29,10 @@ import sqlalchemy as sa
 from prefect import task
 from sqlalchemy.engine import Engine
 
-from driftline.config import ModelConfig
-from driftline.notifications_config import NotificationsConfig, effective_notifications
-from driftline.results import STATUS_SEVERITY, Kind, Result, Status, worst
+from driftline.config.monitors import ModelConfig
+from driftline.config.notifications import NotificationsConfig, effective_notifications
+from driftline.core.results import STATUS_SEVERITY, Kind, Result, Status, worst
+from driftline.core.window import Window
 from driftline.tasks._prefect import PURE
 from driftline.tasks.estimation import reacting
 from driftline.tasks.events import build_window_events, emit_events, worst_metrics
@@ -58,7 +59,6 @@ from driftline.tasks.notify_store import (
     release,
     update_incident,
 )
-from driftline.window import Window
 
 logger = logging.getLogger("driftline.notify")
 DEFAULT_MAX_ATTEMPTS = 10

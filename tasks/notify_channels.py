@@ -16,8 +16,8 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
-from driftline.errors import DriftlineError
-from driftline.notifications_config import EmailChannel, SlackChannel, WebhookChannel
+from driftline.config.notifications import EmailChannel, SlackChannel, WebhookChannel
+from driftline.core.errors import DriftlineError
 
 TITLES = {
     "problem": "{model}: {kind_label} {status_upper}",

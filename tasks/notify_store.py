@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
-from driftline.config import ModelConfig
+from driftline.config.monitors import ModelConfig
 from driftline.storage.models import (
     IncidentRow,
     ModelVersionRow,

@@ -21,12 +21,12 @@ import sqlalchemy as sa
 from prefect import task
 from scipy import stats
 
-from driftline.context import WindowContext
-from driftline.results import Kind, Result, Status
+from driftline.core.results import Kind, Result, Status
 from driftline.stats.model_profile import numeric_values
 from driftline.stats.profile import CategoricalProfile, NumericProfile
 from driftline.stats.verdict import Threshold, format_number, judge_family, reason_sentence
 from driftline.tasks._prefect import PURE
+from driftline.tasks.context import WindowContext
 from driftline.tasks.extract import log_table
 
 PERCENTILES = (50, 95, 99)

@@ -71,13 +71,13 @@ from prefect import task
 from scipy import stats
 from sklearn import metrics as skm
 
-from driftline.config import ModelConfig
-from driftline.context import WindowContext
-from driftline.results import Kind, Result, Status
+from driftline.config.monitors import ModelConfig
+from driftline.core.results import Kind, Result, Status
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values
 from driftline.stats.profile import OTHER, CategoricalProfile, FeatureProfile, NumericProfile, category_text
 from driftline.stats.verdict import ALERT_ALPHA_RATIO, Threshold, format_number, judge_family, reason_sentence
 from driftline.tasks._prefect import PURE
+from driftline.tasks.context import WindowContext
 
 #: Version of the JSON written by :func:`reference_performance`.
 REFERENCE_PERFORMANCE_VERSION = 2

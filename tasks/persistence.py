@@ -15,10 +15,10 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from driftline.config import ModelConfig
-from driftline.results import Result, Status
+from driftline.config.monitors import ModelConfig
+from driftline.core.results import Result, Status
+from driftline.core.window import Window
 from driftline.tasks.store import RESULTS
-from driftline.window import Window
 
 Key = tuple[str, str, str | None]
 

@@ -10,7 +10,8 @@ import pandas as pd
 from prefect import task
 from sqlalchemy.engine import Engine
 
-from driftline.config import ModelConfig
+from driftline.config.monitors import ModelConfig
+from driftline.core.window import Window
 from driftline.stats.concept import fit_calibration
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values, window_model_profile
 from driftline.tasks._prefect import IO, PURE
@@ -20,7 +21,6 @@ from driftline.tasks.performance import reference_performance
 from driftline.tasks.reference_source import read_reference_rows
 from driftline.tasks.references import ReferenceVersion, resolve_reference
 from driftline.tasks.store import load_reference, store_reference
-from driftline.window import Window
 
 #: In-memory only: the definition hash a loaded reference was stored under (window profiles are keyed by it).
 DEFINITION_KEY = "_definition"

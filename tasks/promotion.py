@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from driftline.config import ModelConfig
+from driftline.config.monitors import ModelConfig
 from driftline.tasks.events import RETRAIN_PROMOTED, build_event, emit_events
 from driftline.tasks.notify_store import retrain_run, update_retrain
 from driftline.tasks.references import ReferenceVersion, promote_reference, resolve_reference
@@ -129,7 +129,7 @@ def promote_model(
     anything is recorded. Raises ``ConfigError`` for a bad range or instant, and for a
     ``retrain_run_id`` of another model.
     """
-    from driftline.errors import ConfigError
+    from driftline.core.errors import ConfigError
 
     if retrain_run_id is not None:
         request = retrain_run(results, retrain_run_id)

@@ -25,11 +25,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
-from driftline.config import RESIDUAL, ModelConfig
+from driftline.config.monitors import RESIDUAL, ModelConfig
+from driftline.core.window import Window
 from driftline.stats.model_profile import ModelProfile
 from driftline.stats.profile import CategoricalProfile, FeatureProfile, NumericProfile, _capped
 from driftline.tasks.extract import ColumnKinds, column_types, window_statement
-from driftline.window import Window
 
 FLOAT8 = postgresql.DOUBLE_PRECISION()
 #: PostgreSQL's GROUPING() takes at most 31 arguments: larger models group in several scans.

@@ -14,10 +14,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from driftline.config import JOINED_LABEL, ModelConfig
-from driftline.errors import ReferenceDataError
+from driftline.config.monitors import JOINED_LABEL, ModelConfig
+from driftline.core.errors import ReferenceDataError
+from driftline.core.window import Window
 from driftline.tasks.extract import read_rows, with_derived
-from driftline.window import Window
 
 
 def read_reference_rows(data_engine: Engine, model: ModelConfig, span: Window) -> pd.DataFrame:
@@ -44,7 +44,7 @@ def read_reference_rows(data_engine: Engine, model: ModelConfig, span: Window) -
 
 
 def _read_source(engine: Engine, kind: str, value: str) -> pd.DataFrame:
-    from driftline.compare import load_source, read_only_query
+    from driftline.tasks.compare import load_source, read_only_query
 
     if kind == "query":
         return read_only_query(engine, value)

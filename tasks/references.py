@@ -29,15 +29,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from driftline.config import ModelConfig, ReferenceRange
-from driftline.errors import ConfigError, ReferenceDataError
+from driftline.config.monitors import ModelConfig, ReferenceRange
+from driftline.core.errors import ConfigError, ReferenceDataError
+from driftline.core.window import HOUR, floor_hour, parse_instant
 from driftline.storage.references import (
     insert_reference_version,
     reference_version_row,
     reference_version_rows,
     version_in_effect,
 )
-from driftline.window import HOUR, floor_hour, parse_instant
 
 
 class ReferenceTooSmallError(ReferenceDataError):

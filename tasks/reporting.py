@@ -12,10 +12,10 @@ from datetime import timedelta
 from prefect import task
 from sqlalchemy.engine import Engine
 
-from driftline.config import MonitorsConfig
-from driftline.settings import Settings
+from driftline.config.monitors import MonitorsConfig
+from driftline.core.settings import Settings
+from driftline.core.window import Window
 from driftline.tasks._prefect import PURE
-from driftline.window import Window
 
 REPORT_PERIOD = timedelta(days=7)
 
@@ -35,7 +35,7 @@ def refresh_report(
     """Rewrite the report and publish its link; returns the link, or ``None`` when reports are off.
 
     A report that cannot be written is logged by the caller and never fails the window."""
-    from driftline.report import publish_report_link, write_report
+    from driftline.tasks.report import publish_report_link, write_report
 
     location = report_location(settings, model)
     if location is None or settings.reports_dir is None:

@@ -14,11 +14,11 @@ from prefect import task
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
-from driftline.results import Kind, Result, Status, finite_or_none
+from driftline.core.results import Kind, Result, Status, finite_or_none
+from driftline.core.window import Window
 from driftline.stats.model_profile import ModelProfile
 from driftline.storage.models import ReferenceProfileRow, ResultRow, RunRow, WindowProfileRow
 from driftline.tasks._prefect import IO
-from driftline.window import Window
 
 RESULTS = ResultRow.__table__
 RUNS = RunRow.__table__

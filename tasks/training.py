@@ -21,12 +21,12 @@ from prefect import task
 from prefect.input import RunInput
 from sqlalchemy.engine import Engine
 
-from driftline.config import ModelConfig
+from driftline.config.monitors import ModelConfig
+from driftline.core.window import HOUR, floor_hour
 from driftline.tasks._prefect import IO, PURE
 from driftline.tasks.extract import log_table, read_rows
 from driftline.tasks.notify_store import record_model_version
 from driftline.tasks.profiles import positive_indicator
-from driftline.window import HOUR, floor_hour
 
 
 class RetrainApproval(RunInput):

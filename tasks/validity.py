@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from driftline.config import ModelConfig
-from driftline.context import WindowContext
-from driftline.results import Kind, Result, Status
+from driftline.config.monitors import ModelConfig
+from driftline.core.results import Kind, Result, Status
 from driftline.stats.model_profile import ModelProfile, numeric_values
 from driftline.stats.profile import NumericProfile
+from driftline.tasks.context import WindowContext
 
 #: A share at or above this is an alert; any share above 0 is a warning.
 ALERT_SHARE = 0.01

@@ -40,7 +40,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     role may not create databases."""
     url = os.environ.get("DRIFTLINE_TEST_DATABASE_URL", DEFAULT_TEST_URL)
     if not _reachable(url):
-        from driftline.embedded import start_embedded
+        from driftline.storage.embedded import start_embedded
 
         url = start_embedded(tmp_path_factory.mktemp("pgdata"))
     name = f"driftline_test_{uuid.uuid4().hex[:12]}"

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from driftline.cli import app
+from driftline.cli.commands import app
 from tests.conftest import model_entry, write_config
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from driftline import __version__
-from driftline.cli import app
-from driftline.output import FAIL_ON_EXIT_CODE, results_table, wide_console
+from driftline.cli.commands import app
+from driftline.cli.output import FAIL_ON_EXIT_CODE, results_table, wide_console
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -187,7 +187,7 @@ def test_a_cli_run_logs_to_the_prefect_ui_and_one_line_per_window_to_stderr(
     command = [
         sys.executable,
         "-m",
-        "driftline.cli",
+        "driftline.cli.commands",
         "run",
         "--config",
         str(loan_config),

@@ -26,7 +26,7 @@ def test_monitor_run_logs_reach_the_prefect_api_while_the_console_stays_quiet(
     env |= {"PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": str(ROOT)}
     start, end = DAY.replace(hour=13), DAY.replace(hour=14)
     done = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "run", "--config", str(loan_config), "--model", "loan",
+        [sys.executable, "-m", "driftline.cli.commands", "run", "--config", str(loan_config), "--model", "loan",
          "--start", start.isoformat(), "--end", end.isoformat()],
         env=env, capture_output=True, text=True, timeout=300,
     )

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from driftline.config import load_config, parse_config
-from driftline.errors import ConfigError
+from driftline.config.monitors import load_config, parse_config
+from driftline.core.errors import ConfigError
 from tests.conftest import model_entry
 
 
@@ -166,7 +166,7 @@ def test_reference_errors(reference: dict[str, str], message: str) -> None:
 
 
 def test_an_empty_environment_setting_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
-    from driftline.settings import load_settings
+    from driftline.core.settings import load_settings
 
     monkeypatch.setenv("DRIFTLINE_REPORTS_DIR", "")
     monkeypatch.setenv("DRIFTLINE_DATABASE_URL", "")

@@ -8,11 +8,11 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from driftline.cli import app
-from driftline.config import parse_config
-from driftline.connections import open_databases
-from driftline.demo import DAY_END, DAY_START
-from driftline.results import Kind, Status
+from driftline.cli.commands import app
+from driftline.cli.demo import DAY_END, DAY_START
+from driftline.config.monitors import parse_config
+from driftline.core.results import Kind, Status
+from driftline.storage.connections import open_databases
 from driftline.storage.migrate import current_revision, head_revision
 from driftline.tasks.store import load_results
 

@@ -1,4 +1,4 @@
-"""Layers import one way: stats <- tasks/checks <- flows <- deployments/CLI; nothing runs at import."""
+"""Folders are layers and import one way (core <- stats <- config/storage <- tasks <- flows <- CLI)."""
 
 from __future__ import annotations
 
@@ -9,51 +9,46 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Folder -> package name, as mapped in pyproject.toml.
-FOLDERS = {
-    "driftline": "driftline",
-    "tasks": "driftline.tasks",
-    "checks": "driftline.checks",
-    "flows": "driftline.flows",
-    "deployments": "driftline.deployments",
+# Each folder is one layer; a module may import from its own layer and the layers below. The folder,
+# not a list of modules, decides: there are no exceptions. Folder -> (package, layer).
+LAYERS = {
+    "driftline/core": ("driftline.core", 0),
+    "driftline/stats": ("driftline.stats", 1),
+    "driftline/config": ("driftline.config", 2),
+    "driftline/storage": ("driftline.storage", 2),
+    "tasks": ("driftline.tasks", 3),
+    "checks": ("driftline.checks", 3),
+    "flows": ("driftline.flows", 4),
+    "deployments": ("driftline.deployments", 5),
+    "driftline/cli": ("driftline.cli", 5),
 }
-LAYER = {
-    # The shared vocabulary (statuses, kinds, the result record, errors) sits with the pure statistics.
-    "driftline.results": 0,
-    "driftline.errors": 0,
-    "driftline.stats": 0,
-    "driftline.tasks": 1,
-    "driftline.checks": 1,
-    "driftline.flows": 2,
-    "driftline.deployments": 3,
-    "driftline.cli": 3,
-    "driftline.demo_runner": 3,
-    # Reports and batch comparison read results and profiles like tasks do (a flow may write a report
-    # as one of its steps); they import nothing above the task layer.
-    "driftline.report": 1,
-    "driftline.compare": 1,
-    # validate's deployment checks use the extract step's table clause and the monitor registry.
-    "driftline.checkup": 1,
-}
-# Shared leaf modules (config, results, storage, ...) sit below tasks: they may import only stats.
-LEAF = 0.5
+
+
+def _folder(path: Path) -> str:
+    relative = path.relative_to(ROOT).as_posix()
+    for folder in sorted(LAYERS, key=len, reverse=True):
+        if relative.startswith(folder + "/"):
+            return folder
+    raise AssertionError(f"{relative} is in no layer folder")
 
 
 def _module_name(path: Path) -> str:
-    relative = path.relative_to(ROOT)
-    package = FOLDERS[relative.parts[0]]
-    parts = [package, *relative.parts[1:]]
-    parts[-1] = parts[-1].removesuffix(".py")
+    folder = _folder(path)
+    package = LAYERS[folder][0]
+    rest = path.relative_to(ROOT / folder).with_suffix("").parts
+    parts = [package, *rest]
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def _layer(module: str) -> float:
-    for prefix, layer in sorted(LAYER.items(), key=lambda kv: -len(kv[0])):
-        if module == prefix or module.startswith(prefix + "."):
+def _layer_of_module(module: str) -> int | None:
+    """The layer of an imported driftline module; None for the bare package (its __init__ holds only
+    the version)."""
+    for package, layer in sorted(LAYERS.values(), key=lambda kv: -len(kv[0])):
+        if module == package or module.startswith(package + "."):
             return layer
-    return LEAF
+    return None
 
 
 def _imports(path: Path) -> list[str]:
@@ -68,20 +63,32 @@ def _imports(path: Path) -> list[str]:
 
 
 def _sources() -> list[Path]:
-    return [p for folder in FOLDERS for p in (ROOT / folder).rglob("*.py") if "migrations" not in p.parts]
+    return [
+        p for folder in LAYERS for p in (ROOT / folder).rglob("*.py") if "migrations" not in p.relative_to(ROOT).parts
+    ]
+
+
+def test_every_module_lives_in_a_layer_folder() -> None:
+    """No loose modules beside the layers: driftline/ holds only its __init__ and the layer folders."""
+    loose = [p.name for p in (ROOT / "driftline").glob("*.py") if p.name != "__init__.py"]
+    assert not loose, f"modules outside a layer folder: {loose}"
+    packages = {p.name for p in (ROOT / "driftline").iterdir() if (p / "__init__.py").exists()}
+    assert packages == {f.split("/")[1] for f in LAYERS if f.startswith("driftline/")}, packages
 
 
 def test_layers_import_one_way() -> None:
     violations = []
     for path in _sources():
         module = _module_name(path)
+        layer = LAYERS[_folder(path)][1]
         for imported in _imports(path):
             if imported.split(".")[0] in ("tasks", "flows", "checks", "deployments"):
                 violations.append(f"{module} imports top-level {imported!r}; use driftline.{imported}")
             if not imported.startswith("driftline"):
                 continue
-            if _layer(imported) > _layer(module):
-                violations.append(f"{module} (layer {_layer(module)}) imports {imported} (layer {_layer(imported)})")
+            imported_layer = _layer_of_module(imported)
+            if imported_layer is not None and imported_layer > layer:
+                violations.append(f"{module} (layer {layer}) imports {imported} (layer {imported_layer})")
     assert not violations, "\n".join(violations)
 
 

@@ -17,7 +17,7 @@ import yaml
 from sqlalchemy.dialects.postgresql import JSONB
 from typer.testing import CliRunner
 
-from driftline.cli import app
+from driftline.cli.commands import app
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from driftline.errors import ConfigError
-from driftline.window import Window, hourly_windows, last_full_hour_end, parse_instant
+from driftline.core.errors import ConfigError
+from driftline.core.window import Window, hourly_windows, last_full_hour_end, parse_instant
 
 
 def test_hour_ending_is_half_open_hour() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from driftline.results import Status
+from driftline.core.results import Status
 
 #: An alert needs a p-value this many times smaller than a warning does, unless set explicitly.
 ALERT_ALPHA_RATIO = 0.1

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from driftline.errors import ConfigError, DatabaseUnavailableError
+from driftline.core.errors import ConfigError, DatabaseUnavailableError
 
 _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()

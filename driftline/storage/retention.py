@@ -19,7 +19,7 @@ from typing import cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from driftline.errors import ConfigError
+from driftline.core.errors import ConfigError
 from driftline.storage.models import ResultRow, RunRow, WindowProfileRow
 
 RESULTS = cast(sa.Table, ResultRow.__table__)

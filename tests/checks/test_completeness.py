@@ -19,14 +19,14 @@ import sqlalchemy as sa
 
 from driftline.checks import completeness
 from driftline.checks.completeness import evaluate_completeness, plan_expectations, value_kinds
-from driftline.config import ModelConfig, parse_config
-from driftline.context import WindowContext
-from driftline.errors import ConfigError
-from driftline.results import Kind, Result, Status
+from driftline.config.monitors import ModelConfig, parse_config
+from driftline.core.errors import ConfigError
+from driftline.core.results import Kind, Result, Status
+from driftline.core.window import Window
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, window_model_profile
 from driftline.stats.profile import CategoricalProfile
+from driftline.tasks.context import WindowContext
 from driftline.tasks.extract import read_rows
-from driftline.window import Window
 from tests.conftest import DAY, REFERENCE_END, REFERENCE_START, create_log_table, model_entry, synthetic_rows
 
 PER_HOUR = 200

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from driftline.config import load_config
+from driftline.config.monitors import load_config
+from driftline.core.errors import ConfigError
 from driftline.deployments.automations import FAILED_AUTOMATION, desired_automations
-from driftline.errors import ConfigError
 from tests.conftest import model_entry
 
 RETRAIN_ID = uuid.uuid4()

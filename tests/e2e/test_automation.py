@@ -29,14 +29,14 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from driftline.config import load_config
+from driftline.config.monitors import load_config
+from driftline.config.notifications import NotificationsConfig, SlackChannel, WebhookChannel
+from driftline.core.results import Kind, Result, Status
+from driftline.core.window import Window
 from driftline.deployments.automations import apply_automations
 from driftline.deployments.up import deploy, prefect_database_url, start_server, stop_process
-from driftline.notifications_config import NotificationsConfig, SlackChannel, WebhookChannel
-from driftline.results import Kind, Result, Status
 from driftline.tasks.events import emit_window_events
 from driftline.tasks.notify_store import retrain_runs
-from driftline.window import Window
 from tests.conftest import DAY
 from tests.notify.test_slack import FakeSlack, free_port
 

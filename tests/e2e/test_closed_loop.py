@@ -37,7 +37,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from driftline.config import load_config
+from driftline.config.monitors import load_config
 from driftline.deployments.automations import apply_automations
 from driftline.deployments.up import prefect_database_url, start_server, stop_process
 from tests.conftest import DAY, model_entry, write_config
@@ -308,7 +308,7 @@ def test_drift_runs_the_team_pipeline_and_nothing_moves_until_a_person_promotes(
             [
                 sys.executable,
                 "-m",
-                "driftline.cli",
+                "driftline.cli.commands",
                 "promote",
                 "--config",
                 str(loop_config),
@@ -365,7 +365,7 @@ def test_drift_runs_the_team_pipeline_and_nothing_moves_until_a_person_promotes(
             [
                 sys.executable,
                 "-m",
-                "driftline.cli",
+                "driftline.cli.commands",
                 "run",
                 "--config",
                 str(loop_config),

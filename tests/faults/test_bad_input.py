@@ -24,19 +24,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from driftline.cli import app
-from driftline.config import ModelConfig, parse_config
-from driftline.context import WindowContext
+from driftline.cli.commands import app
+from driftline.config.monitors import ModelConfig, parse_config
+from driftline.core.results import Kind, Result, Status
+from driftline.core.window import Window
 from driftline.flows.monitor import backfill, monitor_all, monitor_model
-from driftline.results import Kind, Result, Status
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, window_model_profile
 from driftline.stats.profile import MAX_STORED_CATEGORIES, CategoricalProfile
 from driftline.storage.engine import get_engine
+from driftline.tasks.context import WindowContext
 from driftline.tasks.drift import evaluate_drift, metrics_for
 from driftline.tasks.extract import labelled_counts, read_rows
 from driftline.tasks.operational import evaluate_operational
 from driftline.tasks.store import _result_values, load_results, load_runs
-from driftline.window import Window
 from tests.conftest import DAY, REFERENCE_START, model_entry, synthetic_rows, write_config
 
 WINDOW = Window(DAY, DAY + timedelta(hours=1))

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from driftline.notifications_config import NotificationsConfig, WebhookChannel
-from driftline.results import Kind, Status
+from driftline.config.notifications import NotificationsConfig, WebhookChannel
+from driftline.core.results import Kind, Status
 from driftline.tasks.notify import deliver_outbox, plan_notifications
 from driftline.tasks.notify_store import outbox_messages
 from tests.notify.test_slack import MY_TABLES, drift_results, window_at

@@ -25,7 +25,7 @@ import pytest
 import sqlalchemy as sa
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from driftline.results import Status
+from driftline.core.results import Status
 from driftline.tasks.events import build_window_events, emit_events, stored_event_ids
 from driftline.tasks.notify import confirm_events, deliver_outbox
 from driftline.tasks.notify_store import outbox_messages

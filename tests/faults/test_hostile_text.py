@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from driftline.cli import app
+from driftline.cli.commands import app
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -143,7 +143,7 @@ def test_names_that_look_like_terminal_markup_print_as_they_are(
 ) -> None:
     """#19.8: a column named ``[/]`` crashed `run`'s summary and `results` after the results were stored;
     ``[link=...]`` became a hyperlink."""
-    import driftline.cli as cli
+    import driftline.cli.commands as cli
     from tests.conftest import model_entry, write_config
 
     monkeypatch.delenv("DRIFTLINE_DATABASE_URL", raising=False)
@@ -186,7 +186,7 @@ def test_slack_messages_escape_names(engine: sa.Engine, monkeypatch: pytest.Monk
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from driftline.results import Kind, Result, Status
+    from driftline.core.results import Kind, Result, Status
     from tests.notify.test_slack import MY_TABLES, TOKEN, FakeSlack, loan_model, slack_config, window_at
 
     hostile = "<!channel> & <https://evil.example|click here>"

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from driftline.config import load_config
+from driftline.config.monitors import load_config
+from driftline.core.window import Window
 from driftline.flows.monitor import backfill, monitor_all, monitor_model
 from driftline.storage.engine import get_engine
 from driftline.tasks.profiles import ensure_reference
-from driftline.window import Window
 from tests.conftest import DAY, model_entry, write_config
 from tests.faults.proxy import PgProxy
 

@@ -42,7 +42,7 @@ def _child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "driftline.cli", *args],
+        [sys.executable, "-m", "driftline.cli.commands", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

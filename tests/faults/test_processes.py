@@ -49,7 +49,7 @@ print("OUTCOME " + json.dumps({**outcome, "started": started, "finished": time.t
 
 SLOW_MONITOR = """
 import os, time
-from driftline.results import Kind, Status
+from driftline.core.results import Kind, Status
 
 
 def slow(context):
@@ -264,7 +264,7 @@ def test_killed_mid_window_is_visible_and_a_rerun_completes_it(
 
 HEARTBEAT_MONITOR = """
 import time
-from driftline.results import Kind, Status
+from driftline.core.results import Kind, Status
 
 
 def slow(context):

@@ -24,9 +24,9 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from driftline.cli import app
+from driftline.cli.commands import app
+from driftline.core.results import Kind, Status
 from driftline.flows.monitor import monitor_all, monitor_model
-from driftline.results import Kind, Status
 from driftline.storage.engine import get_engine
 from driftline.tasks.store import load_results
 from tests.conftest import DAY, REFERENCE_START, model_entry, synthetic_rows, write_config

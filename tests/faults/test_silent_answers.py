@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from driftline.core.results import Kind, Result, Status
 from driftline.flows.monitor import monitor_model
-from driftline.results import Kind, Result, Status
 from driftline.tasks.store import load_results
 from tests.conftest import DAY, REFERENCE_START, create_log_table, model_entry, synthetic_rows, write_config
 
@@ -147,8 +147,8 @@ def test_an_unknown_check_is_not_hidden_behind_ok(
 
 
 def test_window_verdict_ranks_unknown_above_ok_except_rows_waiting_for_labels() -> None:
-    from driftline.results import window_verdict
-    from driftline.window import Window
+    from driftline.core.results import window_verdict
+    from driftline.core.window import Window
 
     window = Window(HOUR, HOUR + timedelta(hours=1))
 

@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from driftline.cli import app
-from driftline.config import load_config
-from driftline.errors import ConfigError
+from driftline.cli.commands import app
+from driftline.config.monitors import load_config
+from driftline.core.errors import ConfigError
 from driftline.flows.monitor import monitor_model
 from driftline.tasks.backtest import candidate_config, run_backtest
 from tests.conftest import DAY

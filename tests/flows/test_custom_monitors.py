@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from driftline.cli import app
+from driftline.cli.commands import app
+from driftline.core.results import Kind, Status
 from driftline.flows.monitor import monitor_model
-from driftline.results import Kind, Status
 from driftline.tasks.store import load_results, load_runs
 from tests.conftest import DAY, model_entry, write_config
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 TEAM_MODULE = '''
 import time
 
-from driftline.results import Kind, Status
+from driftline.core.results import Kind, Status
 
 
 def share_of_big_incomes(context):

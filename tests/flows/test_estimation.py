@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 import driftline.flows.monitor as monitor_flow
+from driftline.core.results import Kind, Status
 from driftline.flows.monitor import monitor_model
-from driftline.results import Kind, Status
 from driftline.tasks.store import load_results
 from tests.conftest import DAY, model_entry, write_config
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from driftline.results import Kind, Status
+from driftline.core.results import Kind, Status
 from driftline.tasks.store import load_results
 from tests.conftest import DAY
 

@@ -53,7 +53,7 @@ def test_a_shard_of_the_fleet_runs_only_its_models(store: sa.Engine, six_models:
     outcome = monitor_all(DAY + timedelta(hours=15), str(six_models), models=["m1", "m3"])
     assert sorted(outcome["succeeded"]) == ["m1", "m3"] and outcome["failed"] == {}
     assert {r["model"] for r in load_runs(store)} == {"m1", "m3"}
-    from driftline.errors import ConfigError
+    from driftline.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="no model named 'm9'"):
         monitor_all(DAY + timedelta(hours=15), str(six_models), models=["m1", "m9"])

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import yaml
 from prefect.client.orchestration import get_client
 
+from driftline.core.results import Kind, Status
 from driftline.flows.monitor import monitor_model
-from driftline.results import Kind, Status
 from driftline.tasks.labels import worse_kinds
 from driftline.tasks.notify_store import incidents
 from driftline.tasks.store import load_results, load_runs
@@ -146,7 +146,7 @@ def test_latency_regression_and_empty_hour(
 
 
 def _result(kind: Kind, status: Status) -> Any:
-    from driftline.results import Result
+    from driftline.core.results import Result
 
     start, end = _hour(9)
     return Result("loan", start, end, kind, "m", None, 0.0, None, status, {})

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from driftline.core.results import Kind, Status
 from driftline.flows.monitor import monitor_model
-from driftline.results import Kind, Status
 from driftline.tasks.store import load_results
 from tests.conftest import DAY, model_entry, write_config
 
@@ -94,8 +94,8 @@ def test_labels_from_a_separate_table(
 
 
 def test_labels_config_needs_an_id_and_one_source() -> None:
-    from driftline.config import parse_config
-    from driftline.errors import ConfigError
+    from driftline.config.monitors import parse_config
+    from driftline.core.errors import ConfigError
 
     labels = {"table": "gt", "id_column": "request_id", "label_column": "outcome"}
     with pytest.raises(ConfigError, match="labels from a separate table need id_column"):

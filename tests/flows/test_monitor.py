@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from prefect.artifacts import Artifact
 
+from driftline.core.results import Kind, Status
 from driftline.flows.monitor import backfill, monitor_all, monitor_model
-from driftline.results import Kind, Status
 from driftline.tasks.store import load_results, load_runs
 from tests.conftest import DAY, model_entry, write_config
 

@@ -10,12 +10,12 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from driftline.config import load_config
+from driftline.config.monitors import load_config
+from driftline.core.results import Kind, Status
+from driftline.core.window import Window
 from driftline.flows.monitor import monitor_model
-from driftline.results import Kind, Status
 from driftline.tasks.profiles import ensure_reference, seasonal_reference
 from driftline.tasks.store import load_results
-from driftline.window import Window
 from tests.conftest import DAY
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

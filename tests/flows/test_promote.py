@@ -13,9 +13,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from typer.testing import CliRunner
 
-from driftline.cli import app
-from driftline.config import load_config
-from driftline.errors import ConfigError
+from driftline.cli.commands import app
+from driftline.config.monitors import load_config
+from driftline.core.errors import ConfigError
 from driftline.tasks.notify_store import claim_retrain, retrain_runs
 from driftline.tasks.promotion import promote_model
 from driftline.tasks.references import resolve_reference

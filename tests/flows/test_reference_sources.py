@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from driftline.cli import app
-from driftline.config import parse_config
-from driftline.errors import ConfigError
+from driftline.cli.commands import app
+from driftline.config.monitors import parse_config
+from driftline.core.errors import ConfigError
 from tests.conftest import REFERENCE_END, model_entry, write_config
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from driftline.cli import app
-from driftline.config import load_config
+from driftline.cli.commands import app
+from driftline.config.monitors import load_config
 from driftline.flows.monitor import backfill, monitor_model, monitor_period
 from tests.conftest import DAY, REFERENCE_END, REFERENCE_START, model_entry, write_config
 
@@ -267,9 +267,9 @@ def test_late_labels_re_judge_a_window_against_the_version_it_was_judged_with(
 def test_report_draws_against_the_version_of_its_latest_window_and_lists_the_versions(
     store: sa.Engine, engine: sa.Engine, loan_config: Path, loan_log: dict[str, Any]
 ) -> None:
-    from driftline.report.data import load_report_data
-    from driftline.report.html import render_report
     from driftline.tasks.references import promote_reference
+    from driftline.tasks.report.data import load_report_data
+    from driftline.tasks.report.html import render_report
 
     config = str(loan_config)
     model = load_config(loan_config).model("loan")

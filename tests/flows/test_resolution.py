@@ -11,17 +11,17 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from driftline.cli import app
-from driftline.config import load_config
+from driftline.cli.commands import app
+from driftline.config.monitors import load_config
+from driftline.core.results import Kind
+from driftline.core.window import Window
 from driftline.flows.monitor import backfill, monitor_period
-from driftline.results import Kind
 from driftline.stats.model_profile import window_model_profile
 from driftline.tasks.drift import evaluate_drift
 from driftline.tasks.estimation import estimate_results
 from driftline.tasks.extract import read_rows
 from driftline.tasks.profiles import profile_window
 from driftline.tasks.store import load_reference, load_results
-from driftline.window import Window
 from tests.conftest import DAY
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -19,7 +19,7 @@ from prefect.flow_runs import resume_flow_run
 from prefect.input.actions import read_flow_run_input
 from prefect.input.run_input import keyset_from_paused_state
 
-from driftline.config import ModelConfig
+from driftline.config.monitors import ModelConfig
 from driftline.flows.retrain import retrain
 from driftline.tasks.notify_store import (
     effective_reference_range,

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from driftline.cli import app
-from driftline.config import load_config
+from driftline.cli.commands import app
+from driftline.config.monitors import load_config
 from driftline.tasks.notify import channel_warnings, configured_channels, send_test_messages
 from tests.conftest import model_entry
 from tests.notify.test_slack import TOKEN, FakeSlack, free_port

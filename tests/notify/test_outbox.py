@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from driftline.notifications_config import NotificationsConfig, WebhookChannel
-from driftline.results import Kind, Result, Status
+from driftline.config.notifications import NotificationsConfig, WebhookChannel
+from driftline.core.results import Kind, Result, Status
 from driftline.tasks.events import build_window_events, emit_window_events
 from driftline.tasks.notify import confirm_events, deliver_outbox, plan_notifications
 from driftline.tasks.notify_store import incidents, outbox_messages
@@ -172,11 +172,11 @@ def test_react_on_a_real_monitor_window(
     store: sa.Engine, clean: sa.Engine, loan_config: Any, fake_hook: FakeSlack
 ) -> None:
     """What the hourly flow will do after persisting: react on the stored results of a drifted hour."""
-    from driftline.config import load_config
+    from driftline.config.monitors import load_config
+    from driftline.core.window import Window
     from driftline.flows.monitor import monitor_model
     from driftline.tasks.notify import react
     from driftline.tasks.store import load_results
-    from driftline.window import Window
     from tests.conftest import DAY
 
     end = DAY + timedelta(hours=15)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from driftline.results import Kind, Result, Status
+from driftline.core.results import Kind, Result, Status
 from driftline.tasks.events import worst_metrics
 from driftline.tasks.notify_channels import email_message, slack_blocks
 

@@ -21,12 +21,12 @@ import pytest
 import sqlalchemy as sa
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from driftline.config import ModelConfig
-from driftline.notifications_config import NotificationsConfig, SlackChannel, WebhookChannel
-from driftline.results import Kind, Result, Status
+from driftline.config.monitors import ModelConfig
+from driftline.config.notifications import NotificationsConfig, SlackChannel, WebhookChannel
+from driftline.core.results import Kind, Result, Status
+from driftline.core.window import Window
 from driftline.tasks.notify import deliver_outbox, plan_notifications, react
 from driftline.tasks.notify_store import incidents, outbox_messages
-from driftline.window import Window
 from tests.conftest import DAY, model_entry
 
 TOKEN = "xoxb-test-0123456789-secret"

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from driftline.compare import compare_report
-from driftline.report import write_report
-from driftline.report.synthetic import seed_sample
+from driftline.tasks.compare import compare_report
+from driftline.tasks.report import write_report
+from driftline.tasks.report.synthetic import seed_sample
 
 START = datetime(2026, 3, 10, tzinfo=UTC)
 XSS = "<script>alert(1)</script>"

@@ -12,7 +12,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from driftline.compare import (
+from driftline.config.monitors import DriftConfig, Features, ModelConfig, ReferenceRange
+from driftline.core.errors import ConfigError, SchemaMismatchError
+from driftline.core.window import Window
+from driftline.stats.model_profile import fit_model_profile, window_model_profile
+from driftline.tasks.compare import (
     RECORD_COLUMNS,
     compare,
     compare_report,
@@ -21,11 +25,7 @@ from driftline.compare import (
     run_comparison,
     summary,
 )
-from driftline.config import DriftConfig, Features, ModelConfig, ReferenceRange
-from driftline.errors import ConfigError, SchemaMismatchError
-from driftline.stats.model_profile import fit_model_profile, window_model_profile
 from driftline.tasks.drift import evaluate_drift
-from driftline.window import Window
 
 
 def frame(rng: np.random.Generator, rows: int, start: str, income_shift: float = 0.0) -> pd.DataFrame:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from driftline.report import write_report
-from driftline.report.synthetic import seed_sample, store_results
-from driftline.results import Kind, Result, Status
+from driftline.core.results import Kind, Result, Status
+from driftline.tasks.report import write_report
+from driftline.tasks.report.synthetic import seed_sample, store_results
 from tests.report.test_report import START, chart_data, specs
 
 

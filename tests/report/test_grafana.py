@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from driftline.report.synthetic import store_results, synthetic_results
+from driftline.tasks.report.synthetic import store_results, synthetic_results
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deployments" / "grafana" / "driftline.json"
 START = datetime(2026, 3, 10, tzinfo=UTC)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from driftline.report import write_report
-from driftline.report.html import vega_bundle
-from driftline.report.prefect import artifact_key, report_link
-from driftline.report.synthetic import seed_sample, store_results, synthetic_results
+from driftline.tasks.report import write_report
+from driftline.tasks.report.html import vega_bundle
+from driftline.tasks.report.prefect import artifact_key, report_link
+from driftline.tasks.report.synthetic import seed_sample, store_results, synthetic_results
 
 START = datetime(2026, 3, 10, tzinfo=UTC)
 XSS = "<script>alert(1)</script>"
@@ -194,7 +194,7 @@ def test_publish_report_link_creates_a_prefect_artifact(prefect_api: None, tmp_p
     from prefect import flow
     from prefect.artifacts import Artifact
 
-    from driftline.report import publish_report_link
+    from driftline.tasks.report import publish_report_link
 
     url = "https://reports.example/driftline/loan.html"
 
@@ -226,8 +226,8 @@ def test_skewed_histograms_stay_readable() -> None:
 
     import numpy as np
 
-    from driftline.report import charts
     from driftline.stats.profile import fit_numeric, profile_numeric
+    from driftline.tasks.report import charts
 
     rng = np.random.default_rng(4)
     skewed = fit_numeric(rng.lognormal(3, 1.5, 20_000))
@@ -258,8 +258,8 @@ def test_unknown_windows_never_open_an_empty_chi_square_panel() -> None:
     Cohen's w panel; a metric with no value in any window is left out of the chart, with a note (#18)."""
     from datetime import UTC, datetime, timedelta
 
-    from driftline.report.html import drawable, drift_rows
-    from driftline.results import Kind, Result, Status
+    from driftline.core.results import Kind, Result, Status
+    from driftline.tasks.report.html import drawable, drift_rows
 
     start = datetime(2026, 3, 8, tzinfo=UTC)
 

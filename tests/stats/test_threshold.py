@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from driftline.results import Status
+from driftline.core.results import Status
 from driftline.stats.verdict import Threshold, format_pvalue, holm_adjust, judge, judge_family, reason_sentence
 
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from driftline.results import Status
+from driftline.core.results import Status
 from driftline.stats.profile import NumericProfile, fit_numeric, profile_numeric
 from driftline.stats.registry import REGISTRY
 from driftline.stats.verdict import adjust_pvalues, judge
@@ -113,7 +113,7 @@ def test_judge_property(effect: float, warning: float, extra: float, pvalue: flo
 
 # ---------------------------------------------------------------- false alarms on unchanged data
 
-ALPHA = 0.01  # the configuration default (driftline.config: drift.alpha)
+ALPHA = 0.01  # the configuration default (driftline.config.monitors: drift.alpha)
 REFERENCE_ROWS = 50_000
 WINDOWS = 40
 

@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from driftline.cli import app
-from driftline.errors import ConfigError
-from driftline.results import Kind, Result, Status
+from driftline.cli.commands import app
+from driftline.core.errors import ConfigError
+from driftline.core.results import Kind, Result, Status
+from driftline.core.window import Window, last_full_hour_end
 from driftline.storage.retention import parse_age, prune
 from driftline.tasks.store import claim_run, save_window
-from driftline.window import Window, last_full_hour_end
 from tests.conftest import model_entry, write_config
 
 HOUR = timedelta(hours=1)

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.config import RESIDUAL, parse_config
-from driftline.results import Kind, Result, Status
+from driftline.config.monitors import RESIDUAL, parse_config
+from driftline.core.results import Kind, Result, Status
+from driftline.core.window import Window
 from driftline.tasks.estimation import (
     ESTIMATION,
     attach_realised,
@@ -19,7 +20,6 @@ from driftline.tasks.estimation import (
 )
 from driftline.tasks.performance import compute_metrics
 from driftline.tasks.profiles import fit_reference, profile_window
-from driftline.window import Window
 from tests.conftest import model_entry
 
 WINDOW = Window(datetime(2026, 3, 3, 9, tzinfo=UTC), datetime(2026, 3, 3, 10, tzinfo=UTC))

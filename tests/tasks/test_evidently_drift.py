@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from driftline.core.results import Kind, Status
 from driftline.flows.monitor import monitor_model
-from driftline.results import Kind, Status
 from driftline.tasks.store import load_results, load_runs
 from tests.conftest import DAY, model_entry, write_config
 

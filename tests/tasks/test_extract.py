@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from driftline.config import parse_config
-from driftline.errors import SchemaMismatchError
+from driftline.config.monitors import parse_config
+from driftline.core.errors import SchemaMismatchError
 from driftline.tasks.extract import read_rows, verify_columns
 from tests.conftest import create_log_table, model_entry
 

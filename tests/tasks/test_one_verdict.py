@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from driftline.config import parse_config
-from driftline.results import Status
+from driftline.config.monitors import parse_config
+from driftline.core.results import Status
+from driftline.core.window import Window
 from driftline.stats.model_profile import fit_model_profile, window_model_profile
 from driftline.tasks.drift import evaluate_drift
-from driftline.window import Window
 
 WINDOW = Window(datetime(2026, 1, 8, tzinfo=UTC), datetime(2026, 1, 8, 1, tzinfo=UTC))
 

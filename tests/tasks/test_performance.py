@@ -14,11 +14,12 @@ from scipy import stats
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
-from driftline.config import ModelConfig, parse_config
-from driftline.context import WindowContext
-from driftline.results import Kind, Result, Status
+from driftline.config.monitors import ModelConfig, parse_config
+from driftline.core.results import Kind, Result, Status
+from driftline.core.window import Window
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, window_model_profile
 from driftline.stats.profile import OTHER, fit_numeric
+from driftline.tasks.context import WindowContext
 from driftline.tasks.performance import (
     ALPHA,
     _proportion_pvalue,
@@ -30,7 +31,6 @@ from driftline.tasks.performance import (
     numeric_segment_names,
     reference_performance,
 )
-from driftline.window import Window
 
 WINDOW = Window.hour_ending("2026-03-08T13:00:00Z")
 REGIONS = ["north", "south", "east"]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from driftline.config import ModelConfig
-from driftline.errors import ConfigError
+from driftline.config.monitors import ModelConfig
+from driftline.core.errors import ConfigError
 from driftline.storage.migrate import upgrade
 from driftline.tasks.references import (
     ReferenceTooSmallError,
@@ -128,7 +128,7 @@ def test_bad_promotions_are_clear_errors(store: sa.Engine) -> None:
 
 
 def test_default_reference_min_rows_is_stated_in_the_config() -> None:
-    from driftline.config import DEFAULT_REFERENCE_MIN_ROWS
+    from driftline.config.monitors import DEFAULT_REFERENCE_MIN_ROWS
 
     assert _model().reference.min_rows == DEFAULT_REFERENCE_MIN_ROWS
     with pytest.raises(ValueError):

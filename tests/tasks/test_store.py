@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from driftline.results import Kind, Result, Status
+from driftline.core.results import Kind, Result, Status
+from driftline.core.window import Window
 from driftline.stats.model_profile import ModelProfile
 from driftline.stats.profile import fit_categorical
 from driftline.tasks.store import (
@@ -18,7 +19,6 @@ from driftline.tasks.store import (
     save_window,
     store_reference,
 )
-from driftline.window import Window
 
 WINDOW = Window.hour_ending("2026-03-08T14:00:00Z")
 

@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 import driftline.flows.monitor as monitor_flow
-from driftline.config import RESIDUAL, parse_config
+from driftline.config.monitors import RESIDUAL, parse_config
+from driftline.core.window import Window
 from driftline.flows.monitor import monitor_model
 from driftline.stats.model_profile import ModelProfile
 from driftline.stats.profile import CategoricalProfile, NumericProfile
@@ -20,7 +21,6 @@ from driftline.tasks.extract import iter_rows, read_rows
 from driftline.tasks.profiles import fit_reference, profile_window, stream_window_profile
 from driftline.tasks.pushdown import pushdown_window_profile
 from driftline.tasks.store import load_results
-from driftline.window import Window
 from tests.conftest import DAY, model_entry, write_config
 
 T0 = datetime(2026, 4, 2, 9, tzinfo=UTC)

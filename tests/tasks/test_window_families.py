@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from driftline.config import parse_config
-from driftline.context import WindowContext
-from driftline.results import Kind, Result, Status
+from driftline.config.monitors import parse_config
+from driftline.core.results import Kind, Result, Status
+from driftline.core.window import Window
 from driftline.stats.model_profile import fit_model_profile, window_model_profile
+from driftline.tasks.context import WindowContext
 from driftline.tasks.operational import error_rate, judge_operational_family, latency
 from driftline.tasks.performance import judge_performance_family
-from driftline.window import Window
 
 WINDOW = Window(datetime(2026, 1, 8, tzinfo=UTC), datetime(2026, 1, 8, 1, tzinfo=UTC))
 MODEL = parse_config(

@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from driftline.context import WindowContext
-from driftline.results import Kind, Result, Status
+from driftline.core.results import Kind, Result, Status
+from driftline.tasks.context import WindowContext
 
 
 def positive_rate(context: WindowContext) -> list[Result]:

@@ -10,15 +10,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from driftline.config import ModelConfig
-from driftline.errors import DriftlineError
-from driftline.results import Kind, Result
+from driftline.config.monitors import ModelConfig
+from driftline.core.errors import DriftlineError
+from driftline.core.results import Kind, Result
+from driftline.core.window import Window, parse_instant
 from driftline.stats.model_profile import ModelProfile, window_model_profile
 from driftline.storage.models import ReferenceProfileRow, RunRow
 from driftline.tasks.extract import read_rows
 from driftline.tasks.references import ReferenceVersion, reference_versions, resolve_reference
 from driftline.tasks.store import load_reference, load_results
-from driftline.window import Window, parse_instant
 
 PROFILES = ReferenceProfileRow.__table__
 RUNS = RunRow.__table__

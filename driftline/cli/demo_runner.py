@@ -13,12 +13,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from driftline.config import parse_config
-from driftline.connections import EMBEDDED_PREFIX, open_databases
-from driftline.demo import DAY_END, DAY_START, demo_config, seed_demo
-from driftline.results import Kind, Result, Status, window_verdict
-from driftline.settings import load_settings
-from driftline.window import hourly_windows
+from driftline.cli.demo import DAY_END, DAY_START, demo_config, seed_demo
+from driftline.config.monitors import parse_config
+from driftline.core.results import Kind, Result, Status, window_verdict
+from driftline.core.settings import load_settings
+from driftline.core.window import hourly_windows
+from driftline.storage.connections import EMBEDDED_PREFIX, open_databases
 
 
 def run_demo(home: Path | None, console: Console, progress_console: Console) -> None:
@@ -79,7 +79,7 @@ def run_demo(home: Path | None, console: Console, progress_console: Console) -> 
     for failure in failures:
         console.print(f"[bold magenta]failed[/] {escape(failure)}")
 
-    from driftline.report import write_report
+    from driftline.tasks.report import write_report
 
     reports = []
     for model in config.models:

@@ -20,10 +20,10 @@ from typing import Any, Protocol
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from driftline.config import ModelConfig
-from driftline.results import Kind, Result, Status
+from driftline.config.monitors import ModelConfig
+from driftline.core.results import Kind, Result, Status
+from driftline.core.window import Window
 from driftline.stats.model_profile import ModelProfile
-from driftline.window import Window
 
 
 class WindowRows:

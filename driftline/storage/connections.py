@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from driftline.config import MonitorsConfig, load_config
-from driftline.errors import ConfigError
-from driftline.settings import Settings, load_settings
+from driftline.config.monitors import MonitorsConfig, load_config
+from driftline.core.errors import ConfigError
+from driftline.core.settings import Settings, load_settings
 from driftline.storage.engine import check_connection, get_engine, normalise_url
 from driftline.storage.migrate import upgrade
 
@@ -48,7 +48,7 @@ EMBEDDED_PREFIX = "embedded://"
 def _resolve(url: str) -> str:
     """``embedded:///path/to/pgdata`` starts (or reuses) an embedded PostgreSQL there."""
     if url.startswith(EMBEDDED_PREFIX):
-        from driftline.embedded import start_embedded
+        from driftline.storage.embedded import start_embedded
 
         return normalise_url(start_embedded(Path(url.removeprefix(EMBEDDED_PREFIX))))
     return normalise_url(url)

@@ -21,12 +21,12 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from driftline.config import DriftConfig, Features, ModelConfig, ReferenceRange
-from driftline.errors import ConfigError, SchemaMismatchError
-from driftline.results import Kind, Result, Status
+from driftline.config.monitors import DriftConfig, Features, ModelConfig, ReferenceRange
+from driftline.core.errors import ConfigError, SchemaMismatchError
+from driftline.core.results import Kind, Result, Status
+from driftline.core.window import HOUR, Window, floor_hour
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, window_model_profile
 from driftline.tasks.drift import evaluate_drift
-from driftline.window import HOUR, Window, floor_hour
 
 RECORD_COLUMNS = [
     "model",
@@ -329,7 +329,7 @@ def compare_report(
     current_name: str = "current",
 ) -> Path:
     """Write the self-contained HTML report of a batch comparison; returns the file."""
-    from driftline.report.html import write_comparison_report
+    from driftline.tasks.report.html import write_comparison_report
 
     comparison = run_comparison(reference, current, config)
     return write_comparison_report(comparison, Path(out), reference_name, current_name)
@@ -337,7 +337,7 @@ def compare_report(
 
 def summary(records: pd.DataFrame) -> dict[str, Any]:
     """Worst status per feature of a records frame: ``{feature: status}`` (the window-level rows aside)."""
-    from driftline.results import Status, worst
+    from driftline.core.results import Status, worst
 
     per_feature: dict[str, Any] = {}
     for feature, group in records[records["feature"].notna()].groupby("feature", sort=False):

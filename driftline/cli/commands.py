@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from driftline.errors import DriftlineError
-from driftline.output import STATUS_STYLE
+from driftline.cli.output import STATUS_STYLE
+from driftline.core.errors import DriftlineError
 
 app = typer.Typer(
     name="driftline",
@@ -75,7 +75,7 @@ FailOnOption = Annotated[
 
 
 def _fail_on_level(level: str | None) -> str | None:
-    from driftline.errors import ConfigError
+    from driftline.core.errors import ConfigError
 
     if level is not None and level not in ("warning", "alert"):
         raise ConfigError(f"--fail-on must be warning or alert, not {level!r}")
@@ -129,7 +129,7 @@ def _quiet_run_failures(verbose: bool) -> None:
     """One line per failed window on the console; Prefect's tracebacks only with --verbose (they are
     always in the flow run's logs on the Prefect API)."""
     if not verbose:
-        from driftline.prefect_api import quiet_run_failures
+        from driftline.cli.prefect_api import quiet_run_failures
 
         quiet_run_failures()
 
@@ -138,7 +138,7 @@ class _PrefectLink:
     """The run's Prefect API: checked before each window; once lost, the rest runs without Prefect."""
 
     def __init__(self, verbose: bool = False) -> None:
-        from driftline.prefect_api import ensure_api
+        from driftline.cli.prefect_api import ensure_api
 
         self.verbose = verbose
         self.url, self.up = ensure_api(lambda line: error_console.print(line, highlight=False, markup=False))
@@ -148,7 +148,7 @@ class _PrefectLink:
             self.lose("the start")
 
     def check(self) -> bool:
-        from driftline.prefect_api import api_is_healthy
+        from driftline.cli.prefect_api import api_is_healthy
 
         if self.up and not api_is_healthy(self.url):
             self.up = False
@@ -192,8 +192,8 @@ def validate(
 
     By default: monitors.yaml, both databases, each model's table, columns and their types, user
     monitors, and the reference's row count. --offline checks the file only."""
-    from driftline.checkup import check_deployment
-    from driftline.connections import config_path
+    from driftline.cli.checkup import check_deployment
+    from driftline.storage.connections import config_path
 
     checkup = check_deployment(config_path(config), offline=offline)
     if checkup.problems:
@@ -233,11 +233,11 @@ def init(
     validates as written. Check it, then `driftline validate` and `driftline run`."""
     from sqlalchemy.engine import make_url
 
-    from driftline.connections import _resolve
-    from driftline.errors import ConfigError
-    from driftline.output import wide_console
-    from driftline.scaffold import scaffold
-    from driftline.settings import load_settings
+    from driftline.cli.output import wide_console
+    from driftline.cli.scaffold import scaffold
+    from driftline.core.errors import ConfigError
+    from driftline.core.settings import load_settings
+    from driftline.storage.connections import _resolve
     from driftline.storage.engine import check_connection, get_engine
 
     settings = load_settings()
@@ -266,7 +266,7 @@ def init(
         highlight=False,
         soft_wrap=True,
     )
-    from driftline.config import DEFAULT_REFERENCE_MIN_ROWS
+    from driftline.config.monitors import DEFAULT_REFERENCE_MIN_ROWS
 
     if guess.reference_rows < DEFAULT_REFERENCE_MIN_ROWS:
         error_console.print(
@@ -287,7 +287,7 @@ def init(
 @one_line_errors
 def db_upgrade(config: ConfigOption = None) -> None:
     """Create or upgrade the results schema (Alembic migrations)."""
-    from driftline.connections import load_run_config, open_databases
+    from driftline.storage.connections import load_run_config, open_databases
     from driftline.storage.migrate import current_revision
 
     databases = open_databases(load_run_config(config), migrate=True)
@@ -304,9 +304,9 @@ def db_prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing")] = False,
 ) -> None:
     """Delete hourly results, run-log rows and window profiles of older windows (day/week results stay)."""
-    from driftline.connections import load_run_config, open_databases
+    from driftline.core.window import last_full_hour_end
+    from driftline.storage.connections import load_run_config, open_databases
     from driftline.storage.retention import parse_age, prune
-    from driftline.window import last_full_hour_end
 
     age = parse_age(older_than)
     databases = open_databases(load_run_config(config), migrate=True)
@@ -320,8 +320,8 @@ def db_prune(
 
 
 def _windows(start: str | None, end: str | None) -> list[Any]:
-    from driftline.errors import ConfigError
-    from driftline.window import Window, hourly_windows, last_full_hour_end
+    from driftline.core.errors import ConfigError
+    from driftline.core.window import Window, hourly_windows, last_full_hour_end
 
     if start is None and end is None:
         return [Window.hour_ending(None)]
@@ -360,7 +360,7 @@ def run(
     Exit codes: 0 done; 1 a window failed; 2 bad config, database or table; 3 --fail-on met."""
     fail_on = _fail_on_level(fail_on)
     _quiet_prefect(verbose)
-    from driftline.connections import config_path, load_run_config, open_databases
+    from driftline.storage.connections import config_path, load_run_config, open_databases
     from driftline.tasks.extract import verify_columns
     from driftline.tasks.monitors import monitors_for
 
@@ -427,7 +427,7 @@ def run(
 
 def _exit_if_flagged(statuses: list[str], fail_on: str | None) -> None:
     """Exit with :data:`FAIL_ON_EXIT_CODE` when ``--fail-on`` is given and a verdict reaches it."""
-    from driftline.output import FAIL_ON_EXIT_CODE, at_or_above
+    from driftline.cli.output import FAIL_ON_EXIT_CODE, at_or_above
 
     if fail_on is None:
         return
@@ -448,7 +448,7 @@ def _run_periods(
     config_file: str,
     rejudge_with_latest_reference: bool = False,
 ) -> list[str]:
-    from driftline.errors import ConfigError
+    from driftline.core.errors import ConfigError
     from driftline.flows.monitor import monitor_period
 
     if start is None or end is None:
@@ -578,7 +578,7 @@ def _monitor_one(
         )
         return {**outcome, "failed": None}
     except Exception as exc:
-        from driftline.errors import DriftlineError
+        from driftline.core.errors import DriftlineError
 
         return failed(str(exc) if isinstance(exc, DriftlineError) else f"{type(exc).__name__}: {exc}")
 
@@ -635,13 +635,13 @@ def results(
     printed at full width."""
     from datetime import UTC, datetime, timedelta
 
-    from driftline.config import parse_duration
-    from driftline.connections import load_run_config, open_databases
-    from driftline.errors import ConfigError
-    from driftline.output import FORMATS, SEVERITY, results_table, wide_console, write_records
-    from driftline.results import Kind
+    from driftline.cli.output import FORMATS, SEVERITY, results_table, wide_console, write_records
+    from driftline.config.monitors import parse_duration
+    from driftline.core.errors import ConfigError
+    from driftline.core.results import Kind
+    from driftline.core.window import parse_instant
+    from driftline.storage.connections import load_run_config, open_databases
     from driftline.tasks.store import latest_window_end, load_results
-    from driftline.window import parse_instant
 
     if output_format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {output_format!r}")
@@ -701,10 +701,10 @@ def backtest(
     Reads only Driftline's stored profiles and results, never the prediction log: tune thresholds on
     history before they go live. Example: --set drift.alpha=0.005 --set performance.default_tolerance.alert=0.2
     """
-    from driftline.connections import config_path, load_run_config, open_databases
-    from driftline.errors import ConfigError
+    from driftline.core.errors import ConfigError
+    from driftline.core.window import parse_instant
+    from driftline.storage.connections import config_path, load_run_config, open_databases
     from driftline.tasks.backtest import candidate_config, run_backtest
-    from driftline.window import parse_instant
 
     path = config_path(config)
     loaded = load_run_config(path)
@@ -816,8 +816,8 @@ def promote(
     import getpass
 
     _quiet_prefect(False)
-    from driftline.connections import config_path, load_run_config
     from driftline.flows.promote import promote as promote_flow
+    from driftline.storage.connections import config_path, load_run_config
 
     path = config_path(config)
     load_run_config(path).model(model)  # a bad config or model name: one line, before any flow run
@@ -855,7 +855,7 @@ def notify_test(
     """Send a test message through every configured channel (Slack, e-mail, webhook) and report each delivery.
 
     Exit 1 when a delivery failed, 2 when no channel is configured."""
-    from driftline.connections import load_run_config
+    from driftline.storage.connections import load_run_config
     from driftline.tasks.notify import send_test_messages
 
     loaded = load_run_config(config)
@@ -906,9 +906,9 @@ def report(
     Default: the 7 days up to the model's latest stored window (the clock's last full hour if it has none)."""
     from datetime import timedelta
 
-    from driftline.connections import load_run_config, open_databases
-    from driftline.report import write_report
-    from driftline.window import last_full_hour_end, parse_instant
+    from driftline.core.window import last_full_hour_end, parse_instant
+    from driftline.storage.connections import load_run_config, open_databases
+    from driftline.tasks.report import write_report
 
     loaded = load_run_config(config)
     loaded.model(model)
@@ -943,12 +943,12 @@ def compare(
     the current data's first and last timestamp, or null without a timestamp column.
     Exit codes: 0 done; 2 bad input; 3 --fail-on met."""
     fail_on = _fail_on_level(fail_on)
-    from driftline.compare import compare as compare_frames
-    from driftline.compare import compare_report, load_source
-    from driftline.config import load_config
-    from driftline.errors import ConfigError
-    from driftline.output import FORMATS, results_table, wide_console, write_records
-    from driftline.settings import load_settings
+    from driftline.cli.output import FORMATS, results_table, wide_console, write_records
+    from driftline.config.monitors import load_config
+    from driftline.core.errors import ConfigError
+    from driftline.core.settings import load_settings
+    from driftline.tasks.compare import compare as compare_frames
+    from driftline.tasks.compare import compare_report, load_source
 
     if output_format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {output_format!r}")
@@ -991,8 +991,8 @@ def demo(
 ) -> None:
     """Zero setup: seed a synthetic prediction log for two models and monitor one day of it."""
     _quiet_prefect(verbose)
-    from driftline.demo_runner import run_demo
-    from driftline.prefect_api import configured_api_url, start_temporary_server
+    from driftline.cli.demo_runner import run_demo
+    from driftline.cli.prefect_api import configured_api_url, start_temporary_server
 
     if not configured_api_url():  # started up front: a clear line, a sensible timeout, a one-line failure
         start_temporary_server(lambda line: error_console.print(line, highlight=False, markup=False))
@@ -1007,8 +1007,8 @@ def serve(
     cron: Annotated[str, typer.Option("--cron", help="Schedule of monitor-all (UTC)")] = "5 * * * *",
 ) -> None:
     """Serve monitor-all on an hourly schedule (and backfill on demand) from this process."""
-    from driftline.connections import config_path, load_run_config
     from driftline.deployments.serve import serve_forever
+    from driftline.storage.connections import config_path, load_run_config
 
     path = config_path(config)
     load_run_config(path)  # fail fast on a bad config

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from driftline.errors import ConfigError
+from driftline.core.errors import ConfigError
 
 HOUR = timedelta(hours=1)
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from driftline.results import Kind
+from driftline.core.results import Kind
 
 StatusLevel = Literal["warning", "alert"]
 ALL_KINDS: tuple[Kind, ...] = tuple(Kind)

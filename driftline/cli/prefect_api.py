@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from driftline.errors import DriftlineError
+from driftline.core.errors import DriftlineError
 
 #: Startup timeout of the temporary server unless PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS is set
 #: (Prefect's default, 20 s, is not enough on a loaded 2-core machine: its migrations alone take ~10 s).

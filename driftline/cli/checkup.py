@@ -20,9 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from driftline.config import ConfigProblems, ModelConfig, MonitorsConfig, load_config
-from driftline.errors import DriftlineError
-from driftline.window import Window, last_full_hour_end
+from driftline.config.monitors import ConfigProblems, ModelConfig, MonitorsConfig, load_config
+from driftline.core.errors import DriftlineError
+from driftline.core.window import Window, last_full_hour_end
 
 #: How long counting the reference's rows may take before validate gives up on it (a problem).
 COUNT_TIMEOUT_SECONDS = 60
@@ -185,8 +185,8 @@ def check_deployment(path: str | Path, *, offline: bool = False) -> Checkup:
         return checkup
     if offline:
         return checkup
-    from driftline.connections import database_urls
-    from driftline.settings import load_settings
+    from driftline.core.settings import load_settings
+    from driftline.storage.connections import database_urls
     from driftline.storage.engine import check_connection, get_engine
 
     try:

@@ -22,13 +22,13 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from driftline.config import ModelConfig, MonitorsConfig
-from driftline.errors import DriftlineError
-from driftline.report import charts
-from driftline.report.data import ReportData, describe_version, load_report_data, redact
-from driftline.results import STATUS_SEVERITY, Kind, Result, Status, worst
+from driftline.config.monitors import ModelConfig, MonitorsConfig
+from driftline.core.errors import DriftlineError
+from driftline.core.results import STATUS_SEVERITY, Kind, Result, Status, worst
 from driftline.stats.model_profile import ModelProfile
 from driftline.stats.profile import CategoricalProfile, NumericProfile
+from driftline.tasks.report import charts
+from driftline.tasks.report.data import ReportData, describe_version, load_report_data, redact
 
 KIND_LABELS = {
     Kind.DATA_DRIFT: "data drift",
@@ -67,7 +67,7 @@ def script_json(value: Any) -> str:
 
 
 def _bundle_cache(version: str) -> Path:
-    from driftline.settings import load_settings
+    from driftline.core.settings import load_settings
 
     return load_settings().home.expanduser() / "cache" / f"vega-bundle-vl-convert-{version}.js"
 
@@ -980,7 +980,7 @@ def write_report(
 
 
 # --------------------------------------------------------------------------------------------------
-# Batch comparison (driftline.compare)
+# Batch comparison (driftline.tasks.compare)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -990,7 +990,7 @@ def render_comparison(
     current_name: str = "current",
     generated_at: datetime | None = None,
 ) -> str:
-    """The report of a :class:`driftline.compare.Comparison`: verdicts, then both distributions per column."""
+    """The report of a :class:`driftline.tasks.compare.Comparison`: verdicts, then both distributions per column."""
     page = Page()
     results: list[Result] = comparison.results
     model: ModelConfig = comparison.model

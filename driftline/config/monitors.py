@@ -19,10 +19,10 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from driftline.errors import ConfigError
-from driftline.notifications_config import ActionsConfig, NotificationsConfig
+from driftline.config.notifications import ActionsConfig, NotificationsConfig
+from driftline.core.errors import ConfigError
+from driftline.core.window import parse_instant
 from driftline.stats.registry import REGISTRY, ColumnKind
-from driftline.window import parse_instant
 
 MODEL_NAME_PATTERN = r"^[a-z0-9_-]+$"
 #: Frame column of labels joined from a separate ground-truth table.
@@ -235,7 +235,7 @@ class ExpectationSpec(_Strict):
 
     @model_validator(mode="after")
     def _known_to_gx(self) -> ExpectationSpec:
-        from driftline.expectations import validate_expectation
+        from driftline.config.expectations import validate_expectation
 
         validate_expectation(self.type, self.kwargs)
         return self

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from driftline.errors import DatabaseUnavailableError
+from driftline.core.errors import DatabaseUnavailableError
 
 NO_PGSERVER = (
     "no database configured and the embedded PostgreSQL (pgserver) is not installed "

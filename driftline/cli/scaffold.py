@@ -20,9 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from driftline.config import MODEL_NAME_PATTERN, parse_config
-from driftline.errors import ConfigError, SchemaMismatchError
-from driftline.window import floor_hour
+from driftline.config.monitors import MODEL_NAME_PATTERN, parse_config
+from driftline.core.errors import ConfigError, SchemaMismatchError
+from driftline.core.window import floor_hour
 
 TIMESTAMP_NAMES = ("ts", "timestamp", "event_time", "event_ts", "created_at", "predicted_at", "scored_at", "time")
 ID_NAMES = ("request_id", "prediction_id", "id", "uuid", "event_id")

@@ -18,11 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
-from driftline.config import MonitorsConfig, parse_config
-from driftline.results import Kind, Result, Status, finite_or_none
+from driftline.config.monitors import MonitorsConfig, parse_config
+from driftline.core.results import Kind, Result, Status, finite_or_none
+from driftline.core.window import Window
 from driftline.stats.registry import DEFAULT_METRICS, ColumnKind, get_statistic
 from driftline.storage.models import ResultRow, RunRow
-from driftline.window import Window
 
 HOUR = timedelta(hours=1)
 
