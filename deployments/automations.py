@@ -32,14 +32,12 @@ from uuid import UUID
 from driftline.config.notifications import DEFAULT_ACTIONS, CicdWebhookAction, NotificationsConfig, SlackChannel
 from driftline.core.errors import DriftlineError
 from driftline.core.results import Kind
+from driftline.deployments.declared import declared
 from driftline.tasks.events import EVENT_NAMES, RETRAIN_PROMOTED, model_resource_id
 from driftline.tasks.notify_channels import read_secret, webhook_url
 from driftline.tasks.promotion import PROMOTION_REQUESTED
 
 TAG = "driftline"
-#: Driftline's own deployments the automations run (created by ``up``/``deploy``/``serve``).
-REQUEST_DEPLOYMENT = "retrain-request/retrain-request"
-PROMOTE_DEPLOYMENT = "promote/promote"
 PREFIX = "driftline-"
 MONITOR_FLOWS = ["monitor-model", "monitor-all", "backfill"]
 FAILED_AUTOMATION = "driftline-monitor-failed"
@@ -105,7 +103,7 @@ def desired_automations(config: Any, deployment_id: Callable[[str], UUID]) -> li
         retrain = actions.retrain
         if retrain is not None and retrain.enabled:
             deployment_id(retrain.deployment)  # the training pipeline must exist: a clear error now, not at drift
-            request = deployment_id(REQUEST_DEPLOYMENT)
+            request = deployment_id(declared("retrain-request").full_name)
             for kind in retrain.on:
                 wanted.append(
                     AutomationCore(
@@ -141,7 +139,7 @@ def desired_automations(config: Any, deployment_id: Callable[[str], UUID]) -> li
                     actions=[
                         RunDeployment(
                             source="selected",
-                            deployment_id=deployment_id(PROMOTE_DEPLOYMENT),
+                            deployment_id=deployment_id(declared("promote").full_name),
                             parameters={
                                 "model": model.name,
                                 "version": "{{ event.payload.version }}",

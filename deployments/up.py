@@ -27,12 +27,11 @@ from sqlalchemy.engine import make_url
 
 from driftline.core.errors import DriftlineError
 from driftline.core.settings import load_settings
+from driftline.deployments.declared import WORK_POOL, runner_deployments
 from driftline.storage.connections import config_path as resolve_config_path
 from driftline.storage.connections import database_urls, load_run_config
 
 DEFAULT_PORT = 4200
-DEFAULT_POOL = "driftline"
-HOURLY_AT_MINUTE_5 = "5 * * * *"
 SERVER = "prefect-server"
 WORKER = "prefect-worker"
 
@@ -197,7 +196,7 @@ def stop_process(pid_file: Path, timeout_s: float = 20) -> bool:
     return stopped
 
 
-def ensure_work_pool(name: str = DEFAULT_POOL) -> bool:
+def ensure_work_pool(name: str = WORK_POOL) -> bool:
     """Create the process work pool if missing; True when created."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
@@ -211,75 +210,27 @@ def ensure_work_pool(name: str = DEFAULT_POOL) -> bool:
             return False
 
 
-def build_work_pool_deployments(config_path: str, cron: str = HOURLY_AT_MINUTE_5) -> list[Any]:
-    """monitor-all (hourly), backfill, and the closed loop's retrain-request, retrain (the example
-    trainer) and promote (on demand / by automation), as module entrypoints."""
+def build_work_pool_deployments(config_path: str, cron: str | None = None) -> list[Any]:
+    """The declared deployments (``deployments/declared.py``) as module entrypoints, for a work pool."""
     from prefect.deployments.runner import EntrypointType
-    from prefect.schedules import Cron
 
-    from driftline.flows.monitor import backfill, monitor_all
-
-    module = EntrypointType.MODULE_PATH
-    return [
-        monitor_all.to_deployment(
-            name="monitor-all",
-            schedules=[Cron(cron, timezone="UTC")],
-            parameters={"config_path": config_path},
-            entrypoint_type=module,
-            description="Every configured model for the hour that just ended.",
-        ),
-        backfill.to_deployment(
-            name="backfill",
-            parameters={"config_path": config_path},
-            entrypoint_type=module,
-            description="One model over [start, end) hour by hour.",
-        ),
-        *closed_loop_deployments(config_path, module),
-    ]
+    return runner_deployments(config_path, cron, EntrypointType.MODULE_PATH)
 
 
 def closed_loop_deployments(config_path: str, entrypoint_type: Any = None) -> list[Any]:
     """``retrain-request`` (what a retrain automation runs), ``retrain`` (the example trainer) and
     ``promote`` (what the promote-on-request automation runs), for a work pool or ``prefect.serve``."""
-    from driftline.flows.promote import promote
-    from driftline.flows.retrain import retrain, retrain_request
-
-    extra = {} if entrypoint_type is None else {"entrypoint_type": entrypoint_type}
-    parameters = {"config_path": config_path}
-    return [
-        retrain_request.to_deployment(
-            name="retrain-request",
-            parameters=parameters,
-            description="Cooldown, then run the model's training deployment (actions.retrain.deployment).",
-            **extra,
-        ),
-        retrain.to_deployment(
-            name="retrain",
-            parameters=parameters,
-            description="Driftline's example trainer: train, compare on a holdout, ask for approval, promote.",
-            **extra,
-        ),
-        promote.to_deployment(
-            name="promote",
-            parameters=parameters,
-            description="Promote a model version: a new reference version and driftline.retrain.promoted.",
-            **extra,
-        ),
-    ]
-
-
-def retrain_deployment(config_path: str) -> Any:
-    """The ``retrain`` deployment for ``prefect.serve`` (kept for callers; see ``closed_loop_deployments``)."""
-    return closed_loop_deployments(config_path)[1]
+    return runner_deployments(config_path, entrypoint_type=entrypoint_type, only_closed_loop=True)
 
 
 def deploy(
     config_path: str | Path | None = None,
-    work_pool: str = DEFAULT_POOL,
-    cron: str = HOURLY_AT_MINUTE_5,
+    work_pool: str = WORK_POOL,
+    cron: str | None = None,
     automations: bool = True,
 ) -> dict[str, Any]:
-    """Against the current PREFECT_API_URL: the work pool, the five deployments, then the automations."""
+    """Against the current PREFECT_API_URL: the work pool, the declared deployments, then the automations;
+    ``cron`` replaces monitor-all's declared schedule."""
     from prefect import deploy as prefect_deploy
 
     from driftline.deployments.automations import apply_automations
@@ -288,8 +239,9 @@ def deploy(
     path = resolve_config_path(config_path).resolve()
     config = load_run_config(path)
     created_pool = ensure_work_pool(work_pool)
+    deployments = build_work_pool_deployments(str(path), cron)
     ids = prefect_deploy(
-        *build_work_pool_deployments(str(path), cron),
+        *deployments,
         work_pool_name=work_pool,
         build=False,
         push=False,
@@ -299,13 +251,7 @@ def deploy(
     outcome: dict[str, Any] = {
         "work_pool": work_pool,
         "work_pool_created": created_pool,
-        "deployments": [
-            "monitor-all/monitor-all",
-            "backfill/backfill",
-            "retrain-request/retrain-request",
-            "retrain/retrain",
-            "promote/promote",
-        ],
+        "deployments": [f"{d.flow_name}/{d.name}" for d in deployments],
         "deployment_ids": [str(i) for i in ids],
     }
     if automations:
@@ -319,10 +265,10 @@ def up(
     config_path: str | Path | None = None,
     port: int = DEFAULT_PORT,
     host: str = "127.0.0.1",
-    work_pool: str = DEFAULT_POOL,
+    work_pool: str = WORK_POOL,
     home: Path | None = None,
     ui: bool = True,
-    cron: str = HOURLY_AT_MINUTE_5,
+    cron: str | None = None,
     prefect_database: str = "prefect",
     worker_log_level: str = "INFO",
 ) -> dict[str, Any]:
