@@ -158,13 +158,13 @@ def write_config(path: Path, database_url: str) -> Path:
 def measure(method: str, size: int, repeat: int, config_path: str) -> dict[str, Any]:
     """Run in a child process: one warm-up, then ``repeat`` timed runs of ``method`` on the window."""
     import sqlalchemy as sa
+    from pushdown import pushdown_window_profile  # bench/pushdown.py (the script's folder is on sys.path)
 
     from driftline.config.monitors import load_config
     from driftline.core.window import Window
     from driftline.storage.connections import open_databases
     from driftline.tasks.extract import read_rows, window_statement
     from driftline.tasks.profiles import ensure_reference, profile_window, stream_window_profile
-    from driftline.tasks.pushdown import pushdown_window_profile
 
     config = load_config(config_path)
     model = config.model("bench_drift")

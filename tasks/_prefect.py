@@ -27,7 +27,11 @@ def is_transient(_task: Any, _run: Any, state: Any) -> bool:
     return False
 
 
-#: Tasks take engines and DataFrames: caching by inputs would hash them, and a window's work must
-#: run again on a rerun anyway (idempotency comes from the upsert, not from a cache).
-PURE = {"cache_policy": NO_CACHE}
-IO = {"cache_policy": NO_CACHE, "retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": is_transient}
+#: Every task runs uncached: tasks take engines and DataFrames (caching by inputs would hash them), and a
+#: window's work must run again on a rerun anyway (idempotency comes from the upsert, not from a cache).
+#: ``NO_RETRIES``: a failure is final (computations, and I/O whose caller owns the retry, e.g. the outbox).
+NO_RETRIES = {"cache_policy": NO_CACHE}
+#: ``RETRY_TRANSIENT``: two more tries, 1 s then 5 s later, on a dropped connection (``is_transient``).
+RETRY_TRANSIENT = NO_RETRIES | {"retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": is_transient}
+#: The former name of ``NO_RETRIES``, still imported by tasks/estimation.py (changed there by its owners).
+PURE = NO_RETRIES

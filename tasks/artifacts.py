@@ -9,7 +9,7 @@ from prefect.artifacts import create_table_artifact
 
 from driftline.core.results import Result, Status, window_verdict
 from driftline.core.window import Window
-from driftline.tasks._prefect import PURE
+from driftline.tasks._prefect import NO_RETRIES
 
 
 def artifact_key(model: str) -> str:
@@ -47,4 +47,4 @@ def publish_summary(model: str, window: Window, results: list[Result], report: s
     return key
 
 
-publish_summary_task = task(publish_summary, name="publish-summary", **PURE)
+publish_summary_task = task(publish_summary, name="publish-summary", **NO_RETRIES)

@@ -10,15 +10,12 @@ Rows (kind ``concept_drift``):
 
 from __future__ import annotations
 
-from prefect import task
-
 from driftline.config.monitors import RESIDUAL, ModelConfig
 from driftline.core.results import Kind, Result, Status
 from driftline.stats.concept import calibration_shift
 from driftline.stats.model_profile import numeric_values
 from driftline.stats.registry import ColumnKind
 from driftline.stats.verdict import Threshold, reason_sentence
-from driftline.tasks._prefect import PURE
 from driftline.tasks.context import WindowContext
 from driftline.tasks.drift import compare_columns, size_reason
 from driftline.tasks.profiles import positive_indicator
@@ -129,6 +126,3 @@ def _relation(context: WindowContext, labelled: int, reason: str | None, family:
     return context.result(
         Kind.CONCEPT_DRIFT, "label_rate_by_score", model.score_column, outcome.statistic, alert, status, details
     )
-
-
-evaluate_concept_task = task(evaluate_concept, name="evaluate-concept-drift", **PURE)

@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from prefect import task
 
 from driftline.config.monitors import ModelConfig
 from driftline.core.results import Kind, Result, Status, worst
@@ -16,7 +15,6 @@ from driftline.stats.model_profile import ModelProfile
 from driftline.stats.profile import CategoricalProfile, NumericProfile
 from driftline.stats.registry import DEFAULT_METRICS, ColumnKind, get_statistic
 from driftline.stats.verdict import Threshold, format_number, judge_family, reason_sentence
-from driftline.tasks._prefect import PURE
 from driftline.tasks.context import WindowContext
 from driftline.tasks.validity import unparsed_reasons
 
@@ -382,6 +380,3 @@ def drift_monitor(context: WindowContext) -> list[Result]:
 
 def _round(value: float) -> float | None:
     return None if value != value else round(value, 6)
-
-
-evaluate_drift_task = task(evaluate_drift, name="evaluate-drift", **PURE)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from driftline.config.monitors import JOINED_LABEL, RESIDUAL, ModelConfig
 from driftline.core.errors import SchemaMismatchError
-from driftline.tasks._prefect import IO
+from driftline.tasks._prefect import RETRY_TRANSIENT
 
 
 def _display_table(model: ModelConfig) -> str:
@@ -305,8 +305,8 @@ def with_derived(frame: pd.DataFrame, model: ModelConfig) -> pd.DataFrame:
     return frame
 
 
-verify_columns_task = task(verify_columns, name="verify-columns", **IO)
-read_rows_task = task(read_rows, name="read-rows", **IO)
+verify_columns_task = task(verify_columns, name="verify-columns", **RETRY_TRANSIENT)
+read_rows_task = task(read_rows, name="read-rows", **RETRY_TRANSIENT)
 
 
 def label_checksums(engine: Engine, model: ModelConfig, start: datetime, end: datetime) -> dict[datetime, str]:

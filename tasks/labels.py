@@ -15,7 +15,7 @@ from driftline.core.results import STATUS_SEVERITY, Kind, Result, Status, worst
 from driftline.core.window import HOUR, Window
 from driftline.stats.model_profile import ModelProfile
 from driftline.storage.connections import Databases
-from driftline.tasks._prefect import IO
+from driftline.tasks._prefect import RETRY_TRANSIENT
 from driftline.tasks.context import WindowContext, run_guarded
 from driftline.tasks.estimation import attach_realised
 from driftline.tasks.extract import label_checksums, labelled_counts, read_rows
@@ -159,5 +159,5 @@ def window_label_checksum(data_engine: Engine, model: ModelConfig, window: Windo
     return label_checksums(data_engine, model, window.start, window.end).get(window.start)
 
 
-window_label_checksum_task = task(window_label_checksum, name="label-checksum", **IO)
-refresh_late_labels_task = task(refresh_late_labels, name="refresh-late-labels", **IO)
+window_label_checksum_task = task(window_label_checksum, name="label-checksum", **RETRY_TRANSIENT)
+refresh_late_labels_task = task(refresh_late_labels, name="refresh-late-labels", **RETRY_TRANSIENT)

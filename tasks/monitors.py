@@ -19,7 +19,7 @@ from prefect import task
 from driftline.config.monitors import ModelConfig, MonitorSpec
 from driftline.core.errors import ConfigError
 from driftline.core.results import Kind, Result
-from driftline.tasks._prefect import PURE
+from driftline.tasks._prefect import NO_RETRIES
 from driftline.tasks.concept import evaluate_concept
 from driftline.tasks.context import FunctionMonitor, Monitor, WindowContext, run_guarded
 from driftline.tasks.drift import drift_monitor
@@ -165,4 +165,4 @@ def run_monitor(monitor: ConfiguredMonitor | Monitor, context: WindowContext) ->
     return run_guarded(monitor, scoped, getattr(monitor, "timeout_seconds", None))
 
 
-run_monitor_task = task(run_monitor, name="monitor", task_run_name="monitor-{monitor.name}", **PURE)
+run_monitor_task = task(run_monitor, name="monitor", task_run_name="monitor-{monitor.name}", **NO_RETRIES)

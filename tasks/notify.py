@@ -33,7 +33,7 @@ from driftline.config.monitors import ModelConfig
 from driftline.config.notifications import NotificationsConfig, effective_notifications
 from driftline.core.results import STATUS_SEVERITY, Kind, Result, Status, worst
 from driftline.core.window import Window
-from driftline.tasks._prefect import PURE
+from driftline.tasks._prefect import NO_RETRIES
 from driftline.tasks.estimation import reacting
 from driftline.tasks.events import build_window_events, emit_events, worst_metrics
 from driftline.tasks.notify_channels import (
@@ -492,7 +492,7 @@ def react(
     return report
 
 
-react_task = task(react, name="react", **PURE)
+react_task = task(react, name="react", **NO_RETRIES)
 
 
 def configured_channels(config: Any, model: str | None = None) -> list[tuple[str, str, Any]]:

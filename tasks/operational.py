@@ -18,14 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from prefect import task
 from scipy import stats
 
 from driftline.core.results import Kind, Result, Status
 from driftline.stats.model_profile import numeric_values
 from driftline.stats.profile import CategoricalProfile, NumericProfile
 from driftline.stats.verdict import Threshold, format_number, judge_family, reason_sentence
-from driftline.tasks._prefect import PURE
 from driftline.tasks.context import WindowContext
 from driftline.tasks.extract import log_table
 
@@ -332,6 +330,3 @@ def evaluate_operational(context: WindowContext) -> list[Result]:
     history, last_row = hourly_history(context)
     results = [volume(context, history), *latency(context), *error_rate(context), silence(context, last_row)]
     return judge_operational_family(context, results)
-
-
-evaluate_operational_task = task(evaluate_operational, name="evaluate-operational", **PURE)

@@ -67,7 +67,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from prefect import task
 from scipy import stats
 from sklearn import metrics as skm
 
@@ -76,7 +75,6 @@ from driftline.core.results import Kind, Result, Status
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values
 from driftline.stats.profile import OTHER, CategoricalProfile, FeatureProfile, NumericProfile, category_text
 from driftline.stats.verdict import ALERT_ALPHA_RATIO, Threshold, format_number, judge_family, reason_sentence
-from driftline.tasks._prefect import PURE
 from driftline.tasks.context import WindowContext
 
 #: Version of the JSON written by :func:`reference_performance`.
@@ -1173,7 +1171,3 @@ def _auc_variance(auc: float, positives: Any, negatives: Any) -> float:
     return max((a * (1 - a) + (positives - 1) * (q1 - a * a) + (negatives - 1) * (q2 - a * a)), 0.0) / (
         positives * negatives
     )
-
-
-reference_performance_task = task(reference_performance, name="reference-performance", **PURE)
-evaluate_performance_task = task(evaluate_performance, name="evaluate-performance", **PURE)

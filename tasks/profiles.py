@@ -14,7 +14,7 @@ from driftline.config.monitors import ModelConfig
 from driftline.core.window import Window
 from driftline.stats.concept import fit_calibration
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values, window_model_profile
-from driftline.tasks._prefect import IO, PURE
+from driftline.tasks._prefect import NO_RETRIES, RETRY_TRANSIENT
 from driftline.tasks.estimation import ESTIMATION, active, fit_estimator, window_state
 from driftline.tasks.extract import iter_rows
 from driftline.tasks.performance import reference_performance
@@ -161,10 +161,10 @@ def stream_window_profile(
     return profile
 
 
-ensure_reference_task = task(ensure_reference, name="reference-profile", **IO)
-choose_reference_task = task(choose_reference, name="reference-profile", **IO)
-profile_window_task = task(profile_window, name="profile-window", **PURE)
-stream_window_profile_task = task(stream_window_profile, name="stream-window-profile", **IO)
+ensure_reference_task = task(ensure_reference, name="reference-profile", **RETRY_TRANSIENT)
+choose_reference_task = task(choose_reference, name="reference-profile", **RETRY_TRANSIENT)
+profile_window_task = task(profile_window, name="profile-window", **NO_RETRIES)
+stream_window_profile_task = task(stream_window_profile, name="stream-window-profile", **RETRY_TRANSIENT)
 
 
 def seasonal_reference(engine: Engine, model: ModelConfig, reference: ModelProfile, window: Window) -> ModelProfile:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from driftline.config.monitors import MonitorsConfig
 from driftline.core.settings import Settings
 from driftline.core.window import Window
-from driftline.tasks._prefect import PURE
+from driftline.tasks._prefect import NO_RETRIES
 
 REPORT_PERIOD = timedelta(days=7)
 
@@ -56,4 +56,4 @@ def refresh_report(
     return location
 
 
-refresh_report_task = task(refresh_report, name="refresh-report", **PURE)
+refresh_report_task = task(refresh_report, name="refresh-report", **NO_RETRIES)

@@ -18,7 +18,7 @@ from driftline.core.results import Kind, Result, Status, finite_or_none
 from driftline.core.window import Window
 from driftline.stats.model_profile import ModelProfile
 from driftline.storage.models import ReferenceProfileRow, ResultRow, RunRow, WindowProfileRow
-from driftline.tasks._prefect import IO
+from driftline.tasks._prefect import RETRY_TRANSIENT
 
 RESULTS = ResultRow.__table__
 RUNS = RunRow.__table__
@@ -431,10 +431,8 @@ def load_runs(engine: Engine, model: str | None = None) -> list[dict[str, Any]]:
         return [dict(row) for row in connection.execute(statement).mappings()]
 
 
-claim_run_task = task(claim_run, name="claim-window", **IO)
-save_window_task = task(save_window, name="persist-window", **IO)
-load_reference_task = task(load_reference, name="load-reference", **IO)
-store_reference_task = task(store_reference, name="store-reference", **IO)
+claim_run_task = task(claim_run, name="claim-window", **RETRY_TRANSIENT)
+save_window_task = task(save_window, name="persist-window", **RETRY_TRANSIENT)
 
 
 WINDOW_PROFILES = WindowProfileRow.__table__
@@ -499,4 +497,4 @@ def load_window_profiles(
     return profiles
 
 
-store_window_profile_task = task(store_window_profile, name="store-window-profile", **IO)
+store_window_profile_task = task(store_window_profile, name="store-window-profile", **RETRY_TRANSIENT)

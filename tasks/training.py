@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from driftline.config.monitors import ModelConfig
 from driftline.core.window import HOUR, floor_hour
-from driftline.tasks._prefect import IO, PURE
+from driftline.tasks._prefect import NO_RETRIES, RETRY_TRANSIENT
 from driftline.tasks.extract import log_table, read_rows
 from driftline.tasks.notify_store import record_model_version
 from driftline.tasks.profiles import positive_indicator
@@ -265,6 +265,6 @@ def approval_request(model: ModelConfig, data: TrainingData, comparison: Compari
     return "\n".join(lines)
 
 
-training_rows_task = task(training_rows, name="training-rows", **IO)
-train_candidate_task = task(train_candidate, name="train-candidate", **PURE)
-compare_task = task(compare, name="compare-on-holdout", **PURE)
+training_rows_task = task(training_rows, name="training-rows", **RETRY_TRANSIENT)
+train_candidate_task = task(train_candidate, name="train-candidate", **NO_RETRIES)
+compare_task = task(compare, name="compare-on-holdout", **NO_RETRIES)

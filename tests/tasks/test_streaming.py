@@ -12,14 +12,13 @@ import pytest
 import sqlalchemy as sa
 
 import driftline.flows.monitor as monitor_flow
-from driftline.config.monitors import RESIDUAL, parse_config
+from driftline.config.monitors import parse_config
 from driftline.core.window import Window
 from driftline.flows.monitor import monitor_model
 from driftline.stats.model_profile import ModelProfile
 from driftline.stats.profile import CategoricalProfile, NumericProfile
 from driftline.tasks.extract import iter_rows, read_rows
 from driftline.tasks.profiles import fit_reference, profile_window, stream_window_profile
-from driftline.tasks.pushdown import pushdown_window_profile
 from driftline.tasks.store import load_results
 from tests.conftest import DAY, model_entry, write_config
 
@@ -86,7 +85,7 @@ def awkward_log(engine: sa.Engine, log_schema: str) -> dict[str, Any]:
     return {"model": parse_config({"models": [entry]}).models[0], "rows": rows}
 
 
-def _assert_same(streamed: ModelProfile, whole: ModelProfile) -> None:
+def assert_same_profile(streamed: ModelProfile, whole: ModelProfile) -> None:
     assert streamed.row_count == whole.row_count
     assert streamed.features.keys() == whole.features.keys()
     for name, mine in streamed.features.items():
@@ -117,8 +116,10 @@ def test_streamed_profile_equals_the_whole_frames(engine: sa.Engine, awkward_log
         part = profile_window(block, reference, model)
         folded = part if folded is None else folded.merge(part)
     assert folded is not None
-    _assert_same(folded, profile_window(frame, reference, model))
-    _assert_same(stream_window_profile(engine, model, window, reference), profile_window(frame, reference, model))
+    assert_same_profile(folded, profile_window(frame, reference, model))
+    assert_same_profile(
+        stream_window_profile(engine, model, window, reference), profile_window(frame, reference, model)
+    )
     # The integer categories read alike with and without a NULL beside them.
     code = folded.features["code"]
     assert isinstance(code, CategoricalProfile) and set(code.counts) == {"1", "2", "3"}
@@ -126,54 +127,6 @@ def test_streamed_profile_equals_the_whole_frames(engine: sa.Engine, awkward_log
     assert code.nulls == expected_nulls > 0
     zip_codes = folded.features["zip"]
     assert isinstance(zip_codes, CategoricalProfile) and "00007" in zip_codes.counts
-
-
-def test_pushdown_profile_equals_the_whole_frames(engine: sa.Engine, awkward_log: dict[str, Any]) -> None:
-    model = awkward_log["model"]
-    window = Window(T0, T0 + timedelta(hours=1))
-    frame = read_rows(engine, model, window.start, window.end)
-    reference = fit_reference(frame, model)
-    pushed = pushdown_window_profile(engine, model, window, reference)
-    assert pushed is not None
-    _assert_same(pushed, profile_window(frame, reference, model))
-    grade = pushed.features["grade"]
-    assert isinstance(grade, CategoricalProfile)
-    assert set(grade.counts) == {"1", "2", "2.5", "inf", "-inf", "1e+20", "0.1", "-3", "1.5e-07", "12345.678"}
-    # A shifted window on the same reference, and an empty one.
-    later = Window(T0 + timedelta(minutes=30), T0 + timedelta(minutes=90))
-    pushed_later = pushdown_window_profile(engine, model, later, reference)
-    assert pushed_later is not None and 0 < pushed_later.row_count < ROWS
-    _assert_same(pushed_later, profile_window(read_rows(engine, model, later.start, later.end), reference, model))
-    empty = Window(T0 - timedelta(hours=1), T0)
-    pushed_empty = pushdown_window_profile(engine, model, empty, reference)
-    whole_empty = profile_window(read_rows(engine, model, empty.start, empty.end), reference, model)
-    assert pushed_empty is not None and pushed_empty.row_count == whole_empty.row_count == 0
-    for name, feature in pushed_empty.features.items():
-        assert feature.to_json() == whole_empty.features[name].to_json(), name
-
-
-def test_pushdown_matches_on_a_labelled_classifier_and_a_regressor(
-    engine: sa.Engine, loan_log: dict[str, Any]
-) -> None:
-    """Float predictions and labels as categories (classifier), the derived residual (regressor)."""
-    window = Window(DAY + timedelta(hours=14), DAY + timedelta(hours=15))
-    for entry in (
-        model_entry("loan", loan_log["table"]),
-        model_entry("loan_reg", loan_log["table"], task="regression", score_column=None),
-    ):
-        model = parse_config({"models": [entry]}).models[0]
-        reference = fit_reference(read_rows(engine, model, DAY - timedelta(hours=48), DAY), model)
-        pushed = pushdown_window_profile(engine, model, window, reference)
-        assert pushed is not None
-        whole = profile_window(read_rows(engine, model, window.start, window.end), reference, model)
-        assert pushed.row_count == whole.row_count == 200
-        assert (RESIDUAL in pushed.features) == (model.task == "regression")
-        for name, feature in pushed.features.items():
-            theirs = whole.features[name]
-            mine_json, their_json = feature.to_json(), theirs.to_json()
-            for key in ("total", "total_sq"):
-                assert mine_json.pop(key, 0.0) == pytest.approx(their_json.pop(key, 0.0), rel=1e-9, abs=1e-6)
-            assert mine_json == their_json, (model.name, name)
 
 
 def test_an_empty_window_streams_one_empty_block(engine: sa.Engine, awkward_log: dict[str, Any]) -> None:

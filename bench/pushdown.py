@@ -1,4 +1,6 @@
-"""A window's profile computed inside PostgreSQL: only the counts leave the database.
+"""A window's profile computed inside PostgreSQL: only the counts leave the database (the bench's
+``pushdown`` method in ``bench/window_scale.py``; the flow streams instead, faster at every size
+measured, docs/scale.md).
 
 ``pushdown_window_profile`` returns what ``profile_window`` computes from the rows, without
 reading them out: one scan groups every numeric feature's bin (``width_bucket`` on the reference's
