@@ -282,28 +282,10 @@ def with_reason(r: Result) -> Result:
         return r
     d = r.details
     if r.metric.startswith("latency_p"):
-        level = r.threshold if r.status == Status.ALERT else d.get("warning")
-        text = reason_sentence(
-            subject=f"{r.feature} {r.metric.removeprefix('latency_')}",
-            label="latency",
-            value=r.value,
-            status=r.status,
-            threshold=Threshold(level or math.nan, level or math.nan),
-            pvalue=d.get("p_value_adjusted"),
-            rows=d.get("rows"),
-        )
+        text = _level_sentence(r, f"{r.feature} {r.metric.removeprefix('latency_')}", "latency")
         text += f"; {format_number(d.get('ratio'))}x the reference's {format_number(d.get('reference'))}"
     elif r.metric == "error_rate":
-        level = r.threshold if r.status == Status.ALERT else d.get("warning")
-        text = reason_sentence(
-            subject=f"{r.feature} error rate",
-            label="",
-            value=r.value,
-            status=r.status,
-            threshold=Threshold(level or math.nan, level or math.nan),
-            pvalue=d.get("p_value_adjusted"),
-            rows=d.get("rows"),
-        ).replace(":  ", ": ")
+        text = _level_sentence(r, f"{r.feature} error rate", "")
         text += f"; {d.get('errors', 0):,} errors, reference rate {format_number(d.get('reference_rate'))}"
     elif r.metric == "row_count":
         expected = d.get("expected")
@@ -324,6 +306,26 @@ def with_reason(r: Result) -> Result:
     else:
         return r
     return replace(r, details=dict(d) | {"reason": text, **({"rule": d["reason"]} if d.get("reason") else {})})
+
+
+def _level_sentence(r: Result, subject: str, label: str) -> str:
+    """The sentence of a latency or error-rate result judged against its warning/alert levels
+    (``details.warning``, ``threshold``; a missing level reads ``nan``)."""
+    d = r.details
+    levels = Threshold(_or_nan(d.get("warning")), _or_nan(r.threshold))
+    return reason_sentence(
+        subject=subject,
+        label=label,
+        value=r.value,
+        status=r.status,
+        threshold=levels,
+        pvalue=d.get("p_value_adjusted"),
+        rows=d.get("rows"),
+    )
+
+
+def _or_nan(level: float | None) -> float:
+    return math.nan if level is None else float(level)
 
 
 def evaluate_operational(context: WindowContext) -> list[Result]:

@@ -745,7 +745,7 @@ def _performance_sentence(r: Result, status: Status, p_adj: float | None) -> str
         status=status,
         threshold=Threshold(level, level, higher_is_worse=lower),
         pvalue=p_adj,
-    ).replace(":  ", ": ")
+    )
     rows_text = f"{d.get('labelled_rows', 0):,} labelled rows"
     if r.feature is not None and d.get("window_rows"):
         rows_text += f" ({d.get('rows', 0) / d['window_rows']:.0%} of the window's rows)"

@@ -170,7 +170,8 @@ def reason_sentence(
     """
     level = threshold.alert if status == Status.ALERT else threshold.warning
     sign = "≥" if threshold.higher_is_worse else "≤"
-    parts = [f"{subject}: {label} {format_number(value)} {sign} {format_number(level)} ({status})"]
+    measured = f"{label} {format_number(value)}" if label else format_number(value)  # label "": the subject says it
+    parts = [f"{subject}: {measured} {sign} {format_number(level)} ({status})"]
     if (p := format_pvalue(pvalue)) is not None:
         parts.append(p)
     if rows is not None and reference_rows is not None:
