@@ -19,6 +19,24 @@ import sqlalchemy as sa
 import yaml
 
 DEFAULT_TEST_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
+TESTS = Path(__file__).resolve().parent
+#: Folders whose every test carries the folder's marker.
+FOLDER_MARKERS = {"e2e": "e2e", "faults": "faults"}
+#: Markers that imply ``slow``: ``pytest -m "not slow"`` (the fast loop) leaves these tests out.
+SLOW_KINDS = ("e2e", "faults", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection reads the markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests under tests/e2e and tests/faults get the ``e2e``/``faults`` marker; those and the
+    ``browser`` tests are ``slow`` too (markers are registered in pyproject.toml)."""
+    for item in items:
+        path = Path(item.path).resolve()
+        folder = path.relative_to(TESTS).parts[0] if path.is_relative_to(TESTS) else None
+        if folder in FOLDER_MARKERS:
+            item.add_marker(FOLDER_MARKERS[folder])
+        if any(item.get_closest_marker(kind) for kind in SLOW_KINDS) and not item.get_closest_marker("slow"):
+            item.add_marker("slow")
 
 
 def _reachable(url: str) -> bool:

@@ -25,6 +25,8 @@ START = datetime(2026, 3, 10, tzinfo=UTC)
 XSS = "<script>alert(1)</script>"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
