@@ -663,30 +663,71 @@ def estimation_monitor(context: WindowContext) -> list[Result]:
 
 
 def attach_realised(results: list[Result]) -> list[Result]:
-    """Each overall ``estimated_<m>`` result with the window's realised ``<m>`` beside it, when the
-    labels have given one: ``details.realised``, ``realised_status``, ``labelled_rows`` and
-    ``within_band``. Results are returned in the same order (new objects where changed)."""
+    """Each ``estimated_<m>`` result with the window's realised ``<m>`` beside it, when the labels
+    have given one. Overall: ``details.realised``, ``realised_status``, ``labelled_rows`` and
+    ``within_band``. Per feature (``estimated_segment_<m>``): the realised value of the *same*
+    segment (from the realised ``segment_<m>`` result's ``segment_values``) beside the headline
+    segment and beside every listed segment, each with ``within_band``; ``realised_worst_segment``
+    names the segment the realised metric judged worst. A segment without enough labels gets no
+    realised value. Results are returned in the same order (new objects where changed)."""
     realised = {
-        (r.kind, r.metric, r.window_start, r.resolution): r
+        (r.kind, r.metric, r.feature, r.window_start, r.resolution): r
         for r in results
-        if r.feature is None and not is_estimate(r) and r.value is not None
+        if not is_estimate(r) and r.value is not None
     }
     out = []
     for r in results:
-        match = realised.get((r.kind, r.metric.removeprefix(PREFIX), r.window_start, r.resolution))
-        if is_estimate(r) and r.feature is None and match is not None and math.isfinite(float(match.value)):
-            band = r.details.get("band")
+        match = (
+            realised.get((r.kind, r.metric.removeprefix(PREFIX), r.feature, r.window_start, r.resolution))
+            if is_estimate(r)
+            else None
+        )
+        if match is not None and r.feature is None and math.isfinite(float(match.value)):
             value = float(match.value)
             details = {
                 **r.details,
                 "realised": value,
                 "realised_status": str(match.status),
                 "labelled_rows": match.details.get("labelled_rows"),
-                "within_band": bool(band[0] <= value <= band[1]) if band else None,
+                "within_band": _within(r.details.get("band"), value),
             }
             r = replace(r, details=details)
+        elif match is not None and r.feature is not None and match.details.get("segment_values"):
+            r = replace(r, details=_segments_beside(r.details, match))
         out.append(r)
     return out
+
+
+def _within(band: list[float] | None, value: float | None) -> bool | None:
+    if not band or value is None or not math.isfinite(value):
+        return None
+    return bool(band[0] <= value <= band[1])
+
+
+def _segments_beside(details: dict[str, Any], match: Result) -> dict[str, Any]:
+    """The estimated segments' details with the realised value of each same segment beside it."""
+    values: dict[str, dict[str, Any]] = match.details["segment_values"]
+
+    def beside(entry: dict[str, Any]) -> dict[str, Any]:
+        truth = values.get(str(entry.get("segment"))) or {}
+        value = _finite(truth.get("value"))
+        return {
+            **entry,
+            "realised": value,
+            "labelled_rows": truth.get("labelled_rows"),
+            "within_band": _within(entry.get("band"), value),
+        }
+
+    headline = beside({"segment": details.get("segment"), "band": details.get("band")})
+    return {
+        **details,
+        "realised": headline["realised"],
+        "labelled_rows": headline["labelled_rows"],
+        "within_band": headline["within_band"],
+        "realised_status": str(match.status),
+        "realised_worst_segment": match.details.get("segment"),
+        "segments": [beside(entry) for entry in details.get("segments") or []],
+    }
 
 
 def reacting(model: ModelConfig, results: list[Result]) -> list[Result]:

@@ -1071,6 +1071,9 @@ def _segment_result(
             }
             for s in compared[:3]
         ],
+        # Every compared segment's realised value: an estimated segment (performance_estimation) is put
+        # beside the realised value of the same segment, not beside the realised worst one.
+        "segment_values": {s.name: {"value": s.value, "labelled_rows": s.labelled_rows} for s in compared},
     }
     return context.result(Kind.PERFORMANCE, name, feature, worst.value, alert_bound, status, details)
 

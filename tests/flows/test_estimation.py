@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sklearn.metrics import roc_auc_score
 
 import driftline.flows.monitor as monitor_flow
 from driftline.core.results import Kind, Status
@@ -77,6 +78,20 @@ def test_unlabelled_hour_gets_estimates_and_late_labels_sit_beside_them(
         assert beside["realised"] == pytest.approx(realised[metric].value) and beside["labelled_rows"] == 200
         assert beside["within_band"] == (beside["band"][0] <= beside["realised"] <= beside["band"][1])
     assert after[("estimated_accuracy", None)].value == pytest.approx(accuracy.value)
+
+    # Per segment: each estimated region's ROC AUC sits beside the realised ROC AUC of the same region
+    # (scikit-learn on that region's labelled rows of the hour), not beside the realised worst region.
+    hour_rows = [row for row in loan_log["rows"] if start <= row["ts"] < start + timedelta(hours=1)]
+    region = after[("estimated_segment_roc_auc", "region")].details
+    listed = {entry["segment"]: entry for entry in region["segments"]}
+    assert listed.keys() == {"north", "south", "east"}  # ~100/60/40 rows: each above the 30-label minimum
+    for name, entry in listed.items():
+        rows = [row for row in hour_rows if row["region"] == name]
+        expected = roc_auc_score([row["label"] for row in rows], [row["score"] for row in rows])
+        assert entry["realised"] == pytest.approx(expected) and entry["labelled_rows"] == len(rows)
+        assert entry["within_band"] == (entry["band"][0] <= entry["realised"] <= entry["band"][1])
+    assert region["realised"] == listed[region["segment"]]["realised"]
+    assert region["realised_worst_segment"] in listed
 
 
 def test_profile_only_model_streams_its_estimates(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -201,3 +202,57 @@ def test_only_models_that_run_the_estimate_fold_it_and_segments_stay_small(class
     assert {cell.shape for cells in state.segments.values() for cell in cells.values()} == {(2, 20)}
     drift_only = _model(monitors=[{"name": "data_drift"}])
     assert profile_window(window, reference, drift_only).states == {}
+
+
+def test_segment_estimates_sit_beside_the_realised_value_of_the_same_segment() -> None:
+    start, end = WINDOW.start, WINDOW.end
+    estimate = Result(
+        "loan",
+        start,
+        end,
+        Kind.PERFORMANCE,
+        "estimated_segment_roc_auc",
+        "region",
+        0.70,
+        0.6,
+        Status.OK,
+        {
+            "segment": "west",
+            "band": [0.65, 0.75],
+            "segments": [
+                {"segment": "west", "rows": 90, "value": 0.70, "band": [0.65, 0.75]},
+                {"segment": "north", "rows": 80, "value": 0.80, "band": [0.76, 0.84]},
+                {"segment": "south", "rows": 40, "value": 0.78, "band": [0.70, 0.86]},
+            ],
+        },
+    )
+    # The realised monitor judged north the worst; south had too few labels to be compared.
+    realised = Result(
+        "loan",
+        start,
+        end,
+        Kind.PERFORMANCE,
+        "segment_roc_auc",
+        "region",
+        0.62,
+        0.6,
+        Status.WARNING,
+        {
+            "segment": "north",
+            "segment_values": {
+                "north": {"value": 0.62, "labelled_rows": 80},
+                "west": {"value": 0.71, "labelled_rows": 90},
+            },
+        },
+    )
+    other_feature = replace(realised, feature="income")
+    attached = attach_realised([estimate, realised, other_feature])
+    details = attached[0].details
+    assert (details["realised"], details["labelled_rows"], details["within_band"]) == (0.71, 90, True)
+    assert details["realised_worst_segment"] == "north" and details["realised_status"] == "warning"
+    by_segment = {entry["segment"]: entry for entry in details["segments"]}
+    assert (by_segment["north"]["realised"], by_segment["north"]["within_band"]) == (0.62, False)
+    assert by_segment["south"]["realised"] is None and by_segment["south"]["within_band"] is None
+    assert attached[1:] == [realised, other_feature]
+    # Before the labels (no realised segment result) nothing is attached.
+    assert attach_realised([estimate]) == [estimate]
