@@ -25,7 +25,7 @@ arrive, :func:`attach_realised` puts the realised value beside the estimate (``d
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ from driftline.stats.estimation import (
     Calibrator,
     Estimate,
     EstimationState,
+    LevelError,
     estimate_classification,
     estimate_regression,
     fit_additive_loss,
@@ -72,6 +73,8 @@ ESTIMATION = "estimation"
 MONITOR_NAME = "performance_estimation"
 ESTIMATOR_VERSION = 1
 REGRESSION_ESTIMATES = ("mae", "rmse")
+#: The regressors' loss model has at most this many coefficients (main effects, then pairs of segments).
+MAX_LOSS_LEVELS = 4000
 PREFIX = "estimated_"
 #: Calibration is called poor when, fitted on one half of the reference (in time order) and checked on
 #: the other, an estimate misses the realised accuracy or ROC AUC by more than this (or 3 standard errors).
@@ -171,10 +174,14 @@ def fit_estimator(frame: pd.DataFrame, model: ModelConfig, profile: ModelProfile
     reference_profile = ModelProfile(len(frame), dict(profile.features), {ESTIMATION: estimator})
     state = window_state(frame, model, reference_profile)
     if state is not None:
-        estimator["reference"] = _estimates_json(_estimates(estimator, state.overall))
+        calibration = _calibration(estimator)
+        estimator["reference"] = _estimates_json(_estimates(estimator, state.overall, calibration=calibration))
         estimator["reference_segments"] = {
             feature: {
-                name: {"rows": _rows_in(model, value), **_estimates_json(_estimates(estimator, value, segment=True))}
+                name: {
+                    "rows": _rows_in(model, value),
+                    **_estimates_json(_estimates(estimator, value, segment=True, calibration=calibration)),
+                }
                 for name, value in segments.items()
             }
             for feature, segments in state.segments.items()
@@ -273,18 +280,43 @@ def _fit_regressor(
     if np.isfinite(error).sum() < 2:
         return None
     inputs = _loss_inputs(model, profile, features)
-    codes = [_segment_codes(frame, name, profile.features[name], vocabulary) for name, vocabulary in inputs]
-    levels = [len(vocabulary) for _, vocabulary in inputs]
+    codes, levels = _loss_codes(frame, profile, inputs, model.prediction_column)
     finite = error[np.isfinite(error)]
     mse = float(np.mean(finite**2))
     return {
         "method": "additive loss model (direct loss estimation)",
         "loss_inputs": [name for name, _ in inputs],
+        "interactions": model.prediction_column,
         "absolute_loss": fit_additive_loss(codes, levels, np.abs(error)).to_json(),
         "squared_loss": fit_additive_loss(codes, levels, error**2).to_json(),
         # E[e^4] / E[e^2]^2 on the reference: the spread of the squared errors for the RMSE band.
         "kurtosis": float(np.mean(finite**4) / mse**2) if mse > 0 else 3.0,
     }
+
+
+def _loss_codes(
+    frame: pd.DataFrame, profile: ModelProfile, inputs: list[tuple[str, list[str]]], interactions: str | None
+) -> tuple[list[np.ndarray], list[int]]:
+    """The loss model's one-hot blocks: each input's segment and, with ``interactions`` (the prediction
+    column), each feature's segment crossed with the prediction's — the error's scale changes with the
+    predicted value differently per segment (measured on NannyML's car-price data: main effects alone
+    missed the realised MAE by 7%)."""
+    codes = [_segment_codes(frame, name, profile.features[name], vocabulary) for name, vocabulary in inputs]
+    levels = [len(vocabulary) for _, vocabulary in inputs]
+    names = [name for name, _ in inputs]
+    if interactions is None or interactions not in names:
+        return codes, levels
+    # The prediction crossed with each feature first, then the features' pairs, while the model stays
+    # under MAX_LOSS_LEVELS coefficients (its normal equations are a dense square of that size).
+    at = names.index(interactions)
+    pairs = [(i, at) for i in range(len(names)) if i != at]
+    pairs += [(i, j) for i in range(len(names)) for j in range(i + 1, len(names)) if at not in (i, j)]
+    for i, j in pairs:
+        if sum(levels) + levels[i] * levels[j] > MAX_LOSS_LEVELS:
+            continue
+        codes.append(codes[i] * levels[j] + codes[j])
+        levels.append(levels[i] * levels[j])
+    return codes, levels
 
 
 def _loss_inputs(model: ModelConfig, profile: ModelProfile, features: list[str]) -> list[tuple[str, list[str]]]:
@@ -325,7 +357,7 @@ def window_state(frame: pd.DataFrame, model: ModelConfig, reference: ModelProfil
         inputs = [
             (n, _segment_vocabulary(reference.features[n])) for n in estimator["loss_inputs"] if n in reference.features
         ]
-        codes = [_segment_codes(frame, name, reference.features[name], vocabulary) for name, vocabulary in inputs]
+        codes, _ = _loss_codes(frame, reference, inputs, estimator.get("interactions"))
         absolute = AdditiveLoss.from_json(estimator["absolute_loss"]).predict(codes) if codes else np.zeros(len(frame))
         squared = AdditiveLoss.from_json(estimator["squared_loss"]).predict(codes) if codes else np.zeros(len(frame))
         usable = np.isfinite(numeric_values(_column(frame, model.prediction_column)))
@@ -370,11 +402,39 @@ def segment_groups(calibrator: Calibrator) -> tuple[np.ndarray, np.ndarray]:
     return group.astype(np.int64), levels
 
 
-def _estimates(estimator: dict[str, Any], cell: np.ndarray, segment: bool = False) -> dict[str, Estimate]:
+@dataclass(frozen=True)
+class _Calibration:
+    """A classifier's calibration read once per run: levels and how they depend on the reference's
+    labels, overall (score bins) and per segment (score groups); the errors are None for an estimator
+    stored before they were kept."""
+
+    levels: np.ndarray
+    error: LevelError | None
+    group_levels: np.ndarray
+    group_error: LevelError | None
+
+
+def _calibration(estimator: dict[str, Any]) -> _Calibration | None:
+    if estimator["task"] != "classification":
+        return None
+    calibrator = Calibrator.from_json(estimator["calibrator"])
+    error = calibrator.level_error()
+    group, group_levels = segment_groups(calibrator)
+    # A group's level is its bins' reference-row-weighted mean (segment_groups).
+    group_error = None if error is None else error.grouped(group, calibrator.rows.astype(np.float64))
+    return _Calibration(calibrator.levels, error, group_levels, group_error)
+
+
+def _estimates(
+    estimator: dict[str, Any], cell: np.ndarray, segment: bool = False, calibration: _Calibration | None = None
+) -> dict[str, Estimate]:
+    """The estimates of one cell; pass ``calibration`` (:func:`_calibration`) when estimating many cells."""
     if estimator["task"] == "classification":
-        calibrator = Calibrator.from_json(estimator["calibrator"])
-        levels = segment_groups(calibrator)[1] if segment else calibrator.levels
-        return estimate_classification(levels, cell)
+        calibration = calibration or _calibration(estimator)
+        assert calibration is not None
+        if segment:
+            return estimate_classification(calibration.group_levels, cell, calibration.group_error)
+        return estimate_classification(calibration.levels, cell, calibration.error)
     return estimate_regression(float(cell[0]), float(cell[1]), float(cell[2]), float(estimator.get("kurtosis", 3.0)))
 
 
@@ -399,9 +459,11 @@ def _z(model: ModelConfig) -> float:
 
 
 def _band(model: ModelConfig, metric: str, estimate: Estimate) -> list[float] | None:
-    if not (math.isfinite(estimate.value) and math.isfinite(estimate.standard_error)):
+    """The band at ``performance.estimation.confidence``: the window's sampling error and the
+    calibration's error from the reference labels, combined (independent draws)."""
+    if not (math.isfinite(estimate.value) and math.isfinite(estimate.total_error)):
         return None
-    half = _z(model) * estimate.standard_error
+    half = _z(model) * estimate.total_error
     low, high = estimate.value - half, estimate.value + half
     if metric in CLASSIFICATION_ESTIMATES:
         low, high = max(low, 0.0), min(high, 1.0)
@@ -508,7 +570,8 @@ def estimate_results(
         }
     realised_reference = ((reference.extras.get("performance") or {}).get("metrics") or {}) if reference else {}
     reference_estimates = estimator.get("reference") or {}
-    estimates = _estimates(estimator, state.overall)
+    calibration = _calibration(estimator)
+    estimates = _estimates(estimator, state.overall, calibration=calibration)
     alpha = _alpha(model)
     results = []
     for metric in metrics:
@@ -519,6 +582,7 @@ def estimate_results(
             **base,
             "band": _band(model, metric, estimate),
             "standard_error": _finite(estimate.standard_error),
+            "calibration_error": _finite(estimate.calibration_error),
             "reference_value": ref_value,
             "reference_realised": _finite(realised_reference.get(metric)),
             "direction": "lower_is_better" if metric in LOWER_IS_BETTER else "higher_is_better",
@@ -563,7 +627,9 @@ def estimate_results(
     if model.performance.segments:
         features = [f for f in state.segments if f in (estimator.get("reference_segments") or {})]
         for feature in features:
-            results.append(_segment_result(model, window, estimator, state, feature, len(features), resolution, base))
+            results.append(
+                _segment_result(model, window, estimator, state, feature, len(features), resolution, base, calibration)
+            )
     return results
 
 
@@ -576,6 +642,7 @@ def _segment_result(
     features: int,
     resolution: str,
     base: dict[str, Any],
+    calibration: _Calibration | None = None,
 ) -> Result:
     """The most degraded segment of one feature by its estimated primary metric (Bonferroni over the
     segments compared and the features, as for the realised segments)."""
@@ -590,7 +657,7 @@ def _segment_result(
         ref_metric = ref.get(metric) or {}
         if rows < minimum or int(ref.get("rows") or 0) < minimum or ref_metric.get("value") is None:
             continue
-        estimate = _estimates(estimator, cell, segment=True)[metric]
+        estimate = _estimates(estimator, cell, segment=True, calibration=calibration)[metric]
         if not math.isfinite(estimate.value):
             continue
         p_value = _worse_pvalue(
@@ -632,6 +699,7 @@ def _segment_result(
         "rows": rows,
         "band": _band(model, metric, estimate),
         "standard_error": _finite(estimate.standard_error),
+        "calibration_error": _finite(estimate.calibration_error),
         "reference_value": ref_value,
         "warning": warning_bound,
         "p_value": p_value,

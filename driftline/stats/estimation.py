@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+from scipy import linalg, sparse
 from scipy import stats as sps
 
 #: Raw scores are grouped into at most this many groups of whole tied values before the
@@ -50,15 +51,50 @@ MIN_BIN_ROWS = 50
 
 
 class Estimate(NamedTuple):
-    """An estimated metric and its standard error (the realised metric's sampling error)."""
+    """An estimated metric, its standard error (the realised metric's sampling error given the
+    calibrated probabilities) and its calibration error (the estimate's standard error from the
+    reference labels the calibration was fitted on; 0 when not computed)."""
 
     value: float
     standard_error: float
+    calibration_error: float = 0.0
+
+    @property
+    def total_error(self) -> float:
+        """Both errors combined: the window's labels and the reference's are independent draws."""
+        return math.hypot(self.standard_error, self.calibration_error)
 
 
 # --------------------------------------------------------------------------------------------
 # Calibration
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LevelError:
+    """Levels that are linear in independent fitted rates: ``levels = mixing @ rates`` with
+    ``Var(rates) = variance``. The variance of any smooth function of the levels with gradient ``g``
+    is then ``sum(variance * (mixing' g)^2)`` (delta method) — O(K), no ``(K, K)`` matrix."""
+
+    mixing: sparse.csr_matrix
+    variance: np.ndarray
+
+    def of(self, gradient: np.ndarray) -> float:
+        through = self.mixing.T @ gradient
+        return float(self.variance @ (through * through))
+
+    def grouped(self, group: np.ndarray, weight: np.ndarray) -> LevelError:
+        """The error of group levels that are weighted means of the levels (``weight`` per level,
+        normalised within its group)."""
+        groups = int(group.max()) + 1 if group.size else 0
+        totals = np.bincount(group, weights=weight, minlength=groups)
+        share = weight / np.where(totals[group] > 0, totals[group], 1.0)
+        mean_of = sparse.csr_matrix((share, (group, np.arange(group.size))), shape=(groups, group.size))
+        return LevelError(sparse.csr_matrix(mean_of @ self.mixing), self.variance)
+
+    def covariance(self) -> np.ndarray:
+        dense = self.mixing.toarray()
+        return (dense * self.variance) @ dense.T
 
 
 @dataclass(frozen=True)
@@ -72,10 +108,37 @@ class Calibrator:
     starts: np.ndarray
     levels: np.ndarray
     rows: np.ndarray
+    #: Each step's level as ``(1 - weight) * P[plateau] + weight * P[plateau + 1]`` of the isotonic
+    #: plateaus' probabilities ``P``, whose binomial variances are ``plateau_variance``: what the
+    #: calibration error of an estimate needs. Empty for a calibrator stored before they were kept.
+    step_plateau: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    step_weight: np.ndarray = field(default_factory=lambda: np.empty(0))
+    plateau_variance: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @property
     def plateaus(self) -> int:
         return int(self.levels.size)
+
+    def level_error(self) -> LevelError | None:
+        """How the step levels depend on the reference's labels (plateaus are independent binomial
+        rates; interpolated steps share them). None for a calibrator stored without it."""
+        if self.plateau_variance.size == 0 or self.step_plateau.size != self.levels.size:
+            return None
+        steps = np.arange(self.levels.size)
+        upper = np.minimum(self.step_plateau + 1, self.plateau_variance.size - 1)
+        mixing = sparse.csr_matrix(
+            (
+                np.concatenate([1.0 - self.step_weight, self.step_weight]),
+                (np.concatenate([steps, steps]), np.concatenate([self.step_plateau, upper])),
+            ),
+            shape=(self.levels.size, self.plateau_variance.size),
+        )
+        return LevelError(mixing, self.plateau_variance)
+
+    def level_covariance(self) -> np.ndarray | None:
+        """The ``(K, K)`` covariance of the step levels (dense; :meth:`level_error` is the cheap form)."""
+        error = self.level_error()
+        return None if error is None else error.covariance()
 
     def plateau(self, score: npt.ArrayLike) -> np.ndarray:
         """The plateau index of each score; -1 for NaN/NULL. Scores below the first plateau take it,
@@ -95,7 +158,14 @@ class Calibrator:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"starts": self.starts.tolist(), "levels": self.levels.tolist(), "rows": self.rows.tolist()}
+        return {
+            "starts": self.starts.tolist(),
+            "levels": self.levels.tolist(),
+            "rows": self.rows.tolist(),
+            "step_plateau": self.step_plateau.tolist(),
+            "step_weight": self.step_weight.tolist(),
+            "plateau_variance": self.plateau_variance.tolist(),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Calibrator:
@@ -103,6 +173,9 @@ class Calibrator:
             np.asarray(data["starts"], dtype=np.float64),
             np.asarray(data["levels"], dtype=np.float64),
             np.asarray(data["rows"], dtype=np.int64),
+            np.asarray(data.get("step_plateau", []), dtype=np.int64),
+            np.asarray(data.get("step_weight", []), dtype=np.float64),
+            np.asarray(data.get("plateau_variance", []), dtype=np.float64),
         )
 
 
@@ -173,8 +246,17 @@ def fit_isotonic(
     minimum = max(20, s.size // 200) if min_plateau_rows is None else int(min_plateau_rows)
     starts, rows, hits = _merge_small(list(starts), list(rows), list(hits), minimum)
     plateau_levels = (np.asarray(hits) + PRIOR_ROWS) / (np.asarray(rows) + 2 * PRIOR_ROWS)
+    # The binomial variance of each smoothed plateau rate: what the reference's labels leave uncertain.
+    plateau_variance = plateau_levels * (1 - plateau_levels) / (np.asarray(rows) + 2 * PRIOR_ROWS)
     if not interpolate or len(rows) == 1:
-        return Calibrator(np.asarray(starts, dtype=np.float64), plateau_levels, np.asarray(rows).astype(np.int64))
+        return Calibrator(
+            np.asarray(starts, dtype=np.float64),
+            plateau_levels,
+            np.asarray(rows).astype(np.int64),
+            np.arange(len(rows), dtype=np.int64),
+            np.zeros(len(rows)),
+            plateau_variance,
+        )
     # Score bins finer than the plateaus, each with the isotonic fit interpolated linearly between the
     # plateaus' median scores: a plateau straddling the decision threshold would otherwise give its
     # predicted-positive and predicted-negative rows one probability (measured: accuracy estimated 0.01-0.03
@@ -188,7 +270,15 @@ def fit_isotonic(
     high = np.append(low[1:], s.size)
     representative = ordered[(low + high - 1) // 2]
     levels = np.interp(representative, centres, plateau_levels)
-    return Calibrator(bin_starts, levels, (high - low).astype(np.int64))
+    # np.interp's weights, kept so the calibration error can follow the plateaus into the bins.
+    lower = np.clip(np.searchsorted(centres, representative, side="right") - 1, 0, len(rows) - 1)
+    upper = np.minimum(lower + 1, len(rows) - 1)
+    span = centres[upper] - centres[lower]
+    weight = np.where(span > 0, (representative - centres[lower]) / np.where(span > 0, span, 1.0), 0.0)
+    weight = np.clip(weight, 0.0, 1.0)
+    return Calibrator(
+        bin_starts, levels, (high - low).astype(np.int64), lower.astype(np.int64), weight, plateau_variance
+    )
 
 
 def _merge_small(
@@ -221,21 +311,28 @@ def _merge_small(
 CLASSIFICATION_ESTIMATES = ("roc_auc", "accuracy", "precision", "recall", "f1")
 
 
-def estimate_classification(levels: npt.ArrayLike, counts: npt.ArrayLike) -> dict[str, Estimate]:
+def estimate_classification(
+    levels: npt.ArrayLike, counts: npt.ArrayLike, level_covariance: LevelError | npt.ArrayLike | None = None
+) -> dict[str, Estimate]:
     """Expected ROC AUC, accuracy, precision, recall and F1 of rows whose true labels are Bernoulli(p).
 
     Parameters
     ----------
     levels : (K,) calibrated probability of each plateau, non-decreasing in the raw score.
     counts : (2, K) rows per plateau predicted negative (row 0) and positive (row 1).
+    level_covariance : LevelError or (K, K) array, optional
+        How ``levels`` vary with the reference labels they were fitted on (:meth:`Calibrator.level_error`,
+        or a covariance matrix). Given, each estimate's ``calibration_error`` is its
+        delta-method standard error ``sqrt(g' C g)`` with ``g`` the gradient of the estimate in the
+        levels; otherwise 0.
 
     Returns
     -------
-    ``{metric: Estimate(value, standard_error)}``. ``value`` is the ratio of the expected counts
-    (scikit-learn's metric with sample weights ``p``/``1 - p``, see the module docstring); the
-    standard error is the delta-method sampling error of the realised metric given the
-    probabilities (labels independent Bernoulli), Hanley & McNeil (1982) for ROC AUC. A metric whose
-    denominator is zero (no rows, no predicted positives, an expected class of zero) is NaN.
+    ``{metric: Estimate(value, standard_error, calibration_error)}``. ``value`` is the ratio of the
+    expected counts (scikit-learn's metric with sample weights ``p``/``1 - p``, see the module
+    docstring); the standard error is the delta-method sampling error of the realised metric given
+    the probabilities (labels independent Bernoulli), Hanley & McNeil (1982) for ROC AUC. A metric
+    whose denominator is zero (no rows, no predicted positives, an expected class of zero) is NaN.
     """
     p = np.asarray(levels, dtype=np.float64)
     n = np.asarray(counts, dtype=np.float64).reshape(2, -1)
@@ -246,40 +343,70 @@ def estimate_classification(levels: npt.ArrayLike, counts: npt.ArrayLike) -> dic
     var_tp, var_fn = float(positive_pred @ variance), float(negative_pred @ variance)
     total = tp + fp + fn + tn
     predicted = tp + fp
-    out: dict[str, Estimate] = {}
     nan = Estimate(math.nan, math.nan)
-
-    out["accuracy"] = (
-        Estimate((tp + tn) / total, math.sqrt(var_tp + var_fn) / total) if total > 0 else nan
+    # (value, standard error, gradient in the levels); dTP/dp = rows predicted positive, dFN/dp = negative.
+    found: dict[str, tuple[float, float, np.ndarray] | None] = {}
+    found["accuracy"] = (
+        ((tp + tn) / total, math.sqrt(var_tp + var_fn) / total, (positive_pred - negative_pred) / total)
+        if total > 0
+        else None
     )  # TP and TN are Bernoulli sums over disjoint rows: Var(correct) = sum p(1 - p) over every row
-    out["precision"] = Estimate(tp / predicted, math.sqrt(var_tp) / predicted) if predicted > 0 else nan
+    found["precision"] = (
+        (tp / predicted, math.sqrt(var_tp) / predicted, positive_pred / predicted) if predicted > 0 else None
+    )
     actual = tp + fn
     if actual > 0:
         # R = A / (A + B), A = TP, B = FN independent: dR/dA = B / (A+B)^2, dR/dB = -A / (A+B)^2.
-        se = math.sqrt(fn * fn * var_tp + tp * tp * var_fn) / actual**2
-        out["recall"] = Estimate(tp / actual, se)
+        d_a, d_b = fn / actual**2, -tp / actual**2
+        se = math.sqrt(d_a * d_a * var_tp + d_b * d_b * var_fn)
+        found["recall"] = (tp / actual, se, d_a * positive_pred + d_b * negative_pred)
     else:
-        out["recall"] = nan
+        found["recall"] = None
     denominator = predicted + actual  # 2TP + FP + FN; FP + TP = predicted is fixed
     if denominator > 0:
         # F1 = 2A / (PP + A + B): dF/dA = 2 (PP + B) / D^2, dF/dB = -2A / D^2.
         d_a, d_b = 2 * (predicted + fn) / denominator**2, -2 * tp / denominator**2
-        out["f1"] = Estimate(2 * tp / denominator, math.sqrt(d_a * d_a * var_tp + d_b * d_b * var_fn))
+        found["f1"] = (
+            2 * tp / denominator,
+            math.sqrt(d_a * d_a * var_tp + d_b * d_b * var_fn),
+            d_a * positive_pred + d_b * negative_pred,
+        )
     else:
-        out["f1"] = nan
-    out["roc_auc"] = _expected_auc(p, n.sum(axis=0))
+        found["f1"] = None
+    found["roc_auc"] = _expected_auc(p, n.sum(axis=0))
+
+    def calibration_variance(gradient: np.ndarray) -> float:
+        if level_covariance is None:
+            return 0.0
+        if isinstance(level_covariance, LevelError):
+            return level_covariance.of(gradient)
+        return float(gradient @ np.asarray(level_covariance, dtype=np.float64) @ gradient)
+
+    out: dict[str, Estimate] = {}
+    for metric in CLASSIFICATION_ESTIMATES:
+        entry = found[metric]
+        if entry is None:
+            out[metric] = nan
+            continue
+        value, se, gradient = entry
+        out[metric] = Estimate(value, se, math.sqrt(max(calibration_variance(gradient), 0.0)))
     return out
 
 
-def _expected_auc(p: np.ndarray, rows: np.ndarray) -> Estimate:
+def _expected_auc(p: np.ndarray, rows: np.ndarray) -> tuple[float, float, np.ndarray] | None:
+    """Expected ROC AUC, its Hanley-McNeil standard error and its gradient in the levels ``p``."""
     positives, negatives = rows * p, rows * (1 - p)
     total_pos, total_neg = float(positives.sum()), float(negatives.sum())
     if total_pos <= 0 or total_neg <= 0:
-        return Estimate(math.nan, math.nan)
+        return None
     negatives_below = np.cumsum(negatives) - negatives  # plateaus are in ascending score order
+    positives_above = positives.sum() - np.cumsum(positives)
     concordant = float(positives @ negatives_below + 0.5 * positives @ negatives)
     auc = concordant / (total_pos * total_neg)
-    return Estimate(auc, math.sqrt(auc_variance(auc, total_pos, total_neg)))
+    # Raising p_k moves rows_k from the negatives to the positives of plateau k.
+    d_concordant = rows * (negatives_below + 0.5 * negatives) - rows * (positives_above + 0.5 * positives)
+    gradient = d_concordant / (total_pos * total_neg) - auc * (rows / total_pos - rows / total_neg)
+    return auc, math.sqrt(auc_variance(auc, total_pos, total_neg)), gradient
 
 
 def auc_variance(auc: float, positives: float, negatives: float) -> float:
@@ -360,7 +487,11 @@ def fit_additive_loss(
             gram[b, a] = joint.T
     penalty = np.full(size, float(ridge))
     penalty[0] = 0.0
-    solution = np.linalg.lstsq(gram + np.diag(penalty), moment, rcond=None)[0]
+    system = gram + np.diag(penalty)
+    try:  # positive definite with any rows (the penalty covers every one-hot block): Cholesky, not SVD
+        solution = linalg.solve(system, moment, assume_a="pos")
+    except (linalg.LinAlgError, ValueError):  # no rows at all: the minimum-norm answer
+        solution = np.linalg.lstsq(system, moment, rcond=None)[0]
     return AdditiveLoss(float(solution[0]), [solution[offsets[f] : offsets[f + 1]] for f in range(len(codes))])
 
 
