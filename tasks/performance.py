@@ -73,6 +73,7 @@ from sklearn import metrics as skm
 from driftline.config.monitors import ModelConfig
 from driftline.core.results import Kind, Result, Status
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values
+from driftline.stats.performance import comparable, hosmer_lemeshow
 from driftline.stats.profile import OTHER, CategoricalProfile, FeatureProfile, NumericProfile, category_text
 from driftline.stats.verdict import ALERT_ALPHA_RATIO, Threshold, format_number, judge_family, reason_sentence
 from driftline.tasks.context import WindowContext
@@ -166,10 +167,6 @@ def expected_calibration_error(y_true: Any, y_score: Any, n_bins: int = CALIBRAT
     return float(gaps.sum() / y.size)
 
 
-#: Minimum expected positives (and negatives) per Hosmer-Lemeshow group.
-MIN_EXPECTED = 5.0
-
-
 def calibration_pvalue(y_true: Any, y_score: Any, n_bins: int = CALIBRATION_BINS) -> float:
     """P-value that the scores are calibrated: Hosmer-Lemeshow on ``n_bins`` equal-width score bins.
 
@@ -183,35 +180,12 @@ def calibration_pvalue(y_true: Any, y_score: Any, n_bins: int = CALIBRATION_BINS
     if y.size == 0 or s.size != y.size or not np.all((s >= 0) & (s <= 1)):
         return NAN
     bins = np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1)[1:-1], s)
-    observed = np.bincount(bins, weights=y, minlength=n_bins)
-    expected = np.bincount(bins, weights=s, minlength=n_bins)
-    variance = np.bincount(bins, weights=s * (1 - s), minlength=n_bins)
-    counted = np.bincount(bins, minlength=n_bins) > 0
-    gap = np.abs(observed - expected)
-    if np.any(counted & (variance <= 1e-12) & (gap > 1e-9)):
-        return 0.0
-    # The chi-square approximation needs enough expected events per bin: a bin of scores near 0 with
-    # one positive would otherwise dominate the statistic (measured: 1.7% false alerts at 100 rows).
-    # Adjacent bins are merged, left to right, until each has >= 5 expected positives and negatives.
-    sizes = np.bincount(bins, minlength=n_bins).astype(float)
-    groups: list[tuple[float, float, float]] = []
-    acc = [0.0, 0.0, 0.0, 0.0]
-    for b in range(n_bins):
-        acc = [acc[0] + observed[b], acc[1] + expected[b], acc[2] + variance[b], acc[3] + sizes[b]]
-        if acc[1] >= MIN_EXPECTED and acc[3] - acc[1] >= MIN_EXPECTED:
-            groups.append((acc[0], acc[1], acc[2]))
-            acc = [0.0, 0.0, 0.0, 0.0]
-    if acc[3] > 0:
-        if groups:
-            last = groups.pop()
-            groups.append((last[0] + acc[0], last[1] + acc[1], last[2] + acc[2]))
-        else:
-            groups.append((acc[0], acc[1], acc[2]))
-    usable_groups = [(o, e, v) for o, e, v in groups if v > 1e-12]
-    if not usable_groups:
-        return 1.0
-    statistic = float(sum((o - e) ** 2 / v for o, e, v in usable_groups))
-    return float(stats.chi2.sf(statistic, len(usable_groups)))
+    return hosmer_lemeshow(
+        np.bincount(bins, minlength=n_bins).astype(float),
+        np.bincount(bins, weights=y, minlength=n_bins),
+        np.bincount(bins, weights=s, minlength=n_bins),
+        np.bincount(bins, weights=s * (1 - s), minlength=n_bins),
+    )
 
 
 def _series(values: Any) -> pd.Series:
@@ -228,28 +202,6 @@ def _guarded(fn: Callable[[], float]) -> float:
             return float(fn())
         except (ValueError, TypeError, ZeroDivisionError, FloatingPointError):
             return NAN
-
-
-def _numeric_or_none(values: pd.Series) -> np.ndarray | None:
-    """Float values when every non-null value is a number, else None."""
-    if values.dtype == bool:
-        return values.to_numpy(dtype=np.float64)
-    converted = pd.to_numeric(values, errors="coerce")
-    if int(converted.isna().sum()) != int(values.isna().sum()):
-        return None
-    return converted.to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def _comparable(*columns: pd.Series, positive_label: float | str) -> tuple[list[np.ndarray], Any]:
-    """Columns (without nulls) and the positive label as numbers if they all are, else as text."""
-    numeric = [_numeric_or_none(c) for c in columns]
-    try:
-        positive: Any = float(positive_label)
-    except (TypeError, ValueError):
-        positive = None
-    if positive is not None and all(n is not None for n in numeric):
-        return [n for n in numeric if n is not None], positive
-    return [c.astype(str).to_numpy(dtype=object) for c in columns], str(positive_label)
 
 
 def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
@@ -283,7 +235,7 @@ def _classification_metrics(
 
     keep = labelled & pred.notna().to_numpy()
     if keep.any() and any(wanted(n) for n in CLASSIFICATION_METRICS):
-        (t, p), positive = _comparable(truth[keep], pred[keep], positive_label=positive_label)
+        (t, p), positive = comparable(truth[keep], pred[keep], positive_label=positive_label)
         true_pos, pred_pos = t == positive, p == positive
         if wanted("accuracy"):
             out["accuracy"] = _guarded(lambda: skm.accuracy_score(t, p))
@@ -300,7 +252,7 @@ def _classification_metrics(
     keep = labelled & np.isfinite(s_all)
     if not keep.any():
         return out
-    (t,), positive = _comparable(truth[keep], positive_label=positive_label)
+    (t,), positive = comparable(truth[keep], positive_label=positive_label)
     y = (t == positive).astype(np.int64)
     s = s_all[keep]
     if wanted("roc_auc") and 0 < y.sum() < y.size:
@@ -853,7 +805,7 @@ def overall_sampling(model: ModelConfig, rows: _Rows) -> dict[str, Any]:
     keep = (rows.truth.notna() & rows.pred.notna()).to_numpy()
     out: dict[str, Any] = {"n": int(keep.sum()), "predicted_positives": 0, "actual_positives": 0}
     if keep.any():
-        (t, p), positive = _comparable(
+        (t, p), positive = comparable(
             rows.truth[keep], rows.pred[keep], positive_label=model.performance.positive_label
         )
         out["predicted_positives"], out["actual_positives"] = int((p == positive).sum()), int((t == positive).sum())
@@ -1161,7 +1113,7 @@ def _scored(model: ModelConfig, rows: _Rows) -> tuple[np.ndarray, np.ndarray]:
         return np.empty(0, np.int64), np.empty(0)
     s = pd.to_numeric(rows.score, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     keep = rows.truth.notna().to_numpy() & np.isfinite(s)
-    (t,), positive = _comparable(rows.truth[keep], positive_label=model.performance.positive_label)
+    (t,), positive = comparable(rows.truth[keep], positive_label=model.performance.positive_label)
     return (t == positive).astype(np.int64), s[keep]
 
 
