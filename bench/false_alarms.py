@@ -222,6 +222,11 @@ def judge_window(model: Any, window: Window, frame: pd.DataFrame, reference: Any
         entry = builtin.BUILTIN.get(name)
         if entry is not None and entry[2]:
             results += run_guarded(entry[1], context)
+    # Realised and estimated performance: one family of the window, as the flow judges them.
+    from driftline.tasks import performance as perf
+
+    window_family = getattr(perf, "judge_window_performance", None)
+    results = window_family(results, model) if window_family else results
     last_row = frame["ts"].max().to_pydatetime() if len(frame) else None
     operational = [op.volume(context, history), *op.latency(context), *op.error_rate(context)]
     operational.append(op.silence(context, last_row))

@@ -29,6 +29,7 @@ from driftline.tasks.labels import (
 )
 from driftline.tasks.monitors import monitors_for, reads_rows, run_monitor_task
 from driftline.tasks.notify import react_task
+from driftline.tasks.performance import judge_window_performance
 from driftline.tasks.persistence import apply_persistence, recent_alert_counts
 from driftline.tasks.profiles import (
     DEFINITION_KEY,
@@ -139,7 +140,13 @@ def monitor_window(
             reference_version=choice.version,
             reference_reason=choice.reason,
         )
-        results = attach_realised([r for monitor in monitors for r in step(run_monitor_task)(monitor, context)])
+        # Realised and estimated performance are one family of the window before the estimates get
+        # the realised values beside them.
+        results = attach_realised(
+            judge_window_performance(
+                [r for monitor in monitors for r in step(run_monitor_task)(monitor, context)], model_config
+            )
+        )
         if judged_against is not None and "seasonal" in judged_against.extras:
             for r in results:
                 if r.kind in (Kind.DATA_DRIFT, Kind.CONCEPT_DRIFT):

@@ -32,7 +32,7 @@ from driftline.core.window import Window
 from driftline.stats.model_profile import ModelProfile
 from driftline.tasks.concept import CONCEPT_METRICS, label_columns
 from driftline.tasks.drift import compare_columns, evaluate_drift, size_reason
-from driftline.tasks.performance import LOWER_IS_BETTER, bound, judge_performance_family, tolerance_for
+from driftline.tasks.performance import bound, judge_performance_family, lower_is_better, tolerance_for
 from driftline.tasks.references import resolve_reference
 from driftline.tasks.store import load_reference, load_results, load_window_profiles
 
@@ -135,8 +135,7 @@ def rejudge_performance(model: ModelConfig, stored: list[Result]) -> list[Result
             continue
         warning, alert = tolerance_for(model, r.metric)
         alert_bound, warning_bound = bound(r.metric, reference_value, alert), bound(r.metric, reference_value, warning)
-        lower = r.metric.removeprefix("segment_") in LOWER_IS_BETTER
-        beyond = (lambda v, b: v > b) if lower else (lambda v, b: v < b)
+        beyond = (lambda v, b: v > b) if lower_is_better(r.metric) else (lambda v, b: v < b)
         level = "alert" if beyond(r.value, alert_bound) else "warning" if beyond(r.value, warning_bound) else "ok"
         d |= {"level_reached": level, "warning": warning_bound}
         out.append(replace(r, threshold=alert_bound, details=d))

@@ -18,8 +18,11 @@ Evaluate (:func:`estimate_results`): one ``performance`` result ``estimated_<met
 ``details.band`` its ``[low, high]`` at ``performance.estimation.confidence``. Verdicts use the
 realised metric's tolerances (``performance.tolerance``) around the *reference's own estimate*
 (so a bias of the estimator, e.g. ROC AUC's ties within a plateau, cancels), gated like the
-realised verdicts by a one-sided test with both sides' sampling error. When the window's labels
-arrive, :func:`attach_realised` puts the realised value beside the estimate (``details.realised``).
+realised verdicts by a one-sided test with both sides' sampling error, judged in the window's
+performance family (:func:`driftline.tasks.performance.judge_performance_family`: Holm across the
+estimates, an alert at ``alpha / 10``; with the realised metrics when the labels are in). When the
+window's labels arrive, :func:`attach_realised` puts the realised value beside the estimate
+(``details.realised``).
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ from driftline.tasks.performance import (
     assign_segments,
     bound,
     degradation,
+    judge_performance_family,
+    lower_is_better,
     min_segment_labels,
     numeric_segment_names,
     segment_positions,
@@ -482,7 +487,7 @@ def _verdict(model: ModelConfig, realised_name: str, value: float, reference: fl
     """Status by the realised metric's tolerances, with the alert and warning bounds."""
     warning, alert = tolerance_for(model, realised_name)
     alert_bound, warning_bound = bound(realised_name, reference, alert), bound(realised_name, reference, warning)
-    worse = (lambda v, b: v > b) if realised_name.removeprefix("segment_") in LOWER_IS_BETTER else (lambda v, b: v < b)
+    worse = (lambda v, b: v > b) if lower_is_better(realised_name) else (lambda v, b: v < b)
     status = Status.ALERT if worse(value, alert_bound) else Status.WARNING if worse(value, warning_bound) else Status.OK
     return status, alert_bound, warning_bound
 
@@ -612,15 +617,14 @@ def estimate_results(
             continue
         status, alert_bound, warning_bound = _verdict(model, metric, estimate.value, ref_value)
         p_value = _worse_pvalue(metric, estimate.value, estimate.standard_error, ref_value, ref_se)
-        details |= {"warning": warning_bound, "p_value": p_value, "alpha": alpha, "test": "estimate_vs_reference_z"}
-        if status is not Status.OK and not p_value < alpha:
-            status = Status.OK
-            details["reason"] = "estimated degradation not significant"
-        elif status is not Status.OK:
-            details["reason"] = (
-                f"estimated {metric} {estimate.value:.4g} is {abs(degradation(metric, ref_value, estimate.value)):.1%} "
-                f"worse than the reference's {ref_value:.4g}, before labels"
-            )
+        details |= {
+            "warning": warning_bound,
+            "level_reached": str(status),
+            "degradation": _finite(degradation(metric, ref_value, estimate.value)),
+            "p_value": p_value,
+            "alpha": alpha,
+            "test": "estimate_vs_reference_z",
+        }
         results.append(
             _result(model, window, estimated(metric), None, estimate.value, alert_bound, status, details, resolution)
         )
@@ -630,7 +634,9 @@ def estimate_results(
             results.append(
                 _segment_result(model, window, estimator, state, feature, len(features), resolution, base, calibration)
             )
-    return results
+    # The level each bound reached counts only if significant in the window's performance family
+    # (Holm across every estimate, alert at alpha / 10): the realised metrics' gate, not one of its own.
+    return judge_performance_family(results, model)
 
 
 def _segment_result(
@@ -644,8 +650,9 @@ def _segment_result(
     base: dict[str, Any],
     calibration: _Calibration | None = None,
 ) -> Result:
-    """The most degraded segment of one feature by its estimated primary metric (Bonferroni over the
-    segments compared and the features, as for the realised segments)."""
+    """The most degraded segment of one feature by its estimated primary metric. Its p-value is
+    Bonferroni-adjusted over the segments compared and the features (``p_value_bonferroni``), as for
+    the realised segments, before the window's performance family judges it."""
     metric = "roc_auc" if model.task == "classification" else "mae"
     name = estimated(f"segment_{metric}")
     minimum = min_segment_labels(model)
@@ -685,16 +692,10 @@ def _segment_result(
     compared.sort(key=lambda c: (-c[0], c[1]))
     worst_degradation, p_value, segment, rows, estimate, ref_value = compared[0]
     status, alert_bound, warning_bound = _verdict(model, f"segment_{metric}", estimate.value, ref_value)
-    p_adjusted = min(1.0, p_value * len(compared) * max(features, 1))
-    alpha = _alpha(model)
-    if status is not Status.OK and not p_adjusted < alpha:
-        status = Status.OK
-        details["reason"] = "estimated degradation not significant"
-    elif status is not Status.OK:
-        details["reason"] = (
-            f"estimated {metric} of segment {segment} fell {worst_degradation:.1%} below the reference's"
-        )
+    p_bonferroni = min(1.0, p_value * len(compared) * max(features, 1))
     details |= {
+        "level_reached": str(status),
+        "degradation": _finite(worst_degradation),
         "segment": segment,
         "rows": rows,
         "band": _band(model, metric, estimate),
@@ -703,8 +704,8 @@ def _segment_result(
         "reference_value": ref_value,
         "warning": warning_bound,
         "p_value": p_value,
-        "p_value_adjusted": p_adjusted,
-        "alpha": alpha,
+        "p_value_bonferroni": p_bonferroni,
+        "alpha": _alpha(model),
         "segments_compared": len(compared),
         "segments": [
             {

@@ -21,6 +21,7 @@ from driftline.tasks.estimation import attach_realised
 from driftline.tasks.extract import label_checksums, labelled_counts, read_rows
 from driftline.tasks.monitors import label_dependent_monitors
 from driftline.tasks.notify import react
+from driftline.tasks.performance import judge_window_performance
 from driftline.tasks.profiles import choose_reference, profile_window
 from driftline.tasks.store import (
     label_coverage,
@@ -134,7 +135,9 @@ def refresh_late_labels(
         )
         if logger is not None:
             context.logger = logger
-        results = attach_realised([r for monitor in monitors for r in run_guarded(monitor, context)])
+        results = attach_realised(
+            judge_window_performance([r for monitor in monitors for r in run_guarded(monitor, context)], model)
+        )
         labelled = labelled_in(frame, model) or 0
         kinds = {m.kind for m in monitors}
         previous = [r for r in load_results(results_engine, model.name, window.start, window.end) if r.kind in kinds]

@@ -509,31 +509,46 @@ def reference_performance(
 # --------------------------------------------------------------------------------------------
 
 
+#: Name prefix of the estimated metrics (``performance_estimation``): ``estimated_recall`` is judged as ``recall``.
+ESTIMATED_PREFIX = "estimated_"
+
+
+def base_metric(metric: str) -> str:
+    """The metric a result is judged as: ``segment_x``, ``estimated_x`` and ``estimated_segment_x`` are ``x``."""
+    return metric.removeprefix(ESTIMATED_PREFIX).removeprefix("segment_")
+
+
+def lower_is_better(metric: str) -> bool:
+    return base_metric(metric) in LOWER_IS_BETTER
+
+
 def tolerance_for(model: ModelConfig, metric: str) -> tuple[float, float]:
-    """Relative (warning, alert) degradation allowed for a metric; ``segment_x`` falls back to ``x``."""
+    """Relative (warning, alert) degradation allowed for a metric; ``estimated_x`` falls back to ``x``,
+    ``segment_x`` to ``x``."""
     tolerances = model.performance.tolerance
-    levels = tolerances.get(metric) or tolerances.get(metric.removeprefix("segment_"))
+    realised = metric.removeprefix(ESTIMATED_PREFIX)
+    levels = tolerances.get(metric) or tolerances.get(realised) or tolerances.get(base_metric(metric))
     levels = levels or model.performance.default_tolerance
     return levels.warning, levels.alert
 
 
 def bound(metric: str, reference: float, tolerance: float) -> float:
     """The value beyond which ``metric`` has degraded by more than ``tolerance`` relative to ``reference``."""
-    if metric.removeprefix("segment_") in LOWER_IS_BETTER:
+    if lower_is_better(metric):
         return reference + abs(reference) * tolerance
     return reference - abs(reference) * tolerance
 
 
 def degradation(metric: str, reference: float, value: float) -> float:
     """Relative change for the worse (negative: better). With a zero reference, ``inf`` if worse at all."""
-    worse = (value - reference) if metric.removeprefix("segment_") in LOWER_IS_BETTER else (reference - value)
+    worse = (value - reference) if lower_is_better(metric) else (reference - value)
     if reference == 0:
         return math.inf if worse > 0 else 0.0 if worse == 0 else -math.inf
     return worse / abs(reference)
 
 
 def _beyond(metric: str, value: float, limit: float) -> bool:
-    return value > limit if metric.removeprefix("segment_") in LOWER_IS_BETTER else value < limit
+    return value > limit if lower_is_better(metric) else value < limit
 
 
 def _status(metric: str, value: float, warning_bound: float, alert_bound: float) -> Status:
@@ -661,6 +676,10 @@ def judge_performance_family(results: list[Result], model: ModelConfig) -> list[
     for a warning, ``alpha / 10`` for an alert). Why: each metric tested at ``alpha`` on its own gave
     every window eight or more chances to flag (accuracy, precision, recall, F1, ROC AUC, log loss,
     Brier, calibration), and calm hours were flagged. A result without a test keeps its bound's level.
+
+    The estimated metrics (``estimated_*``, before labels) are members like any other; judging a
+    family again (with more members, see :func:`judge_window_performance`) gives the same answer from
+    the same details, and keeps a flagged result's likely causes in its sentence.
     """
     threshold = performance_threshold(model)
     members = [i for i, r in enumerate(results) if "level_reached" in r.details]
@@ -674,20 +693,50 @@ def judge_performance_family(results: list[Result], model: ModelConfig) -> list[
         details = dict(r.details) | {"alert_alpha": threshold.alpha_for_alert, "family_size": len(members)}
         if p_adj is not None:
             details["p_value_adjusted"] = p_adj
-        if status is Status.OK and r.details["level_reached"] != "ok":
-            details["reason"] = (
-                "miscalibration not significant" if r.metric == "calibration_error" else "degradation not significant"
-            )
         if status in (Status.WARNING, Status.ALERT):
             details["reason"] = _performance_sentence(r, status, p_adj)
+            causes = (details.get("likely_causes") or {}).get("text")
+            if causes:
+                details["reason"] += f"; likely causes: {causes}"
+        else:
+            details.pop("likely_causes", None)
+            if r.details["level_reached"] != "ok":
+                details["reason"] = _not_significant(r)
         out[i] = replace(r, status=status, details=details)
     return out
 
 
+def _not_significant(r: Result) -> str:
+    if r.metric == "calibration_error":
+        return "miscalibration not significant"
+    estimate = r.metric.startswith(ESTIMATED_PREFIX)
+    return "estimated degradation not significant" if estimate else "degradation not significant"
+
+
+def judge_window_performance(results: list[Result], model: ModelConfig) -> list[Result]:
+    """The window's performance family across monitors: realised metrics (``performance``) and
+    estimated ones (``performance_estimation``) judged together, so a calm window's chance of any
+    performance flag stays at ``alpha`` (warning) and ``alpha / 10`` (alert) with both monitors on.
+
+    Each monitor judges its own results as a family first (so either alone, or a merged day of
+    estimates, is judged the same way); with both, the union is judged again here — its adjusted
+    p-values are never smaller, so this only takes levels away. Other results pass unchanged.
+    """
+    members = [i for i, r in enumerate(results) if r.kind == Kind.PERFORMANCE and "level_reached" in r.details]
+    if not members:
+        return results
+    judged = judge_performance_family([results[i] for i in members], model)
+    out = list(results)
+    for i, r in zip(members, judged, strict=True):
+        out[i] = r
+    return out
+
+
 def _performance_sentence(r: Result, status: Status, p_adj: float | None) -> str:
-    """E.g. ``accuracy: 0.81 ≤ 0.855 (alert), p = 3e-05, 420 labelled rows; reference 0.95``."""
+    """E.g. ``accuracy: 0.81 ≤ 0.855 (alert), p = 3e-05, 420 labelled rows; reference 0.95``; an
+    estimate ``estimated_recall: 0.52 ≤ 0.54 (alert), p = 2e-05, 3,000 scored rows, before labels;
+    reference 0.61``."""
     d = r.details
-    lower = r.metric.removeprefix("segment_") in LOWER_IS_BETTER
     bound_value = r.threshold if status == Status.ALERT else d.get("warning")
     level = math.nan if bound_value is None else float(bound_value)
     text = reason_sentence(
@@ -695,10 +744,13 @@ def _performance_sentence(r: Result, status: Status, p_adj: float | None) -> str
         label="",
         value=r.value,
         status=status,
-        threshold=Threshold(level, level, higher_is_worse=lower),
+        threshold=Threshold(level, level, higher_is_worse=lower_is_better(r.metric)),
         pvalue=p_adj,
     )
-    rows_text = f"{d.get('labelled_rows', 0):,} labelled rows"
+    if r.metric.startswith(ESTIMATED_PREFIX):
+        rows_text = f"{d.get('rows') or 0:,} scored rows, before labels"
+    else:
+        rows_text = f"{d.get('labelled_rows', 0):,} labelled rows"
     if r.feature is not None and d.get("window_rows"):
         rows_text += f" ({d.get('rows', 0) / d['window_rows']:.0%} of the window's rows)"
     return f"{text}, {rows_text}; reference {format_number(d.get('reference_value'))}"
@@ -732,7 +784,7 @@ def explain_performance(context: WindowContext, results: list[Result]) -> list[R
                     }
                 )
     segments.sort(key=lambda s: -s["degradation"])
-    causes = {"segments": segments[:3], "drifted_features": _drift_ranking(context)[:3]}
+    causes: dict[str, Any] = {"segments": segments[:3], "drifted_features": _drift_ranking(context)[:3]}
     parts = []
     if causes["segments"]:
         parts.append(
@@ -750,12 +802,14 @@ def explain_performance(context: WindowContext, results: list[Result]) -> list[R
                 f"{f['feature']} ({f['metric']} {format_number(f['effect'])})" for f in causes["drifted_features"]
             )
         )
+    if parts:
+        causes["text"] = "; ".join(parts)  # kept, so a re-judged family can say it again
     out = list(results)
     for i in flagged:
         r = out[i]
         details = dict(r.details) | {"likely_causes": causes}
         if parts:
-            details["reason"] = f"{details.get('reason', r.metric)}; likely causes: {'; '.join(parts)}"
+            details["reason"] = f"{details.get('reason', r.metric)}; likely causes: {causes['text']}"
         out[i] = replace(r, details=details)
     return out
 
