@@ -206,6 +206,8 @@ def _fit_classifier(frame: pd.DataFrame, model: ModelConfig) -> dict[str, Any] |
         "method": "isotonic calibration (confidence-based estimation)",
         "calibrator": calibrator.to_json(),
         "calibration": calibration_quality(score, positive, predicted),
+        # More than two classes: the realised accuracy counts every class, the score speaks of one.
+        "label_classes": int(_column(frame, model.label_field).dropna().astype(str).nunique()),
     }
 
 
@@ -595,12 +597,22 @@ def estimate_results(
         }
         warning, alert = tolerance_for(model, metric)
         details["tolerance"] = {"warning": warning, "alert": alert}
-        if ref_value is None or not math.isfinite(estimate.value):
-            details["reason"] = (
-                f"{metric} cannot be estimated on the reference"
-                if ref_value is None
-                else f"{metric} cannot be estimated on the window (e.g. no predicted positives)"
-            )
+        classes = int(estimator.get("label_classes") or 2)
+        multiclass_accuracy = metric == "accuracy" and classes > 2
+        if ref_value is None or not math.isfinite(estimate.value) or multiclass_accuracy:
+            if multiclass_accuracy:
+                details["reason"] = (
+                    f"accuracy over {classes} classes cannot be estimated from the positive class's score alone "
+                    "(ROC AUC, precision, recall and F1 of the positive class are estimated one-vs-rest)"
+                )
+                estimate = Estimate(math.nan, math.nan)
+                details["band"] = details["standard_error"] = details["calibration_error"] = None
+            else:
+                details["reason"] = (
+                    f"{metric} cannot be estimated on the reference"
+                    if ref_value is None
+                    else f"{metric} cannot be estimated on the window (e.g. no predicted positives)"
+                )
             results.append(
                 _result(
                     model,

@@ -256,3 +256,44 @@ def test_segment_estimates_sit_beside_the_realised_value_of_the_same_segment() -
     assert attached[1:] == [realised, other_feature]
     # Before the labels (no realised segment result) nothing is attached.
     assert attach_realised([estimate]) == [estimate]
+
+
+def _three_class_rows(n: int, seed: int) -> pd.DataFrame:
+    """Classes 0/1/2 from a softmax of income; the score is the probability of class 1 (the positive
+    label), the prediction the most probable class, the label drawn from the probabilities."""
+    rng = np.random.default_rng(seed)
+    income = rng.normal(50_000, 15_000, n)
+    z = (income - 50_000) / 10_000
+    logits = np.stack([-1.5 * z, 0.8 + 0.0 * z, 1.5 * z], axis=1)
+    probability = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    label = (rng.uniform(size=(n, 1)) > probability.cumsum(axis=1)).sum(axis=1)
+    return pd.DataFrame(
+        {
+            "income": income,
+            "age": rng.integers(18, 80, n).astype(float),
+            "region": rng.choice(["north", "south", "east"], n),
+            "prediction": probability.argmax(axis=1).astype(float),
+            "score": probability[:, 1],
+            "label": label.astype(float),
+            "latency_ms": rng.gamma(3, 10, n),
+        }
+    )
+
+
+def test_multiclass_model_estimates_the_positive_class_one_vs_rest_and_not_accuracy() -> None:
+    """Accuracy over three classes is not a function of the positive class's score: unknown, with the
+    reason. Precision, recall and F1 of the positive class are, and follow scikit-learn's realised
+    values (simulated labels, 5,000 rows)."""
+    model = _model()
+    reference = fit_reference(_three_class_rows(20_000, 21), model)
+    window = _three_class_rows(5_000, 22)
+    realised = compute_metrics("classification", window["label"], window["prediction"], window["score"], 1)
+    window["label"] = np.nan
+    results = _by_metric(estimate_results(model, WINDOW, reference, profile_window(window, reference, model)))
+    accuracy = results[("estimated_accuracy", None)]
+    assert accuracy.status == Status.UNKNOWN and accuracy.value is None and "3 classes" in accuracy.details["reason"]
+    for metric in ("precision", "recall", "f1", "roc_auc"):
+        result = results[(f"estimated_{metric}", None)]
+        low, high = result.details["band"]
+        assert low <= realised[metric] <= high, (metric, realised[metric], result.details["band"])
+        assert result.status == Status.OK
