@@ -22,13 +22,16 @@ user's ``quality.expectations``               GX's own vocabulary, as written
 The label and error columns get no null check: NULL is their normal state. Without a reference
 profile (or for a feature it lacks) the reference-based expectations are skipped.
 
-GX runs on the pandas frame the flow already loaded (``context.frame``): on 1M rows x 20 columns it
-measured faster than GX's SQL datasource over a query of the window, and it reads nothing twice
-(numbers in ``docs/completeness.md``; ``bench/gx_timing.py`` reproduces them). One ephemeral GX
-context serves the process; each model gets its own pandas data source (GX keeps a batch's data in
-its data source's execution engine, so two models must not share one) and a lock around its runs;
-suites are cached per (model, reference definition) and rebuilt only when their content changes.
-The window bounds reach the timestamp expectation as suite parameters, so one suite serves every hour.
+The suite is GX's, but it is not handed to GX's validator: each block of the window is folded into
+mergeable tallies (``checks/streamed.py``) and finished into the results GX gives on the whole
+frame (tested against GX on the fault cases). So completeness streams with the window, holds no
+frame, costs milliseconds instead of GX's ~0.3 s fixed cost per validation, and runs no GX code in
+the hourly run (numbers in ``docs/completeness.md``; ``bench/gx_timing.py`` reproduces them).
+Expectation types that cannot be folded are refused when the config loads.
+
+``run_suite``/``gx_results`` keep GX's own validation of a whole frame as the reference the tests
+and the benchmark compare with: one ephemeral GX context per process, a pandas data source per
+model, one validation at a time (GX's suite-parameter parser is not thread-safe).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import math
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -48,8 +51,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from driftline.checks.streamed import StreamedSuite
 from driftline.config.monitors import ModelConfig
 from driftline.core.results import Kind, Result, Status
+from driftline.core.window import Window
 from driftline.stats.model_profile import ModelProfile
 from driftline.stats.profile import CategoricalProfile, NumericProfile
 from driftline.stats.verdict import Threshold, format_number, format_pvalue, judge_family
@@ -276,19 +281,9 @@ def fingerprint(planned: list[PlannedExpectation]) -> str:
 # --------------------------------------------------------------------------------------------------
 
 _LOCK = threading.Lock()  # guards the context and the caches below (GX context mutation)
+_GX_RUN_LOCK = threading.Lock()  # one GX validation at a time (GX's suite-parameter parser is not thread-safe)
 _CONTEXT: Any = None
-_SOURCES: dict[str, tuple[Any, threading.Lock]] = {}  # model name -> (batch definition, run lock)
-
-
-@dataclass
-class _CachedSuite:
-    reference_definition: str
-    fingerprint: str
-    suite: Any
-    build_errors: dict[int, str] = field(default_factory=dict)
-
-
-_SUITES: dict[str, _CachedSuite] = {}  # model name -> the suite of its current reference definition
+_SOURCES: dict[str, Any] = {}  # model name -> its batch definition
 
 
 def new_gx_context() -> Any:
@@ -324,18 +319,16 @@ def _source_name(model_name: str) -> str:
     return f"driftline_{model_name}"
 
 
-def _batch_definition(model_name: str) -> tuple[Any, threading.Lock]:
-    """The model's pandas data source (its own execution engine) and the lock its runs take."""
+def _batch_definition(model_name: str) -> Any:
+    """The model's pandas data source (GX keeps a batch's data in its source's execution engine)."""
     context = gx_context()
     with _LOCK:
-        entry = _SOURCES.get(model_name)
-        if entry is None:
+        definition = _SOURCES.get(model_name)
+        if definition is None:
             source = context.data_sources.add_or_update_pandas(_source_name(model_name))
-            asset = source.add_dataframe_asset("window")
-            definition = asset.add_batch_definition_whole_dataframe("window")
-            entry = (definition, threading.Lock())
-            _SOURCES[model_name] = entry
-        return entry
+            definition = source.add_dataframe_asset("window").add_batch_definition_whole_dataframe("window")
+            _SOURCES[model_name] = definition
+        return definition
 
 
 def build_expectation(planned: PlannedExpectation, index: int) -> Any:
@@ -361,28 +354,18 @@ def build_suite(name: str, planned: list[PlannedExpectation]) -> tuple[Any, dict
     return gx.ExpectationSuite(name=name, expectations=expectations), errors
 
 
-def _suite_for(model: ModelConfig, planned: list[PlannedExpectation]) -> _CachedSuite:
-    """The model's suite for this plan: cached per (model, reference definition), rebuilt on any change."""
-    key = fingerprint(planned)
-    definition = model.reference_definition()
-    with _LOCK:
-        cached = _SUITES.get(model.name)
-    if cached is not None and cached.reference_definition == definition and cached.fingerprint == key:
-        return cached
-    suite, errors = build_suite(f"driftline_{model.name}_{definition}", planned)
-    cached = _CachedSuite(definition, key, suite, errors)
-    with _LOCK:
-        _SUITES[model.name] = cached
-    return cached
-
-
-def window_parameters(context: WindowContext) -> dict[str, Any]:
-    """``window_start``/``window_end`` for the suite, naive when the timestamp column is naive."""
-    start, end = context.window.start, context.window.end
-    column = context.frame.get(context.model.timestamp_column)
+def window_bounds(model: ModelConfig, window: Window, block: pd.DataFrame) -> dict[str, Any]:
+    """``window_start``/``window_end`` for the suite, naive when the block's timestamp column is naive."""
+    start, end = window.start, window.end
+    column = block.get(model.timestamp_column)
     if column is not None and isinstance(column.dtype, np.dtype) and column.dtype.kind == "M":
         start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
     return {WINDOW_START: start, WINDOW_END: end}
+
+
+def window_parameters(context: WindowContext) -> dict[str, Any]:
+    """:func:`window_bounds` of the context's frame."""
+    return window_bounds(context.model, context.window, context.frame)
 
 
 def _release(definition: Any) -> None:
@@ -396,26 +379,47 @@ def _release(definition: Any) -> None:
 
 
 def run_suite(model: ModelConfig, frame: pd.DataFrame, suite: Any, parameters: dict[str, Any]) -> list[Any]:
-    """GX results of ``suite`` on ``frame``, validated in memory; one model's runs never overlap.
+    """GX's own results of ``suite`` on the whole ``frame``: the reference the streamed evaluation is
+    tested against (``tests/checks/test_streamed_completeness.py``) and benchmarked against
+    (``bench/gx_timing.py``); the hourly run does not call it.
 
-    This is what ``ValidationDefinition.run`` does, minus keeping every result in the context's
-    in-memory results store (a leak in a long-running process). ``Batch.validate`` would load the
-    frame twice, and each load hashes it (0.5 s at 1M rows).
+    Runs are serialised process-wide: GX 1.24 is not thread-safe when two validations parse suite
+    parameters at once (pyparsing's ``SuiteParameterParser.push_first() missing 'toks'``).
+    ``ValidationDefinition.run`` would keep every result in the context's in-memory store;
+    ``Batch.validate`` would load (and hash) the frame twice.
     """
     from great_expectations.validator.v1_validator import Validator
 
-    definition, run_lock = _batch_definition(model.name)
-    # A run abandoned by a monitor timeout keeps its lock; wait a while, then report instead of hanging.
-    if not run_lock.acquire(timeout=RUN_LOCK_TIMEOUT_SECONDS):
-        raise TimeoutError(f"another completeness run of model {model.name!r} has held GX for "
-                           f"{RUN_LOCK_TIMEOUT_SECONDS:.0f} s")
+    definition = _batch_definition(model.name)
+    # A run abandoned by a timeout keeps the lock; wait a while, then report instead of hanging.
+    if not _GX_RUN_LOCK.acquire(timeout=RUN_LOCK_TIMEOUT_SECONDS):
+        raise TimeoutError(f"another GX validation has held GX for {RUN_LOCK_TIMEOUT_SECONDS:.0f} s")
     try:
         validator = Validator(definition, result_format=RESULT_FORMAT, batch_parameters={"dataframe": frame})
         outcome = validator.validate_expectation_suite(suite, parameters)
     finally:
         _release(definition)
-        run_lock.release()
+        _GX_RUN_LOCK.release()
     return list(outcome.results)
+
+
+def gx_results(context: WindowContext) -> list[Result]:
+    """The window's results from GX's own validation of ``context.frame`` (the frame whole)."""
+    model = context.model
+    frame = context.frame
+    planned = plan_expectations(model, context.reference, value_kinds(frame, model.features.categorical))
+    suite, errors = build_suite(f"driftline_{model.name}_{fingerprint(planned)[:12]}", planned)
+    parameters = window_parameters(context)
+    by_index: dict[int, Any] = {}
+    for gx_result in run_suite(model, frame, suite, parameters):
+        meta = gx_result.expectation_config.meta or {}
+        if _META_KEY in meta:
+            by_index[int(meta[_META_KEY])] = gx_result
+    results = [
+        to_result(context, item, by_index.get(index), parameters, errors.get(index))
+        for index, item in enumerate(planned)
+    ]
+    return judge_quality_family(context, planned, results)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -542,6 +546,48 @@ def to_result(
 # --------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class CompletenessFold:
+    """The completeness suite of one (model, window) and its tallies so far: fold blocks, then finish.
+
+    ``planned`` are the expectations (``plan_expectations``), ``parameters`` the window bounds as the
+    suite sees them, ``suite`` the mergeable tallies (``checks.streamed.StreamedSuite``).
+    """
+
+    planned: list[PlannedExpectation]
+    parameters: dict[str, Any]
+    suite: StreamedSuite
+
+    def fold(self, block: pd.DataFrame) -> CompletenessFold:
+        """Add the next block of the window's rows (blocks in row order)."""
+        self.suite.fold(block)
+        return self
+
+    def merge(self, later: CompletenessFold) -> CompletenessFold:
+        """This fold's rows followed by ``later``'s (same model, reference and window)."""
+        return CompletenessFold(self.planned, self.parameters, self.suite.merge(later.suite))
+
+
+def begin_completeness(
+    model: ModelConfig, reference: ModelProfile | None, window: Window, first_block: pd.DataFrame
+) -> CompletenessFold:
+    """An empty fold for the window; ``first_block`` (any block, even empty) gives the columns' value
+    kinds and whether the timestamp is naive. Blocks of one streamed read share their dtypes."""
+    planned = plan_expectations(model, reference, value_kinds(first_block, model.features.categorical))
+    parameters = window_bounds(model, window, first_block)
+    expectations = [(item.type, _resolved(item.kwargs, parameters)) for item in planned]
+    return CompletenessFold(planned, parameters, StreamedSuite(expectations))
+
+
+def completeness_results(context: WindowContext, fold: CompletenessFold) -> list[Result]:
+    """The ``data_quality`` results of a folded window (see :func:`evaluate_completeness`)."""
+    results = [
+        to_result(context, item, outcome, fold.parameters)
+        for item, outcome in zip(fold.planned, fold.suite.results(), strict=True)
+    ]
+    return judge_quality_family(context, fold.planned, results)
+
+
 def evaluate_completeness(context: WindowContext) -> list[Result]:
     """Completeness and validity of the window: one ``data_quality`` result per expectation.
 
@@ -558,10 +604,12 @@ def evaluate_completeness(context: WindowContext) -> list[Result]:
         ``feature`` its column (``None`` for table-level ones), ``value`` the unexpected share for a
         column-map expectation (the row count for the row-count one), ``threshold`` the allowed
         share or the bound crossed, ``status`` ``ok``, else ``warning``/``alert`` by the configured
-        severity, ``unknown`` when GX could not evaluate it (the error in ``details``).
+        severity, ``unknown`` when it could not be evaluated (the error in ``details``).
 
     Notes
     -----
+    The frame is folded as one block; a streamed window folds its blocks into
+    :func:`begin_completeness`'s fold and calls :func:`completeness_results`, with the same results.
     An empty window fails the row-count expectation only: column-map expectations on no rows pass
     with ``value`` None and ``details.reason``. ``quality.enabled: false`` returns no results.
 
@@ -575,21 +623,8 @@ def evaluate_completeness(context: WindowContext) -> list[Result]:
     if not model.quality.enabled:
         return []
     frame = context.frame
-    planned = plan_expectations(model, context.reference, value_kinds(frame, model.features.categorical))
-    cached = _suite_for(model, planned)
-    parameters = window_parameters(context)
-    gx_results = run_suite(model, frame, cached.suite, parameters)
-
-    by_index: dict[int, Any] = {}
-    for gx_result in gx_results:
-        meta = gx_result.expectation_config.meta or {}
-        if _META_KEY in meta:
-            by_index[int(meta[_META_KEY])] = gx_result
-    results = [
-        to_result(context, item, by_index.get(index), parameters, cached.build_errors.get(index))
-        for index, item in enumerate(planned)
-    ]
-    return judge_quality_family(context, planned, results)
+    fold = begin_completeness(model, context.reference, context.window, frame).fold(frame)
+    return completeness_results(context, fold)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -28,6 +28,34 @@ RESERVED_ARGUMENTS = {
 #: Driftline validates each window's rows in memory, with GX's pandas execution engine.
 EXECUTION_ENGINE = "PandasExecutionEngine"
 
+#: The expectation types evaluated on the streamed window (``checks/streamed.py``): each one's result
+#: is derived from counts that merge block by block and equals GX's validation of the whole window.
+#: Any other type would need the window's rows whole (a median, a quantile, a KL divergence, ...)
+#: and is refused when the config loads.
+STREAMED_EXPECTATIONS = (
+    "expect_column_to_exist",
+    "expect_table_row_count_to_be_between",
+    "expect_table_row_count_to_equal",
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_null",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_not_be_in_set",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_match_regex",
+    "expect_column_values_to_not_match_regex",
+    "expect_column_values_to_be_unique",
+    "expect_column_min_to_be_between",
+    "expect_column_max_to_be_between",
+    "expect_column_sum_to_be_between",
+    "expect_column_mean_to_be_between",
+)
+
+#: GX arguments the streamed evaluation does not apply (it would silently ignore them).
+UNSTREAMED_ARGUMENTS = {
+    "row_condition": "row conditions are not applied to the streamed window",
+    "condition_parser": "row conditions are not applied to the streamed window",
+}
+
 
 def _registry() -> dict[str, type]:
     """Every expectation class GX ships, by snake_case type."""
@@ -117,7 +145,9 @@ def validate_expectation(expectation_type: str, kwargs: dict[str, Any]) -> None:
     Close matches are suggested for a misspelt type or argument. Arguments Driftline sets itself
     (``result_format``, ``catch_exceptions``, ``severity``, ...) are refused with the reason.
     Expectations GX cannot evaluate on its pandas engine (SQL ``LIKE`` patterns, query
-    expectations) are refused too. Importing GX takes seconds, so it happens only here, on demand.
+    expectations) are refused too, and so is every type outside :data:`STREAMED_EXPECTATIONS`
+    (a median or a quantile needs the whole window) and a ``row_condition``. Importing GX takes
+    seconds, so it happens only here, on demand.
 
     Examples
     --------
@@ -136,6 +166,15 @@ def validate_expectation(expectation_type: str, kwargs: dict[str, Any]) -> None:
     reason = _unsupported_reason(cls)
     if reason:
         raise ValueError(f"{expectation_type} is not supported: {reason}")
+    if expectation_type not in STREAMED_EXPECTATIONS:
+        raise ValueError(
+            f"{expectation_type} is not supported: it needs the whole window's rows, and Driftline evaluates "
+            f"expectations on the window as it streams; supported: {', '.join(STREAMED_EXPECTATIONS)}"
+        )
+    unstreamed = [name for name in kwargs if name in UNSTREAMED_ARGUMENTS and kwargs[name] is not None]
+    if unstreamed:
+        name = unstreamed[0]
+        raise ValueError(f"{expectation_type}: argument {name!r} is not supported: {UNSTREAMED_ARGUMENTS[name]}")
 
     from great_expectations.compatibility import pydantic
 

@@ -324,9 +324,24 @@ def test_gx_keeps_no_window_data_after_a_run(
 ) -> None:
     """Regression: GX's execution engine held each model's last frame until its next run."""
     model = _model(quality_log["table"], name="released")
-    evaluate_completeness(_context(engine, model, HOURS["clean"], reference))
-    definition, _ = completeness._SOURCES["released"]
+    completeness.gx_results(_context(engine, model, HOURS["clean"], reference))
+    definition = completeness._SOURCES["released"]
     assert definition.data_asset.datasource.get_execution_engine().batch_manager.batch_data_cache == {}
+
+
+@pytest.mark.parametrize("case", list(HOURS))
+def test_streamed_results_equal_gx_on_the_read_window(
+    engine: sa.Engine, quality_log: dict[str, Any], reference: ModelProfile, case: str
+) -> None:
+    """On the window as read from PostgreSQL (its dtypes), the folded suite gives GX's own results."""
+    context = _context(engine, _model(quality_log["table"]), HOURS[case], reference)
+    ours, theirs = evaluate_completeness(context), completeness.gx_results(context)
+    assert [(r.metric, r.feature, r.status, r.threshold, r.details) for r in ours] == [
+        (r.metric, r.feature, r.status, r.threshold, r.details) for r in theirs
+    ]
+    assert [None if r.value is None else round(r.value, 9) for r in ours] == [
+        None if r.value is None else round(r.value, 9) for r in theirs
+    ]
 
 
 def test_reference_categories_compare_as_numbers_and_booleans_in_such_columns(reference: ModelProfile) -> None:
