@@ -3,7 +3,7 @@
 Creates its own database (default ``dl_bench_results`` on the local server), migrates it with
 Driftline's own Alembic migrations, then:
 
-1. measures ``save_window`` (one more hourly window of one model, through ``tasks/store.py``) on the
+1. measures ``save_window`` (one more hourly window of one model, through ``driftline/storage/results.py``) on the
    empty store;
 2. bulk-fills a year of results inside PostgreSQL (``generate_series`` over hours x models joined to a
    template of 24 realistic windows from :func:`driftline.tasks.report.synthetic.synthetic_results`: a
@@ -50,8 +50,9 @@ from driftline.core.window import Window
 from driftline.stats.registry import ColumnKind
 from driftline.storage.engine import dispose_all
 from driftline.storage.migrate import current_revision, head_revision, upgrade
+from driftline.storage.results import load_results, save_window
+from driftline.storage.runs import claim_run
 from driftline.tasks.report.synthetic import synthetic_results
-from driftline.tasks.store import claim_run, load_results, save_window
 
 SERVER = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -130,7 +131,7 @@ def load_template(engine: sa.Engine) -> int:
         unlabelled_last=0,
         seed=7,
     )
-    from driftline.tasks.store import _result_values  # the exact values save_window writes
+    from driftline.storage.results import _result_values
 
     rows = []
     for order, result in enumerate(results):
@@ -160,9 +161,9 @@ def store_references(engine: sa.Engine, models: int) -> None:
     import numpy as np
 
     from driftline.config.monitors import parse_config
+    from driftline.storage.profiles import store_reference
     from driftline.tasks.profiles import fit_reference
     from driftline.tasks.report.synthetic import sample_frame
-    from driftline.tasks.store import store_reference
 
     names = [model_name(i) for i in range(models)]
     config = parse_config({"models": [model_config(m) for m in names]})

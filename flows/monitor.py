@@ -16,6 +16,7 @@ from driftline.core.results import Kind, Status, awaits_labels, window_verdict
 from driftline.core.settings import load_settings
 from driftline.core.window import HOUR, Window, hourly_windows
 from driftline.storage.connections import load_run_config, open_databases
+from driftline.storage.runs import RunHeartbeat, mark_failed
 from driftline.tasks._prefect import is_transient
 from driftline.tasks.artifacts import publish_summary_task
 from driftline.tasks.context import WindowContext
@@ -39,13 +40,7 @@ from driftline.tasks.profiles import (
     stream_window_profile_task,
 )
 from driftline.tasks.reporting import refresh_report_task
-from driftline.tasks.store import (
-    RunHeartbeat,
-    claim_run_task,
-    mark_failed,
-    save_window_task,
-    store_window_profile_task,
-)
+from driftline.tasks.store import claim_run_task, save_window_task, store_window_profile_task
 
 
 def _logger() -> Any:
@@ -371,7 +366,7 @@ RECORD_WAIT_S = 30.0
 def record_failures(config: Any, failed: list[tuple[str, Window, str]], since: datetime) -> int:
     """After a run: failed windows the run log missed (the database was down as they failed) are
     recorded now that it answers again (waiting for it like a window does). Returns rows written."""
-    from driftline.tasks.store import record_unrecorded_failure
+    from driftline.storage.runs import record_unrecorded_failure
 
     if not failed:
         return 0
@@ -435,10 +430,11 @@ def monitor_period(
 
     from driftline.core.errors import ConfigError
     from driftline.stats.model_profile import ModelProfile
+    from driftline.storage.profiles import load_window_profiles
+    from driftline.storage.results import save_window
     from driftline.tasks.drift import evaluate_drift
     from driftline.tasks.estimation import active, estimate_results
     from driftline.tasks.profiles import choose_reference
-    from driftline.tasks.store import load_window_profiles, save_window
 
     config = load_run_config(config_path)
     model_config = config.model(model)

@@ -38,10 +38,10 @@ from driftline.config.monitors import ModelConfig
 from driftline.config.notifications import DEFAULT_ACTIONS, DEFAULT_RETRAIN, RetrainAction
 from driftline.core.window import parse_instant
 from driftline.storage.connections import load_run_config, open_databases
-from driftline.tasks.notify_store import claim_retrain, latest_model_version, retrain_run, update_retrain
+from driftline.storage.results import latest_window_end
+from driftline.storage.retrains import claim_retrain, latest_model_version, retrain_run, update_retrain
 from driftline.tasks.promotion import emit_promoted, promoted_payload, retrain_parameters, text_or_none
 from driftline.tasks.references import ReferenceTooSmallError, promote_reference, resolve_reference
-from driftline.tasks.store import latest_window_end
 from driftline.tasks.training import (
     RetrainApproval,
     TrainingData,

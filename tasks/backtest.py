@@ -30,11 +30,12 @@ from driftline.core.errors import ConfigError
 from driftline.core.results import Kind, Result, Status, worst
 from driftline.core.window import Window
 from driftline.stats.model_profile import ModelProfile
+from driftline.storage.profiles import load_reference, load_window_profiles
+from driftline.storage.results import load_results
 from driftline.tasks.concept import CONCEPT_METRICS, label_columns
 from driftline.tasks.drift import compare_columns, evaluate_drift, size_reason
 from driftline.tasks.performance import bound, judge_performance_family, lower_is_better, tolerance_for
 from driftline.tasks.references import resolve_reference
-from driftline.tasks.store import load_reference, load_results, load_window_profiles
 
 HOUR = timedelta(hours=1)
 

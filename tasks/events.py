@@ -216,7 +216,7 @@ def emit_events(
         return [], []
     ids = [e["id"] for e in events]
     if outbox_engine is not None:
-        from driftline.tasks.notify_store import keep_events
+        from driftline.storage.outbox import keep_events
 
         keep_events(outbox_engine, events, CONFIRM_AFTER_S)
     try:
@@ -229,7 +229,7 @@ def emit_events(
         if outbox_engine is None:
             logger.error("LOST %d Prefect event(s) for %s (no outbox): %s", len(events), model, reason)
             return [], []
-        from driftline.tasks.notify_store import note_event_send_failed
+        from driftline.storage.outbox import note_event_send_failed
 
         note_event_send_failed(outbox_engine, ids, reason)
         logger.warning("could not send %d event(s) for %s (%s); kept in the outbox", len(events), model, reason)

@@ -15,6 +15,8 @@ from driftline.core.results import STATUS_SEVERITY, Kind, Result, Status, worst
 from driftline.core.window import HOUR, Window
 from driftline.stats.model_profile import ModelProfile
 from driftline.storage.connections import Databases
+from driftline.storage.results import load_results, save_label_refresh
+from driftline.storage.runs import label_coverage, run_reference_versions, stored_label_checksums
 from driftline.tasks._prefect import RETRY_TRANSIENT
 from driftline.tasks.context import WindowContext, run_guarded
 from driftline.tasks.estimation import attach_realised
@@ -23,13 +25,6 @@ from driftline.tasks.monitors import label_dependent_monitors
 from driftline.tasks.notify import react
 from driftline.tasks.performance import judge_window_performance
 from driftline.tasks.profiles import choose_reference, profile_window
-from driftline.tasks.store import (
-    label_coverage,
-    load_results,
-    run_reference_versions,
-    save_label_refresh,
-    stored_label_checksums,
-)
 
 
 def labelled_in(frame: Any, model: ModelConfig) -> int | None:

@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from prefect import task
 from sqlalchemy.engine import Engine
 
@@ -33,6 +32,20 @@ from driftline.config.monitors import ModelConfig
 from driftline.config.notifications import NotificationsConfig, effective_notifications
 from driftline.core.results import STATUS_SEVERITY, Kind, Result, Status, worst
 from driftline.core.window import Window
+from driftline.storage.outbox import (
+    defer_after,
+    insert_messages,
+    lease_due,
+    lock_model,
+    mark_attempt_failed,
+    mark_delivered,
+    open_incident,
+    open_incidents,
+    pending_count,
+    pending_events,
+    release,
+    update_incident,
+)
 from driftline.tasks._prefect import NO_RETRIES
 from driftline.tasks.estimation import reacting
 from driftline.tasks.events import build_window_events, emit_events, worst_metrics
@@ -45,19 +58,6 @@ from driftline.tasks.notify_channels import (
     event_sender,
     slack_sender,
     webhook_sender,
-)
-from driftline.tasks.notify_store import (
-    OUTBOX,
-    defer_after,
-    insert_messages,
-    lease_due,
-    lock_model,
-    mark_attempt_failed,
-    mark_delivered,
-    open_incident,
-    open_incidents,
-    release,
-    update_incident,
 )
 
 logger = logging.getLogger("driftline.notify")
@@ -363,12 +363,7 @@ def deliver_outbox(
                     break
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    with engine.connect() as connection:
-        pending_count = sa.text(
-            "SELECT count(*) FROM driftline.outbox WHERE status = 'pending'"
-            + (" AND model = :model" if model is not None else "")
-        )
-        outcome["pending"] = int(connection.execute(pending_count, {"model": model}).scalar_one())
+    outcome["pending"] = pending_count(engine, model)
     return outcome
 
 
@@ -401,17 +396,7 @@ def confirm_events(
     waiting: dict[str, int] = {}
     stored: set[str] = set()
     while True:
-        with engine.connect() as connection:
-            waiting = {
-                str(row.payload["id"]): int(row.id)
-                for row in connection.execute(
-                    sa.select(OUTBOX.c.id, OUTBOX.c.payload).where(
-                        OUTBOX.c.channel == "event",
-                        OUTBOX.c.status == "pending",
-                        sa.true() if ids is None else OUTBOX.c.dedupe_key.in_([f"event:{i}" for i in ids]),
-                    )
-                )
-            }
+        waiting = pending_events(engine, ids)
         if not waiting:
             break
         try:

@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from driftline.config.monitors import ModelConfig
 from driftline.core.results import Result, Status
 from driftline.core.window import Window
-from driftline.tasks.store import RESULTS
+from driftline.storage.results import recent_alert_counts as stored_alert_counts
 
 Key = tuple[str, str, str | None]
 
@@ -28,20 +27,7 @@ def recent_alert_counts(engine: Engine, model: ModelConfig, window: Window) -> d
     alert level (before persistence held any back)."""
     assert model.alert_after is not None
     since = window.start - timedelta(hours=model.alert_after.of_last - 1)
-    level = sa.func.coalesce(RESULTS.c.details["level_before_persistence"].astext, RESULTS.c.status)
-    statement = (
-        sa.select(RESULTS.c.kind, RESULTS.c.metric, RESULTS.c.feature, sa.func.count())
-        .where(
-            RESULTS.c.model == model.name,
-            RESULTS.c.resolution == "hour",
-            RESULTS.c.window_start >= since,
-            RESULTS.c.window_start < window.start,
-            level == "alert",
-        )
-        .group_by(RESULTS.c.kind, RESULTS.c.metric, RESULTS.c.feature)
-    )
-    with engine.connect() as connection:
-        return {(row[0], row[1], row[2]): int(row[3]) for row in connection.execute(statement)}
+    return stored_alert_counts(engine, model.name, since, window.start)
 
 
 def apply_persistence(model: ModelConfig, results: list[Result], earlier_alerts: dict[Key, int]) -> list[Result]:

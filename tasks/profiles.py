@@ -14,13 +14,13 @@ from driftline.config.monitors import ModelConfig
 from driftline.core.window import Window
 from driftline.stats.concept import fit_calibration
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values, window_model_profile
+from driftline.storage.profiles import load_reference, store_reference
 from driftline.tasks._prefect import NO_RETRIES, RETRY_TRANSIENT
 from driftline.tasks.estimation import ESTIMATION, active, fit_estimator, window_state
 from driftline.tasks.extract import iter_rows
 from driftline.tasks.performance import reference_performance
 from driftline.tasks.reference_source import read_reference_rows
 from driftline.tasks.references import ReferenceVersion, resolve_reference
-from driftline.tasks.store import load_reference, store_reference
 
 #: In-memory only: the definition hash a loaded reference was stored under (window profiles are keyed by it).
 DEFINITION_KEY = "_definition"
@@ -178,7 +178,7 @@ def seasonal_reference(engine: Engine, model: ModelConfig, reference: ModelProfi
     from datetime import timedelta
     from functools import reduce
 
-    from driftline.tasks.store import load_window_profiles
+    from driftline.storage.profiles import load_window_profiles
 
     rule = model.seasonal_reference
     assert rule is not None

@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from driftline.config.monitors import ModelConfig
+from driftline.storage.retrains import retrain_run, update_retrain
 from driftline.tasks.events import RETRAIN_PROMOTED, build_event, emit_events
-from driftline.tasks.notify_store import retrain_run, update_retrain
 from driftline.tasks.references import ReferenceVersion, promote_reference, resolve_reference
 
 #: What a team's pipeline emits to ask for a promotion (an automation runs the ``promote`` deployment).

@@ -289,3 +289,45 @@ def promote_reference(
         with bind.begin() as connection:
             row = insert_reference_version(connection, **values)
     return _from_row(row, model, None)
+
+
+# --- the reference-override helpers of the retrain log, kept as thin wrappers -----------------------
+
+
+def effective_reference_range(
+    engine: Engine, model: ModelConfig, window_start: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The ``[start, end)`` of the reference a window starting at ``window_start`` is judged against
+    (``None``: the version in effect now). Kept for existing callers; see ``resolve_reference``."""
+    version = resolve_reference(engine, model, window_start)
+    return version.start, version.end
+
+
+def with_effective_reference(engine: Engine, model: ModelConfig, window_start: datetime | None = None) -> ModelConfig:
+    """``model`` itself, or a copy whose reference is the fixed range of the version in effect at
+    ``window_start``. Kept for existing callers; see ``resolve_reference``."""
+    return resolve_reference(engine, model, window_start).apply(model)
+
+
+def set_reference_override(
+    connection: sa.Connection,
+    model: ModelConfig,
+    start: datetime,
+    end: datetime,
+    model_version_id: int | None = None,
+    reason: str | None = None,
+    effective_from: datetime | None = None,
+) -> int:
+    """Record reference version ``[start, end)`` effective from ``effective_from`` (default: now), in the
+    caller's transaction; returns the version number. Kept for existing callers; see ``promote_reference``."""
+    promoted = promote_reference(
+        connection,
+        model=model,
+        reference_start=start,
+        reference_end=end,
+        effective_from=effective_from,
+        note=reason,
+        model_version_id=model_version_id,
+        source="retrain",
+    )
+    return promoted.version

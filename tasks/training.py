@@ -23,9 +23,9 @@ from sqlalchemy.engine import Engine
 
 from driftline.config.monitors import ModelConfig
 from driftline.core.window import HOUR, floor_hour
+from driftline.storage.retrains import record_model_version
 from driftline.tasks._prefect import NO_RETRIES, RETRY_TRANSIENT
 from driftline.tasks.extract import log_table, read_rows
-from driftline.tasks.notify_store import record_model_version
 from driftline.tasks.profiles import positive_indicator
 
 
@@ -222,7 +222,6 @@ def record_candidate(
     Runs in the caller's transaction, under a per-model advisory lock, so the promotion that refers
     to the version commits with it or not at all.
     """
-    connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"versions|{model.name}"})
     return record_model_version(
         connection,
         {

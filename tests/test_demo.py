@@ -14,7 +14,7 @@ from driftline.config.monitors import parse_config
 from driftline.core.results import Kind, Status
 from driftline.storage.connections import open_databases
 from driftline.storage.migrate import current_revision, head_revision
-from driftline.tasks.store import load_results
+from driftline.storage.results import load_results
 
 
 @pytest.mark.usefixtures("prefect_api")

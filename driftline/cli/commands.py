@@ -641,7 +641,7 @@ def results(
     from driftline.core.results import Kind
     from driftline.core.window import parse_instant
     from driftline.storage.connections import load_run_config, open_databases
-    from driftline.tasks.store import latest_window_end, load_results
+    from driftline.storage.results import latest_window_end, load_results
 
     if output_format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {output_format!r}")
@@ -916,7 +916,7 @@ def report(
     if end:
         stop = parse_instant(end)
     else:  # the model's latest results, not the clock: a log replayed or monitored late still shows
-        from driftline.tasks.store import latest_window_end
+        from driftline.storage.results import latest_window_end
 
         stop = latest_window_end(databases.results, model) or last_full_hour_end()
     begin = parse_instant(start) if start else stop - timedelta(days=7)

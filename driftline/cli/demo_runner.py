@@ -43,7 +43,7 @@ def run_demo(home: Path | None, console: Console, progress_console: Console) -> 
     )
 
     from driftline.flows.monitor import monitor_all
-    from driftline.tasks.store import load_results
+    from driftline.storage.results import load_results
 
     windows = list(hourly_windows(DAY_START, DAY_END))
     failures: list[str] = []

@@ -15,13 +15,11 @@ from driftline.core.errors import DriftlineError
 from driftline.core.results import Kind, Result
 from driftline.core.window import Window, parse_instant
 from driftline.stats.model_profile import ModelProfile, window_model_profile
-from driftline.storage.models import ReferenceProfileRow, RunRow
+from driftline.storage.profiles import latest_reference_profile, load_reference
+from driftline.storage.results import load_results
+from driftline.storage.runs import load_runs
 from driftline.tasks.extract import read_rows
 from driftline.tasks.references import ReferenceVersion, reference_versions, resolve_reference
-from driftline.tasks.store import load_reference, load_results
-
-PROFILES = ReferenceProfileRow.__table__
-RUNS = RunRow.__table__
 
 
 @dataclass
@@ -48,17 +46,6 @@ def _instant(value: datetime | str | None) -> datetime | None:
     return None if value is None else parse_instant(value)
 
 
-def load_runs_between(engine: Engine, model: str, start: datetime | None, end: datetime | None) -> list[dict[str, Any]]:
-    """The run log of ``model`` for windows starting in ``[start, end)``."""
-    statement = sa.select(RUNS).where(RUNS.c.model == model).order_by(RUNS.c.window_start)
-    if start is not None:
-        statement = statement.where(RUNS.c.window_start >= start)
-    if end is not None:
-        statement = statement.where(RUNS.c.window_start < end)
-    with engine.connect() as connection:
-        return [dict(row) for row in connection.execute(statement).mappings()]
-
-
 def reference_profile(
     engine: Engine, model: ModelConfig, window_start: datetime | None = None
 ) -> tuple[ModelProfile | None, str | None]:
@@ -70,21 +57,15 @@ def reference_profile(
         current = load_reference(engine, model.name, version.apply(model).reference_definition(window_start))
         if current is not None:
             return current, None if version.configured else describe_version(version)
-    statement = (
-        sa.select(PROFILES.c.profile, PROFILES.c.reference_start, PROFILES.c.reference_end)
-        .where(PROFILES.c.model == model.name)
-        .order_by(PROFILES.c.fitted_at.desc(), PROFILES.c.id.desc())
-        .limit(1)
-    )
-    with engine.connect() as connection:
-        row = connection.execute(statement).first()
-    if row is None:
+    latest = latest_reference_profile(engine, model.name)
+    if latest is None:
         return None, "no reference profile is stored for this model yet (a monitor run fits it)"
+    profile, reference_start, reference_end = latest
     note = (
         "the stored reference profile was fitted for an earlier configuration "
-        f"(reference {row.reference_start:%Y-%m-%d %H:%M}..{row.reference_end:%Y-%m-%d %H:%M} UTC)"
+        f"(reference {reference_start:%Y-%m-%d %H:%M}..{reference_end:%Y-%m-%d %H:%M} UTC)"
     )
-    return ModelProfile.from_json(row.profile), note
+    return profile, note
 
 
 def describe_version(version: ReferenceVersion) -> str:
@@ -150,7 +131,7 @@ def load_report_data(
         start=begin,
         end=stop,
         results=results,
-        runs=load_runs_between(results_engine, model.name, begin, stop),
+        runs=load_runs(results_engine, model.name, begin, stop),
     )
     drift_windows = [r for r in results if r.kind == Kind.DATA_DRIFT]
     if drift_windows:

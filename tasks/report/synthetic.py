@@ -10,19 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
 from driftline.config.monitors import MonitorsConfig, parse_config
-from driftline.core.results import Kind, Result, Status, finite_or_none
+from driftline.core.results import Kind, Result, Status
 from driftline.core.window import Window
 from driftline.stats.registry import DEFAULT_METRICS, ColumnKind, get_statistic
-from driftline.storage.models import ResultRow, RunRow
+from driftline.storage.results import store_results
 
 HOUR = timedelta(hours=1)
 
@@ -219,43 +217,6 @@ def synthetic_results(
     return results, runs
 
 
-def store_results(engine: Engine, results: Sequence[Result], runs: Sequence[dict[str, Any]] = ()) -> int:
-    """Insert results (replacing equal keys) and run-log rows into the migrated schema; returns rows written."""
-    values = [
-        {
-            "model": r.model,
-            "window_start": r.window_start,
-            "window_end": r.window_end,
-            "kind": str(r.kind),
-            "metric": r.metric,
-            "feature": r.feature,
-            "value": finite_or_none(r.value),
-            "threshold": finite_or_none(r.threshold),
-            "status": str(r.status),
-            "details": r.details,
-        }
-        for r in results
-    ]
-    table = cast(sa.Table, ResultRow.__table__)
-    upsert = pg_insert(table)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=["model", "resolution", "window_start", "kind", "metric", "feature"],
-        set_={c: upsert.excluded[c] for c in ("window_end", "value", "threshold", "status", "details")},
-    )
-    with engine.begin() as connection:
-        if values:
-            connection.execute(upsert, values)  # executemany: SQLAlchemy batches it into multi-row INSERTs
-        if runs:
-            run_table = cast(sa.Table, RunRow.__table__)
-            run_upsert = pg_insert(run_table)
-            run_upsert = run_upsert.on_conflict_do_update(
-                index_elements=[run_table.c.model, run_table.c.window_start],
-                set_={c: run_upsert.excluded[c] for c in ("status", "row_count", "duration_s", "labelled_rows")},
-            )
-            connection.execute(run_upsert, list(runs))
-    return len(values)
-
-
 def sample_frame(
     rng: np.random.Generator,
     numeric: Sequence[str],
@@ -303,8 +264,8 @@ def seed_sample(
     ``drifting``), fits and stores the reference profile from 5,000 synthetic reference rows, and
     stores :func:`synthetic_results` for ``hours`` windows from ``start``. Returns the config.
     """
+    from driftline.storage.profiles import store_reference
     from driftline.tasks.profiles import fit_reference
-    from driftline.tasks.store import store_reference
 
     reference_start = start - timedelta(days=7)
     config = parse_config(

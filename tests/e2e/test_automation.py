@@ -35,8 +35,8 @@ from driftline.core.results import Kind, Result, Status
 from driftline.core.window import Window
 from driftline.deployments.automations import apply_automations
 from driftline.deployments.up import deploy, prefect_database_url, start_server, stop_process
+from driftline.storage.retrains import retrain_runs
 from driftline.tasks.events import emit_window_events
-from driftline.tasks.notify_store import retrain_runs
 from tests.conftest import DAY
 from tests.notify.test_slack import FakeSlack, free_port
 

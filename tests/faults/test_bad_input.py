@@ -32,11 +32,12 @@ from driftline.flows.monitor import backfill, monitor_all, monitor_model
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, window_model_profile
 from driftline.stats.profile import MAX_STORED_CATEGORIES, CategoricalProfile
 from driftline.storage.engine import get_engine
+from driftline.storage.results import _result_values, load_results
+from driftline.storage.runs import load_runs
 from driftline.tasks.context import WindowContext
 from driftline.tasks.drift import evaluate_drift, metrics_for
 from driftline.tasks.extract import labelled_counts, read_rows
 from driftline.tasks.operational import evaluate_operational
-from driftline.tasks.store import _result_values, load_results, load_runs
 from tests.conftest import DAY, REFERENCE_START, model_entry, synthetic_rows, write_config
 
 WINDOW = Window(DAY, DAY + timedelta(hours=1))

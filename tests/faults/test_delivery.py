@@ -20,8 +20,8 @@ import sqlalchemy as sa
 
 from driftline.config.notifications import NotificationsConfig, WebhookChannel
 from driftline.core.results import Kind, Status
+from driftline.storage.outbox import outbox_messages
 from driftline.tasks.notify import deliver_outbox, plan_notifications
-from driftline.tasks.notify_store import outbox_messages
 from tests.notify.test_slack import MY_TABLES, drift_results, window_at
 
 pytestmark = pytest.mark.timeout(120)

@@ -26,9 +26,9 @@ import sqlalchemy as sa
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from driftline.core.results import Status
+from driftline.storage.outbox import outbox_messages
 from driftline.tasks.events import build_window_events, emit_events, stored_event_ids
 from driftline.tasks.notify import confirm_events, deliver_outbox
-from driftline.tasks.notify_store import outbox_messages
 from tests.notify.test_slack import MY_TABLES, drift_results, free_port, window_at
 
 pytestmark = pytest.mark.timeout(400)

@@ -284,7 +284,7 @@ def test_a_live_window_renews_its_lease_and_is_never_taken_for_abandoned(
     sweep running all the while never marks it failed, and it ends succeeded on its first attempt."""
     import threading
 
-    from driftline.tasks.store import sweep_abandoned
+    from driftline.storage.runs import sweep_abandoned
 
     module = f"beatmod_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{module}.py").write_text(HEARTBEAT_MONITOR, encoding="utf-8")

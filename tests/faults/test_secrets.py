@@ -28,7 +28,7 @@ from driftline.cli.commands import app
 from driftline.core.results import Kind, Status
 from driftline.flows.monitor import monitor_all, monitor_model
 from driftline.storage.engine import get_engine
-from driftline.tasks.store import load_results
+from driftline.storage.results import load_results
 from tests.conftest import DAY, REFERENCE_START, model_entry, synthetic_rows, write_config
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.timeout(180)]

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from driftline.core.results import Kind, Result, Status
 from driftline.flows.monitor import monitor_model
-from driftline.tasks.store import load_results
+from driftline.storage.results import load_results
 from tests.conftest import DAY, REFERENCE_START, create_log_table, model_entry, synthetic_rows, write_config
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.timeout(300)]

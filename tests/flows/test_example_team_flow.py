@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from driftline.core.results import Kind, Status
-from driftline.tasks.store import load_results
+from driftline.storage.results import load_results
 from tests.conftest import DAY
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from driftline.flows.monitor import monitor_all
-from driftline.tasks.store import load_runs
+from driftline.storage.runs import load_runs
 from tests.conftest import DAY, model_entry, write_config
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -14,9 +14,10 @@ from prefect.client.orchestration import get_client
 
 from driftline.core.results import Kind, Status
 from driftline.flows.monitor import monitor_model
+from driftline.storage.outbox import incidents
+from driftline.storage.results import load_results
+from driftline.storage.runs import load_runs
 from driftline.tasks.labels import worse_kinds
-from driftline.tasks.notify_store import incidents
-from driftline.tasks.store import load_results, load_runs
 from tests.conftest import DAY
 from tests.notify.test_slack import FakeSlack
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from driftline.core.results import Kind, Status
 from driftline.flows.monitor import monitor_model
-from driftline.tasks.store import load_results
+from driftline.storage.results import load_results
 from tests.conftest import DAY, model_entry, write_config
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

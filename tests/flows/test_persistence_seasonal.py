@@ -14,8 +14,8 @@ from driftline.config.monitors import load_config
 from driftline.core.results import Kind, Status
 from driftline.core.window import Window
 from driftline.flows.monitor import monitor_model
+from driftline.storage.results import load_results
 from driftline.tasks.profiles import ensure_reference, seasonal_reference
-from driftline.tasks.store import load_results
 from tests.conftest import DAY
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from driftline.cli.commands import app
 from driftline.config.monitors import load_config
 from driftline.core.errors import ConfigError
-from driftline.tasks.notify_store import claim_retrain, retrain_runs
+from driftline.storage.retrains import claim_retrain, retrain_runs
 from driftline.tasks.promotion import promote_model
 from driftline.tasks.references import resolve_reference
 from tests.conftest import DAY

@@ -17,11 +17,12 @@ from driftline.core.results import Kind
 from driftline.core.window import Window
 from driftline.flows.monitor import backfill, monitor_period
 from driftline.stats.model_profile import window_model_profile
+from driftline.storage.profiles import load_reference
+from driftline.storage.results import load_results
 from driftline.tasks.drift import evaluate_drift
 from driftline.tasks.estimation import estimate_results
 from driftline.tasks.extract import read_rows
 from driftline.tasks.profiles import profile_window
-from driftline.tasks.store import load_reference, load_results
 from tests.conftest import DAY
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

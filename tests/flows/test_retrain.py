@@ -21,12 +21,8 @@ from prefect.input.run_input import keyset_from_paused_state
 
 from driftline.config.monitors import ModelConfig
 from driftline.flows.retrain import retrain
-from driftline.tasks.notify_store import (
-    effective_reference_range,
-    retrain_runs,
-    set_reference_override,
-    with_effective_reference,
-)
+from driftline.storage.retrains import retrain_runs
+from driftline.tasks.references import effective_reference_range, set_reference_override, with_effective_reference
 from tests.conftest import REFERENCE_END, REFERENCE_START, create_log_table, model_entry, write_config
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -301,7 +297,7 @@ def test_the_example_trainer_takes_the_documented_parameters_of_a_retrain_reques
 ) -> None:
     """What retrain-request passes to ``actions.retrain.deployment``: the suggested training range and the
     retrain-log row it recorded (the request applied the cooldown: the trainer does not claim again)."""
-    from driftline.tasks.notify_store import claim_retrain
+    from driftline.storage.retrains import claim_retrain
     from driftline.tasks.promotion import RETRAIN_PARAMETERS, retrain_parameters
 
     seed_log(engine, log_schema, "linear")

@@ -16,9 +16,9 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from driftline.config.notifications import NotificationsConfig, WebhookChannel
 from driftline.core.results import Kind, Result, Status
+from driftline.storage.outbox import incidents, outbox_messages
 from driftline.tasks.events import build_window_events, emit_window_events
 from driftline.tasks.notify import confirm_events, deliver_outbox, plan_notifications
-from driftline.tasks.notify_store import incidents, outbox_messages
 from tests.notify.test_slack import MY_TABLES, FakeSlack, drift_results, free_port, window_at
 
 
@@ -175,8 +175,8 @@ def test_react_on_a_real_monitor_window(
     from driftline.config.monitors import load_config
     from driftline.core.window import Window
     from driftline.flows.monitor import monitor_model
+    from driftline.storage.results import load_results
     from driftline.tasks.notify import react
-    from driftline.tasks.store import load_results
     from tests.conftest import DAY
 
     end = DAY + timedelta(hours=15)

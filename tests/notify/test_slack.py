@@ -25,8 +25,8 @@ from driftline.config.monitors import ModelConfig
 from driftline.config.notifications import NotificationsConfig, SlackChannel, WebhookChannel
 from driftline.core.results import Kind, Result, Status
 from driftline.core.window import Window
+from driftline.storage.outbox import incidents, outbox_messages
 from driftline.tasks.notify import deliver_outbox, plan_notifications, react
-from driftline.tasks.notify_store import incidents, outbox_messages
 from tests.conftest import DAY, model_entry
 
 TOKEN = "xoxb-test-0123456789-secret"

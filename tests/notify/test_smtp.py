@@ -13,8 +13,8 @@ from aiosmtpd.controller import Controller
 
 from driftline.config.notifications import EmailChannel, NotificationsConfig
 from driftline.core.results import Status
+from driftline.storage.outbox import outbox_messages
 from driftline.tasks.notify import deliver_outbox, plan_notifications
-from driftline.tasks.notify_store import outbox_messages
 from tests.notify.test_slack import MY_TABLES, drift_results, free_port, window_at
 
 

@@ -13,8 +13,9 @@ from driftline.cli.commands import app
 from driftline.core.errors import ConfigError
 from driftline.core.results import Kind, Result, Status
 from driftline.core.window import Window, last_full_hour_end
+from driftline.storage.results import save_window
 from driftline.storage.retention import parse_age, prune
-from driftline.tasks.store import claim_run, save_window
+from driftline.storage.runs import claim_run
 from tests.conftest import model_entry, write_config
 
 HOUR = timedelta(hours=1)

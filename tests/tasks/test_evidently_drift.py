@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from driftline.core.results import Kind, Status
 from driftline.flows.monitor import monitor_model
-from driftline.tasks.store import load_results, load_runs
+from driftline.storage.results import load_results
+from driftline.storage.runs import load_runs
 from tests.conftest import DAY, model_entry, write_config
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

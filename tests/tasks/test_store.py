@@ -10,15 +10,9 @@ from driftline.core.results import Kind, Result, Status
 from driftline.core.window import Window
 from driftline.stats.model_profile import ModelProfile
 from driftline.stats.profile import fit_categorical
-from driftline.tasks.store import (
-    claim_run,
-    load_reference,
-    load_results,
-    load_runs,
-    mark_failed,
-    save_window,
-    store_reference,
-)
+from driftline.storage.profiles import load_reference, store_reference
+from driftline.storage.results import load_results, save_window
+from driftline.storage.runs import claim_run, load_runs, mark_failed
 
 WINDOW = Window.hour_ending("2026-03-08T14:00:00Z")
 

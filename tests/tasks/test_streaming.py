@@ -17,9 +17,9 @@ from driftline.core.window import Window
 from driftline.flows.monitor import monitor_model
 from driftline.stats.model_profile import ModelProfile
 from driftline.stats.profile import CategoricalProfile, NumericProfile
+from driftline.storage.results import load_results
 from driftline.tasks.extract import iter_rows, read_rows
 from driftline.tasks.profiles import fit_reference, profile_window, stream_window_profile
-from driftline.tasks.store import load_results
 from tests.conftest import DAY, model_entry, write_config
 
 T0 = datetime(2026, 4, 2, 9, tzinfo=UTC)

@@ -1,33 +1,21 @@
-"""Storage of notifications and retraining (migration 0003): the outbox, open incidents, the retrain
-log, model versions and reference overrides.
-
-Which reference a window is judged against is decided by ``driftline.tasks.references.resolve_reference``
-(versioned references, migration 0006); ``effective_reference_range`` / ``with_effective_reference`` /
-``set_reference_override`` remain as thin wrappers around it.
+"""Repository of notifications (migration 0003): the outbox (messages and Prefect events kept before
+sending, leased, retried, deferred) and open incidents (one per model and kind, serialised by an
+advisory lock per model).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
-from driftline.config.monitors import ModelConfig
-from driftline.storage.models import (
-    IncidentRow,
-    ModelVersionRow,
-    OutboxRow,
-    RetrainRunRow,
-)
-from driftline.tasks.references import promote_reference, resolve_reference
+from driftline.storage.models import IncidentRow, OutboxRow
 
 OUTBOX = OutboxRow.__table__
 INCIDENTS = IncidentRow.__table__
-VERSIONS = ModelVersionRow.__table__
-RETRAINS = RetrainRunRow.__table__
 
 
 # --- outbox -----------------------------------------------------------------------------------
@@ -238,134 +226,22 @@ def incidents(engine: Engine, model: str) -> list[dict[str, Any]]:
         return [dict(r) for r in connection.execute(statement).mappings()]
 
 
-# --- reference overrides (superseded by versioned references: driftline.tasks.references) -------------
+def pending_count(engine: Engine, model: str | None = None) -> int:
+    """Outbox rows still ``pending`` (of ``model``, else of every model)."""
+    statement = sa.select(sa.func.count()).select_from(OUTBOX).where(OUTBOX.c.status == "pending")
+    if model is not None:
+        statement = statement.where(OUTBOX.c.model == model)
+    with engine.connect() as connection:
+        return int(connection.execute(statement).scalar_one())
 
 
-def effective_reference_range(
-    engine: Engine, model: ModelConfig, window_start: datetime | None = None
-) -> tuple[datetime, datetime]:
-    """The ``[start, end)`` of the reference a window starting at ``window_start`` is judged against
-    (``None``: the version in effect now). Kept for existing callers; see ``resolve_reference``."""
-    version = resolve_reference(engine, model, window_start)
-    return version.start, version.end
-
-
-def with_effective_reference(engine: Engine, model: ModelConfig, window_start: datetime | None = None) -> ModelConfig:
-    """``model`` itself, or a copy whose reference is the fixed range of the version in effect at
-    ``window_start``. Kept for existing callers; see ``resolve_reference``."""
-    return resolve_reference(engine, model, window_start).apply(model)
-
-
-def set_reference_override(
-    connection: sa.Connection,
-    model: ModelConfig,
-    start: datetime,
-    end: datetime,
-    model_version_id: int | None = None,
-    reason: str | None = None,
-    effective_from: datetime | None = None,
-) -> int:
-    """Record reference version ``[start, end)`` effective from ``effective_from`` (default: now), in the
-    caller's transaction; returns the version number. Kept for existing callers; see ``promote_reference``."""
-    promoted = promote_reference(
-        connection,
-        model=model,
-        reference_start=start,
-        reference_end=end,
-        effective_from=effective_from,
-        note=reason,
-        model_version_id=model_version_id,
-        source="retrain",
+def pending_events(engine: Engine, ids: list[str] | None = None) -> dict[str, int]:
+    """Kept Prefect events still ``pending`` (those of ``ids``, else all): event id -> outbox row id."""
+    statement = sa.select(OUTBOX.c.id, OUTBOX.c.payload).where(
+        OUTBOX.c.channel == "event",
+        OUTBOX.c.status == "pending",
+        sa.true() if ids is None else OUTBOX.c.dedupe_key.in_([f"event:{i}" for i in ids]),
     )
-    return promoted.version
-
-
-# --- model versions ---------------------------------------------------------------------------
-
-
-def latest_model_version(engine: Engine, model: str) -> dict[str, Any] | None:
-    statement = sa.select(VERSIONS).where(VERSIONS.c.model == model).order_by(VERSIONS.c.version.desc()).limit(1)
     with engine.connect() as connection:
-        row = connection.execute(statement).mappings().first()
-    return None if row is None else dict(row)
+        return {str(row.payload["id"]): int(row.id) for row in connection.execute(statement)}
 
-
-def record_model_version(connection: sa.Connection, values: dict[str, Any]) -> tuple[int, int]:
-    """Insert the next version of ``values['model']``; returns (row id, version). Caller holds the model lock."""
-    current = connection.execute(
-        sa.select(sa.func.coalesce(sa.func.max(VERSIONS.c.version), 0)).where(VERSIONS.c.model == values["model"])
-    ).scalar_one()
-    version = int(current) + 1
-    row_id = connection.execute(
-        sa.insert(VERSIONS).values(**values, version=version).returning(VERSIONS.c.id)
-    ).scalar_one()
-    return int(row_id), version
-
-
-# --- retrain log ------------------------------------------------------------------------------
-
-
-def claim_retrain(
-    engine: Engine, model: str, reason: str, flow_run_id: str | None, cooldown_hours: float, now: datetime | None = None
-) -> tuple[int, datetime | None]:
-    """Record a retrain; returns (row id, start of the previous one if it is within the cooldown).
-
-    When the second value is not None the new row is already ``skipped``. An advisory lock makes two
-    simultaneous triggers (drift and performance in the same hour) one retrain and one skip.
-    """
-    now = now or datetime.now(UTC)
-    with engine.begin() as connection:
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"retrain|{model}"})
-        previous = connection.execute(
-            sa.select(sa.func.max(RETRAINS.c.started_at)).where(
-                RETRAINS.c.model == model, RETRAINS.c.status.in_(["running", "promoted", "rejected"])
-            )
-        ).scalar_one()
-        blocked = previous is not None and now - previous < timedelta(hours=cooldown_hours)
-        row_id = connection.execute(
-            sa.insert(RETRAINS)
-            .values(
-                model=model,
-                status="skipped" if blocked else "running",
-                reason=reason[:1000],
-                flow_run_id=flow_run_id,
-                started_at=now,
-                finished_at=now if blocked else None,
-                details={"cooldown_hours": cooldown_hours, "previous_start": previous.isoformat()} if blocked else {},
-            )
-            .returning(RETRAINS.c.id)
-        ).scalar_one()
-    return int(row_id), (previous if blocked else None)
-
-
-def finish_retrain(engine: Engine, run_id: int, status: str, details: dict[str, Any]) -> None:
-    with engine.begin() as connection:
-        connection.execute(
-            sa.update(RETRAINS)
-            .where(RETRAINS.c.id == run_id)
-            .values(status=status, details=details, finished_at=sa.func.now())
-        )
-
-
-def update_retrain(engine: Engine, run_id: int, status: str | None, details: dict[str, Any]) -> None:
-    """Merge ``details`` into a retrain-log row; with ``status`` also set it (and, unless ``running``,
-    the finish time)."""
-    values: dict[str, Any] = {"details": RETRAINS.c.details.op("||")(sa.cast(details, RETRAINS.c.details.type))}
-    if status is not None:
-        values["status"] = status
-        if status != "running":
-            values["finished_at"] = sa.func.now()
-    with engine.begin() as connection:
-        connection.execute(sa.update(RETRAINS).where(RETRAINS.c.id == run_id).values(**values))
-
-
-def retrain_run(engine: Engine, run_id: int) -> dict[str, Any] | None:
-    with engine.connect() as connection:
-        row = connection.execute(sa.select(RETRAINS).where(RETRAINS.c.id == run_id)).mappings().first()
-    return None if row is None else dict(row)
-
-
-def retrain_runs(engine: Engine, model: str) -> list[dict[str, Any]]:
-    with engine.connect() as connection:
-        statement = sa.select(RETRAINS).where(RETRAINS.c.model == model).order_by(RETRAINS.c.id)
-        return [dict(r) for r in connection.execute(statement).mappings()]
