@@ -262,6 +262,11 @@ def run(name: str, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
         "chunks": len(nanny),
         "chunk_rows": data["chunk_size"],
         "calibration": calibration,
+        # Driftline's two errors, mean over the chunks: the window's sampling error and the calibration's.
+        "mean_standard_error": {
+            m: [round(float(ours[f"{m}_se"].mean()), 4), round(float(ours[f"{m}_calibration_se"].mean()), 4)]
+            for m in ("precision", "recall")
+        },
         "seconds": {"driftline": round(ours_seconds, 2), "nannyml": round(nanny_seconds, 2)},
     }
     return lines, facts
