@@ -631,6 +631,43 @@ def estimated_performance(page: Page, rows: list[Result]) -> None:
             "Treat the estimates with caution.</p>"
         )
     page.add(page.chart(charts.estimate_chart(series, columns=3, width=380), label="estimated performance"))
+    estimated_segments(page, rows)
+
+
+def estimated_segments(page: Page, rows: list[Result]) -> None:
+    """The latest window whose segment estimates have realised values: each segment's estimate, band
+    and realised value side by side (``attach_realised`` put them there)."""
+    beside = [
+        r
+        for r in rows
+        if r.feature is not None
+        and r.metric.startswith(ESTIMATED)
+        and any(entry.get("realised") is not None for entry in r.details.get("segments") or [])
+    ]
+    if not beside:
+        return
+    latest = max(r.window_start for r in beside)
+    lines = []
+    for r in sorted((r for r in beside if r.window_start == latest), key=lambda r: str(r.feature)):
+        for entry in r.details["segments"]:
+            band = entry.get("band") or [None, None]
+            inside = entry.get("within_band")
+            lines.append(
+                [
+                    esc(r.feature),
+                    esc(entry.get("segment")),
+                    fmt(entry.get("value")),
+                    f"{fmt(band[0])} .. {fmt(band[1])}",
+                    fmt(entry.get("realised")),
+                    "" if inside is None else ("yes" if inside else "<strong>no</strong>"),
+                ]
+            )
+    metric = beside[0].metric.removeprefix(ESTIMATED + "segment_")
+    page.add(
+        f'<p class="meta">Per segment, window starting {esc(latest.strftime("%Y-%m-%d %H:%M"))} UTC: the estimated '
+        f"{esc(metric)} of each segment beside its realised value once the labels arrived.</p>"
+    )
+    page.add(table(["feature", "segment", "estimate", "band", "realised", "inside the band"], lines, numeric=(2, 4)))
 
 
 def performance(page: Page, data: ReportData) -> None:

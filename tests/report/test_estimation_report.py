@@ -35,11 +35,46 @@ def test_estimates_are_drawn_with_band_and_realised_points(store: sa.Engine, log
                 details,
             )
         )
+    # Two labelled hours with per-segment estimates and the realised value of each same segment: the
+    # later one is tabled.
+    for hour, realised_south in ((10, 0.71), (12, 0.55)):
+        start = START + timedelta(hours=hour)
+        segments = [
+            {"segment": "north", "value": 0.84, "band": [0.80, 0.88], "realised": 0.83, "within_band": True},
+            {
+                "segment": "south",
+                "value": 0.78,
+                "band": [0.70, 0.86],
+                "realised": realised_south,
+                "within_band": 0.70 <= realised_south <= 0.86,
+            },
+            {"segment": "<east>", "value": 0.80, "band": [0.7, 0.9], "realised": None, "within_band": None},
+        ]
+        estimates.append(
+            Result(
+                "loan",
+                start,
+                start + timedelta(hours=1),
+                Kind.PERFORMANCE,
+                "estimated_segment_roc_auc",
+                "region",
+                0.78,
+                0.7,
+                Status.OK,
+                {"segment": "south", "segments": segments},
+            )
+        )
     store_results(store, estimates)
     document = write_report(
         store, config, "loan", START, START + timedelta(hours=24), tmp_path / "r.html", data_engine=store
     ).read_text("utf-8")
     assert "Estimated from the scores, before the labels" in document
+    latest = (START + timedelta(hours=12)).strftime("%Y-%m-%d %H:%M")
+    assert f"Per segment, window starting {latest} UTC: the estimated roc_auc of each segment" in document
+    table = document.split(f"window starting {latest}")[1].split("</table>")[0]
+    assert '<td>region</td><td>south</td><td class="num">0.78</td><td>0.7 .. 0.86</td>' in table
+    assert '<td class="num">0.55</td><td><strong>no</strong></td>' in table
+    assert "<td>&lt;east&gt;</td>" in table and "0.71" not in table  # escaped; the earlier hour not tabled
     assert "1 estimated degradation(s) flagged" not in document and "4 estimated degradation(s) flagged" in document
     chart = next(s for s in specs(document).values() if any("lo" in r and "e" in r for r in chart_data(s)))
     rows = sorted(chart_data(chart), key=lambda r: r["t"])
