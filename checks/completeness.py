@@ -514,8 +514,8 @@ def to_result(
     if error is not None or gx_result is None:
         details["reason"] = "expectation could not be evaluated"
         details["error"] = (error or "GX returned no result for it")[:1000]
-        return context.result(Kind.DATA_QUALITY, planned.metric, planned.feature, None,
-                              _threshold(kwargs, None, False), Status.UNKNOWN, details)
+        return context.result(kind=Kind.DATA_QUALITY, metric=planned.metric, feature=planned.feature, value=None,
+                              threshold=_threshold(kwargs, None, False), status=Status.UNKNOWN, details=details)
 
     outcome = dict(gx_result.result or {})
     is_map = "element_count" in outcome and "unexpected_count" in outcome
@@ -537,8 +537,8 @@ def to_result(
         if planned.type == "expect_column_to_exist":
             value = 1.0 if gx_result.success else 0.0
     status = Status.OK if gx_result.success else planned.severity
-    return context.result(Kind.DATA_QUALITY, planned.metric, planned.feature, value,
-                          _threshold(kwargs, value, is_map), status, details)
+    return context.result(kind=Kind.DATA_QUALITY, metric=planned.metric, feature=planned.feature, value=value,
+                          threshold=_threshold(kwargs, value, is_map), status=status, details=details)
 
 
 # --------------------------------------------------------------------------------------------------

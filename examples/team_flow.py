@@ -30,11 +30,29 @@ def approval_rate(context: WindowContext) -> list[Result]:
     """The team's KPI: share of positive predictions, alert below 20%."""
     frame = context.frame
     if frame.empty:
-        return [context.result(Kind.PERFORMANCE, "approval_rate", None, None, 0.2, Status.UNKNOWN,
-                               {"reason": "no rows"})]
+        return [
+            context.result(
+                kind=Kind.PERFORMANCE,
+                metric="approval_rate",
+                feature=None,
+                value=None,
+                threshold=0.2,
+                status=Status.UNKNOWN,
+                details={"reason": "no rows"},
+            )
+        ]
     rate = float((frame[context.model.prediction_column] > 0.5).mean())
-    return [context.result(Kind.PERFORMANCE, "approval_rate", None, rate, 0.2,
-                           Status.ALERT if rate < 0.2 else Status.OK, {"rows": len(frame)})]
+    return [
+        context.result(
+            kind=Kind.PERFORMANCE,
+            metric="approval_rate",
+            feature=None,
+            value=rate,
+            threshold=0.2,
+            status=Status.ALERT if rate < 0.2 else Status.OK,
+            details={"rows": len(frame)},
+        )
+    ]
 
 
 @task
@@ -59,8 +77,9 @@ def team_monitoring(config_path: str, model: str, window_end: datetime | None = 
     context = WindowContext(model_config, window, frame, reference, current, databases.data, databases.results)
     monitors = [*monitors_for(model_config), FunctionMonitor("approval_rate", Kind.PERFORMANCE, approval_rate)]
     results = [r for monitor in monitors for r in run_monitor_task(monitor, context)]
-    save_window_task(databases.results, model, window, results, {m.kind for m in monitors}, len(frame),
-                     time.perf_counter() - started)
+    save_window_task(
+        databases.results, model, window, results, {m.kind for m in monitors}, len(frame), time.perf_counter() - started
+    )
     return notify_team(model, results)
 
 
@@ -71,7 +90,8 @@ if __name__ == "__main__":
     parser.add_argument("--serve", action="store_true", help="serve hourly at minute 20 instead of running once")
     args = parser.parse_args()
     if args.serve:
-        team_monitoring.serve(name="team-loan-hourly", cron="20 * * * *",
-                              parameters={"config_path": args.config, "model": args.model})
+        team_monitoring.serve(
+            name="team-loan-hourly", cron="20 * * * *", parameters={"config_path": args.config, "model": args.model}
+        )
     else:
         team_monitoring(args.config, args.model)

@@ -91,13 +91,13 @@ def _relation(context: WindowContext, labelled: int, reason: str | None, family:
         reason = "reference profile has no score/label summary"
     if reason is not None:
         return context.result(
-            Kind.CONCEPT_DRIFT,
-            "label_rate_by_score",
-            model.score_column,
-            None,
-            alert,
-            Status.UNKNOWN,
-            {**base, "reason": reason},
+            kind=Kind.CONCEPT_DRIFT,
+            metric="label_rate_by_score",
+            feature=model.score_column,
+            value=None,
+            threshold=alert,
+            status=Status.UNKNOWN,
+            details={**base, "reason": reason},
         )
     outcome = calibration_shift(
         calibration, numeric_values(context.frame[model.score_column]), positive_indicator(context.frame, model)
@@ -124,5 +124,11 @@ def _relation(context: WindowContext, labelled: int, reason: str | None, family:
             rows=labelled,
         ).replace(" rows", " labelled rows", 1)
     return context.result(
-        Kind.CONCEPT_DRIFT, "label_rate_by_score", model.score_column, outcome.statistic, alert, status, details
+        kind=Kind.CONCEPT_DRIFT,
+        metric="label_rate_by_score",
+        feature=model.score_column,
+        value=outcome.statistic,
+        threshold=alert,
+        status=status,
+        details=details,
     )

@@ -123,6 +123,7 @@ class WindowContext:
 
     def result(
         self,
+        *,
         kind: Kind,
         metric: str,
         feature: str | None,
@@ -131,18 +132,18 @@ class WindowContext:
         status: Status,
         details: dict[str, Any] | None = None,
     ) -> Result:
-        """A result for this model and window."""
+        """The :class:`Result` of this context's model and window (keyword arguments only)."""
         return Result(
-            self.model.name,
-            self.window.start,
-            self.window.end,
-            kind,
-            metric,
-            feature,
-            value,
-            threshold,
-            status,
-            details or {},
+            model=self.model.name,
+            window_start=self.window.start,
+            window_end=self.window.end,
+            kind=kind,
+            metric=metric,
+            feature=feature,
+            value=value,
+            threshold=threshold,
+            status=status,
+            details=details or {},
         )
 
 
@@ -177,13 +178,13 @@ def _normalise(monitor: Monitor, context: WindowContext, produced: Any) -> list[
     for item in produced:
         if isinstance(item, dict):
             item = context.result(
-                Kind(item.get("kind", monitor.kind)),
-                str(item["metric"]),
-                item.get("feature"),
-                item.get("value"),
-                item.get("threshold"),
-                Status(item.get("status", Status.UNKNOWN)),
-                dict(item.get("details") or {}),
+                kind=Kind(item.get("kind", monitor.kind)),
+                metric=str(item["metric"]),
+                feature=item.get("feature"),
+                value=item.get("value"),
+                threshold=item.get("threshold"),
+                status=Status(item.get("status", Status.UNKNOWN)),
+                details=dict(item.get("details") or {}),
             )
         if not isinstance(item, Result):
             raise TypeError(f"monitor {monitor.name!r} returned {type(item).__name__}, not a Result")
@@ -193,20 +194,26 @@ def _normalise(monitor: Monitor, context: WindowContext, produced: Any) -> list[
             context.window.end,
         ):
             item = context.result(
-                item.kind, item.metric, item.feature, item.value, item.threshold, item.status, item.details
+                kind=item.kind,
+                metric=item.metric,
+                feature=item.feature,
+                value=item.value,
+                threshold=item.threshold,
+                status=item.status,
+                details=item.details,
             )
         results.append(
             Result(
-                item.model,
-                item.window_start,
-                item.window_end,
-                Kind(item.kind),
-                item.metric,
-                item.feature,
-                item.value,
-                item.threshold,
-                Status(item.status),
-                item.details,
+                model=item.model,
+                window_start=item.window_start,
+                window_end=item.window_end,
+                kind=Kind(item.kind),
+                metric=item.metric,
+                feature=item.feature,
+                value=item.value,
+                threshold=item.threshold,
+                status=Status(item.status),
+                details=item.details,
             )
         )
     return results
@@ -215,13 +222,13 @@ def _normalise(monitor: Monitor, context: WindowContext, produced: Any) -> list[
 def _failed(monitor: Monitor, context: WindowContext, reason: str, error: str) -> list[Result]:
     return [
         context.result(
-            monitor.kind,
-            f"monitor:{monitor.name}",
-            None,
-            None,
-            None,
-            Status.UNKNOWN,
-            {"reason": reason, "error": error[:1000]},
+            kind=monitor.kind,
+            metric=f"monitor:{monitor.name}",
+            feature=None,
+            value=None,
+            threshold=None,
+            status=Status.UNKNOWN,
+            details={"reason": reason, "error": error[:1000]},
         )
     ]
 

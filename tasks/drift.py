@@ -170,7 +170,16 @@ def compare_columns(
         metric: str, column: str, value: float | None, threshold: float | None, status: Status, details: dict[str, Any]
     ) -> Result:
         return Result(
-            model.name, window.start, window.end, result_kind, metric, column, value, threshold, status, details
+            model=model.name,
+            window_start=window.start,
+            window_end=window.end,
+            kind=result_kind,
+            metric=metric,
+            feature=column,
+            value=value,
+            threshold=threshold,
+            status=status,
+            details=details,
         )
 
     results = []
@@ -238,28 +247,28 @@ def dataset_drift(
         unknown = {"reason": reason or "no reference"}
         return [
             Result(
-                model.name,
-                window.start,
-                window.end,
-                Kind.DATA_DRIFT,
-                "drifted_features_share",
-                None,
-                None,
-                model.drift.dataset_alert,
-                Status.UNKNOWN,
-                unknown,
+                model=model.name,
+                window_start=window.start,
+                window_end=window.end,
+                kind=Kind.DATA_DRIFT,
+                metric="drifted_features_share",
+                feature=None,
+                value=None,
+                threshold=model.drift.dataset_alert,
+                status=Status.UNKNOWN,
+                details=unknown,
             ),
             Result(
-                model.name,
-                window.start,
-                window.end,
-                Kind.DATA_DRIFT,
-                "general_drift",
-                None,
-                None,
-                GENERAL_DRIFT_LEVELS[1],
-                Status.UNKNOWN,
-                unknown,
+                model=model.name,
+                window_start=window.start,
+                window_end=window.end,
+                kind=Kind.DATA_DRIFT,
+                metric="general_drift",
+                feature=None,
+                value=None,
+                threshold=GENERAL_DRIFT_LEVELS[1],
+                status=Status.UNKNOWN,
+                details=unknown,
             ),
         ]
     verdicts = {f: worst([r.status for r in per_feature if r.feature == f]) for f in features}
@@ -278,16 +287,16 @@ def dataset_drift(
     share_level = model.drift.dataset_alert if share_status == Status.ALERT else model.drift.dataset_warning
     rows = [
         Result(
-            model.name,
-            window.start,
-            window.end,
-            Kind.DATA_DRIFT,
-            "drifted_features_share",
-            None,
-            share if judged else None,
-            model.drift.dataset_alert,
-            share_status,
-            {
+            model=model.name,
+            window_start=window.start,
+            window_end=window.end,
+            kind=Kind.DATA_DRIFT,
+            metric="drifted_features_share",
+            feature=None,
+            value=share if judged else None,
+            threshold=model.drift.dataset_alert,
+            status=share_status,
+            details={
                 "drifted": drifted,
                 "judged_features": len(judged),
                 "warning": model.drift.dataset_warning,
@@ -331,16 +340,16 @@ def dataset_drift(
     )
     rows.append(
         Result(
-            model.name,
-            window.start,
-            window.end,
-            Kind.DATA_DRIFT,
-            "general_drift",
-            None,
-            general if scores else None,
-            detected,
-            general_status,
-            {"preset": "mlrun", "potential": potential, "detected": detected, "features": len(scores)}
+            model=model.name,
+            window_start=window.start,
+            window_end=window.end,
+            kind=Kind.DATA_DRIFT,
+            metric="general_drift",
+            feature=None,
+            value=general if scores else None,
+            threshold=detected,
+            status=general_status,
+            details={"preset": "mlrun", "potential": potential, "detected": detected, "features": len(scores)}
             | ({} if scores else {"reason": "no feature has a finite TVD and Hellinger distance"})
             | (
                 {

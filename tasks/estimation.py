@@ -510,16 +510,16 @@ def _result(
     resolution: str,
 ) -> Result:
     return Result(
-        model.name,
-        window.start,
-        window.end,
-        Kind.PERFORMANCE,
-        metric,
-        feature,
-        value,
-        threshold,
-        status,
-        details,
+        model=model.name,
+        window_start=window.start,
+        window_end=window.end,
+        kind=Kind.PERFORMANCE,
+        metric=metric,
+        feature=feature,
+        value=value,
+        threshold=threshold,
+        status=status,
+        details=details,
         resolution=resolution,
     )
 

@@ -139,13 +139,13 @@ class EvidentlyDrift:
             why = f"needs {min_rows} rows per side; reference {len(reference)}, window {len(window)}"
             return [
                 context.result(
-                    Kind.DATA_DRIFT,
-                    "evidently:drifted_columns_share",
-                    None,
-                    None,
-                    self.drift_share,
-                    Status.UNKNOWN,
-                    {**base, "reason": why},
+                    kind=Kind.DATA_DRIFT,
+                    metric="evidently:drifted_columns_share",
+                    feature=None,
+                    value=None,
+                    threshold=self.drift_share,
+                    status=Status.UNKNOWN,
+                    details={**base, "reason": why},
                 )
             ]
         definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
@@ -174,13 +174,18 @@ class EvidentlyDrift:
                 value = metric.get("value")
                 results.append(
                     context.result(
-                        Kind.DATA_DRIFT,
-                        _metric(method, names),
-                        str(config.get("column")),
-                        None if value is None else float(value),
-                        None if config.get("threshold") is None else float(config["threshold"]),
-                        _STATUS.get(status_name, Status.UNKNOWN),
-                        {**base, "method": method, "evidently_test": status_name or None, "description": description},
+                        kind=Kind.DATA_DRIFT,
+                        metric=_metric(method, names),
+                        feature=str(config.get("column")),
+                        value=None if value is None else float(value),
+                        threshold=None if config.get("threshold") is None else float(config["threshold"]),
+                        status=_STATUS.get(status_name, Status.UNKNOWN),
+                        details={
+                            **base,
+                            "method": method,
+                            "evidently_test": status_name or None,
+                            "description": description,
+                        },
                     )
                 )
             elif kind.endswith(":DriftedColumnsCount"):
@@ -189,13 +194,13 @@ class EvidentlyDrift:
                 status = Status.UNKNOWN if share is None else Status.ALERT if share >= self.drift_share else Status.OK
                 results.append(
                     context.result(
-                        Kind.DATA_DRIFT,
-                        "evidently:drifted_columns_share",
-                        None,
-                        None if share is None else float(share),
-                        self.drift_share,
-                        status,
-                        {**base, "drifted_columns": value.get("count")},
+                        kind=Kind.DATA_DRIFT,
+                        metric="evidently:drifted_columns_share",
+                        feature=None,
+                        value=None if share is None else float(share),
+                        threshold=self.drift_share,
+                        status=status,
+                        details={**base, "drifted_columns": value.get("count")},
                     )
                 )
         return results

@@ -131,7 +131,13 @@ def evaluate_multivariate(context: WindowContext) -> list[Result]:
         why = f"needs 50 rows per side; reference {len(reference)}, window {len(window)}"
         return [
             context.result(
-                Kind.DATA_DRIFT, "domain_classifier_auc", None, None, alert, Status.UNKNOWN, {**base, "reason": why}
+                kind=Kind.DATA_DRIFT,
+                metric="domain_classifier_auc",
+                feature=None,
+                value=None,
+                threshold=alert,
+                status=Status.UNKNOWN,
+                details={**base, "reason": why},
             )
         ]
     auc, n_ref, n_win = domain_auc(reference, window, numeric, categorical)
@@ -141,12 +147,12 @@ def evaluate_multivariate(context: WindowContext) -> list[Result]:
     status = judge(auc, warning, alert, pvalue, alpha)
     return [
         context.result(
-            Kind.DATA_DRIFT,
-            "domain_classifier_auc",
-            None,
-            auc,
-            alert,
-            status,
-            {**base, "p_value": pvalue, "reference_rows": n_ref, "window_rows": n_win},
+            kind=Kind.DATA_DRIFT,
+            metric="domain_classifier_auc",
+            feature=None,
+            value=auc,
+            threshold=alert,
+            status=status,
+            details={**base, "p_value": pvalue, "reference_rows": n_ref, "window_rows": n_win},
         )
     ]

@@ -104,7 +104,15 @@ def volume(context: WindowContext, history: list[int]) -> Result:
         )
     if reason:
         details["reason"] = reason
-    return context.result(Kind.OPERATIONAL, "row_count", None, float(n), threshold, status, details)
+    return context.result(
+        kind=Kind.OPERATIONAL,
+        metric="row_count",
+        feature=None,
+        value=float(n),
+        threshold=threshold,
+        status=status,
+        details=details,
+    )
 
 
 def _reference_percentile(profile: NumericProfile, q: float) -> float:
@@ -127,7 +135,15 @@ def latency(context: WindowContext) -> list[Result]:
         if values.size == 0 or not isinstance(reference, NumericProfile) or reference.n == 0:
             why = "no latency values in the window" if values.size == 0 else "no reference latency"
             results.append(
-                context.result(Kind.OPERATIONAL, metric, column, None, None, Status.UNKNOWN, {"reason": why})
+                context.result(
+                    kind=Kind.OPERATIONAL,
+                    metric=metric,
+                    feature=column,
+                    value=None,
+                    threshold=None,
+                    status=Status.UNKNOWN,
+                    details={"reason": why},
+                )
             )
             continue
         current = float(np.percentile(values, q))
@@ -140,13 +156,13 @@ def latency(context: WindowContext) -> list[Result]:
         p_value = float(stats.binom.sf(above - 1, values.size, 1 - q / 100))
         results.append(
             context.result(
-                Kind.OPERATIONAL,
-                metric,
-                column,
-                current,
-                baseline * cfg.latency_alert_ratio,
-                status,
-                {
+                kind=Kind.OPERATIONAL,
+                metric=metric,
+                feature=column,
+                value=current,
+                threshold=baseline * cfg.latency_alert_ratio,
+                status=status,
+                details={
                     "reference": baseline,
                     "ratio": ratio,
                     "warning": baseline * cfg.latency_warning_ratio,
@@ -180,7 +196,13 @@ def error_rate(context: WindowContext) -> list[Result]:
     if rows == 0:
         return [
             context.result(
-                Kind.OPERATIONAL, "error_rate", column, None, None, Status.UNKNOWN, {"reason": "no rows in the window"}
+                kind=Kind.OPERATIONAL,
+                metric="error_rate",
+                feature=column,
+                value=None,
+                threshold=None,
+                status=Status.UNKNOWN,
+                details={"reason": "no rows in the window"},
             )
         ]
     rate = errors / rows
@@ -196,13 +218,13 @@ def error_rate(context: WindowContext) -> list[Result]:
     p_value = float(stats.binom.sf(errors - 1, rows, baseline)) if baseline > 0 else (0.0 if errors else 1.0)
     return [
         context.result(
-            Kind.OPERATIONAL,
-            "error_rate",
-            column,
-            rate,
-            baseline + cfg.error_rate_alert,
-            status,
-            {
+            kind=Kind.OPERATIONAL,
+            metric="error_rate",
+            feature=column,
+            value=rate,
+            threshold=baseline + cfg.error_rate_alert,
+            status=status,
+            details={
                 "errors": errors,
                 "rows": rows,
                 "reference_rate": baseline,
@@ -219,24 +241,24 @@ def silence(context: WindowContext, last_row: Any) -> Result:
     cfg = context.model.operational
     if last_row is None:
         return context.result(
-            Kind.OPERATIONAL,
-            "minutes_since_last_row",
-            None,
-            None,
-            cfg.max_silence_minutes,
-            Status.ALERT,
-            {"reason": "the log has no rows before the window end"},
+            kind=Kind.OPERATIONAL,
+            metric="minutes_since_last_row",
+            feature=None,
+            value=None,
+            threshold=cfg.max_silence_minutes,
+            status=Status.ALERT,
+            details={"reason": "the log has no rows before the window end"},
         )
     minutes = (context.window.end - last_row).total_seconds() / 60
     status = Status.ALERT if minutes > cfg.max_silence_minutes else Status.OK
     return context.result(
-        Kind.OPERATIONAL,
-        "minutes_since_last_row",
-        None,
-        minutes,
-        cfg.max_silence_minutes,
-        status,
-        {"last_row": last_row.isoformat()},
+        kind=Kind.OPERATIONAL,
+        metric="minutes_since_last_row",
+        feature=None,
+        value=minutes,
+        threshold=cfg.max_silence_minutes,
+        status=status,
+        details={"last_row": last_row.isoformat()},
     )
 
 

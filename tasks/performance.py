@@ -639,7 +639,17 @@ def evaluate_performance(
                 details |= {"p_value": _json_float(test.p_value), "alpha": alpha, "test": test.name}
                 if test.tested is not None:
                     details["tested"] = test.tested
-        results.append(context.result(Kind.PERFORMANCE, metric, None, _json_float(value), alert_bound, status, details))
+        results.append(
+            context.result(
+                kind=Kind.PERFORMANCE,
+                metric=metric,
+                feature=None,
+                value=_json_float(value),
+                threshold=alert_bound,
+                status=status,
+                details=details,
+            )
+        )
 
     if model.performance.segments:
         for feature, kind in model.features.items():
@@ -1002,7 +1012,15 @@ def _segment_result(
     }
 
     def unknown(why: str) -> Result:
-        return context.result(Kind.PERFORMANCE, name, feature, None, None, Status.UNKNOWN, {**details, "reason": why})
+        return context.result(
+            kind=Kind.PERFORMANCE,
+            metric=name,
+            feature=feature,
+            value=None,
+            threshold=None,
+            status=Status.UNKNOWN,
+            details={**details, "reason": why},
+        )
 
     if reason is not None:
         return unknown(reason)
@@ -1081,7 +1099,15 @@ def _segment_result(
         # beside the realised value of the same segment, not beside the realised worst one.
         "segment_values": {s.name: {"value": s.value, "labelled_rows": s.labelled_rows} for s in compared},
     }
-    return context.result(Kind.PERFORMANCE, name, feature, worst.value, alert_bound, status, details)
+    return context.result(
+        kind=Kind.PERFORMANCE,
+        metric=name,
+        feature=feature,
+        value=worst.value,
+        threshold=alert_bound,
+        status=status,
+        details=details,
+    )
 
 
 def _segment_statistics(model: ModelConfig, metric: str, rows: _Rows) -> tuple[float, dict[str, Any]]:

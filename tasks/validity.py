@@ -71,7 +71,17 @@ def evaluate_validity(context: WindowContext) -> list[Result]:
 
     def add(metric: str, column: str, share: float | None, status: Status, details: dict[str, Any]) -> None:
         base = {"warning": 0.0, "alert": ALERT_SHARE, "rows": rows}
-        results.append(context.result(Kind.DATA_QUALITY, metric, column, share, ALERT_SHARE, status, base | details))
+        results.append(
+            context.result(
+                kind=Kind.DATA_QUALITY,
+                metric=metric,
+                feature=column,
+                value=share,
+                threshold=ALERT_SHARE,
+                status=status,
+                details=base | details,
+            )
+        )
 
     for column in numeric:
         profile = current.features.get(column)
@@ -121,7 +131,13 @@ def _score_range(context: WindowContext) -> Result:
     if finite.size == 0:
         reason = "no finite score in this window" if values.size else "no rows in this window"
         return context.result(
-            Kind.DATA_QUALITY, "out_of_range_share", score, None, ALERT_SHARE, Status.UNKNOWN, base | {"reason": reason}
+            kind=Kind.DATA_QUALITY,
+            metric="out_of_range_share",
+            feature=score,
+            value=None,
+            threshold=ALERT_SHARE,
+            status=Status.UNKNOWN,
+            details=base | {"reason": reason},
         )
     outside = int(np.count_nonzero((finite < 0.0) | (finite > 1.0)))
     share = outside / finite.size
@@ -134,7 +150,13 @@ def _score_range(context: WindowContext) -> Result:
     if outside:
         details["reason"] = f"{_percent(share)} of the scores ({outside} of {finite.size}) are outside [0, 1]"
     return context.result(
-        Kind.DATA_QUALITY, "out_of_range_share", score, share, ALERT_SHARE, share_status(share), details
+        kind=Kind.DATA_QUALITY,
+        metric="out_of_range_share",
+        feature=score,
+        value=share,
+        threshold=ALERT_SHARE,
+        status=share_status(share),
+        details=details,
     )
 
 

@@ -80,9 +80,14 @@ def finite_or_none(value: float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Result:
-    """One verdict for one (model, window, kind, metric, feature)."""
+    """One verdict for one (model, window, kind, metric, feature).
+
+    Built with keyword arguments only (``Result(model=..., window_start=..., ...)``), or inside a
+    monitor with :meth:`WindowContext.result <driftline.tasks.context.WindowContext.result>`, which
+    fills in the model and window: ten positional values are too easy to swap.
+    """
 
     model: str
     window_start: datetime

@@ -63,7 +63,20 @@ def synthetic_results(
             ws: datetime = ws,
             we: datetime = we,
         ) -> None:
-            results.append(Result(model, ws, we, kind, metric, feature, value, threshold, status, details))
+            results.append(
+                Result(
+                    model=model,
+                    window_start=ws,
+                    window_end=we,
+                    kind=kind,
+                    metric=metric,
+                    feature=feature,
+                    value=value,
+                    threshold=threshold,
+                    status=status,
+                    details=details,
+                )
+            )
 
         alerted = []
         for name, kind in features:

@@ -178,16 +178,16 @@ def test_drift_event_triggers_a_completed_retrain_and_failures_notify(
             window = Window(DAY.replace(hour=15), DAY.replace(hour=16))
             drift = [
                 Result(
-                    "loan",
-                    window.start,
-                    window.end,
-                    Kind.DATA_DRIFT,
-                    "ks",
-                    "income",
-                    0.71,
-                    0.2,
-                    Status.ALERT,
-                    {"p_value": 1e-30},
+                    model="loan",
+                    window_start=window.start,
+                    window_end=window.end,
+                    kind=Kind.DATA_DRIFT,
+                    metric="ks",
+                    feature="income",
+                    value=0.71,
+                    threshold=0.2,
+                    status=Status.ALERT,
+                    details={"p_value": 1e-30},
                 )
             ]
             emitted_at = datetime.now(UTC)

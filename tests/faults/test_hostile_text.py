@@ -199,8 +199,30 @@ def test_slack_messages_escape_names(engine: sa.Engine, monkeypatch: pytest.Monk
 
         window = window_at(12)
         results = [
-            Result("loan", window.start, window.end, Kind.DATA_DRIFT, "ks", hostile, 0.6, 0.2, Status.ALERT, {}),
-            Result("loan", window.start, window.end, Kind.DATA_DRIFT, "<@U123>", "age", 0.6, 0.2, Status.ALERT, {}),
+            Result(
+                model="loan",
+                window_start=window.start,
+                window_end=window.end,
+                kind=Kind.DATA_DRIFT,
+                metric="ks",
+                feature=hostile,
+                value=0.6,
+                threshold=0.2,
+                status=Status.ALERT,
+                details={},
+            ),
+            Result(
+                model="loan",
+                window_start=window.start,
+                window_end=window.end,
+                kind=Kind.DATA_DRIFT,
+                metric="<@U123>",
+                feature="age",
+                value=0.6,
+                threshold=0.2,
+                status=Status.ALERT,
+                details={},
+            ),
         ]
         with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{_unused_port()}/api"}):
             react(

@@ -153,7 +153,18 @@ def test_window_verdict_ranks_unknown_above_ok_except_rows_waiting_for_labels() 
     window = Window(HOUR, HOUR + timedelta(hours=1))
 
     def row(kind: Kind, metric: str, status: Status, **details: Any) -> Result:
-        return Result("m", window.start, window.end, kind, metric, "f", 0.0, None, status, details)
+        return Result(
+            model="m",
+            window_start=window.start,
+            window_end=window.end,
+            kind=kind,
+            metric=metric,
+            feature="f",
+            value=0.0,
+            threshold=None,
+            status=status,
+            details=details,
+        )
 
     ok = row(Kind.DATA_DRIFT, "ks", Status.OK)
     assert window_verdict([ok, row(Kind.DATA_DRIFT, "psi", Status.UNKNOWN)]) == Status.UNKNOWN

@@ -150,7 +150,18 @@ def _result(kind: Kind, status: Status) -> Any:
     from driftline.core.results import Result
 
     start, end = _hour(9)
-    return Result("loan", start, end, kind, "m", None, 0.0, None, status, {})
+    return Result(
+        model="loan",
+        window_start=start,
+        window_end=end,
+        kind=kind,
+        metric="m",
+        feature=None,
+        value=0.0,
+        threshold=None,
+        status=status,
+        details={},
+    )
 
 
 def test_worse_kinds_are_the_ones_the_labels_made_worse() -> None:

@@ -62,7 +62,18 @@ def read_events(prefix: str, ids: list[Any], timeout_s: float = 15) -> list[dict
 def test_window_events_reach_prefect_and_queued_ones_are_sent_later(clean: sa.Engine) -> None:
     window = window_at(14)
     results = drift_results(window, Status.ALERT) + [
-        Result("loan", window.start, window.end, Kind.PERFORMANCE, "roc_auc", None, 0.61, 0.7, Status.WARNING, {}),
+        Result(
+            model="loan",
+            window_start=window.start,
+            window_end=window.end,
+            kind=Kind.PERFORMANCE,
+            metric="roc_auc",
+            feature=None,
+            value=0.61,
+            threshold=0.7,
+            status=Status.WARNING,
+            details={},
+        ),
     ]
     ids = emit_window_events("loan", window, results, "00000000-0000-0000-0000-000000000001", outbox_engine=clean)
     assert len(ids) == 2, "data_drift (alert) and performance (warning); operational is ok"
@@ -104,16 +115,16 @@ def test_events_only_for_warning_and_alert_kinds() -> None:
     assert build_window_events("loan", window, ok) == []
     unknown = [
         Result(
-            "loan",
-            window.start,
-            window.end,
-            Kind.DATA_DRIFT,
-            "ks",
-            "income",
-            None,
-            0.2,
-            Status.UNKNOWN,
-            {"reason": "window has 0 rows"},
+            model="loan",
+            window_start=window.start,
+            window_end=window.end,
+            kind=Kind.DATA_DRIFT,
+            metric="ks",
+            feature="income",
+            value=None,
+            threshold=0.2,
+            status=Status.UNKNOWN,
+            details={"reason": "window has 0 rows"},
         )
     ]
     assert build_window_events("loan", window, unknown) == []

@@ -15,9 +15,29 @@ SENTENCE = "income: Wasserstein 0.801 ≥ 0.2 (alert), p < 1e-6, 310 rows vs 50,
 def test_slack_and_email_show_the_reason_sentence() -> None:
     results = [
         Result(
-            "loan", START, END, Kind.DATA_DRIFT, "wasserstein", "income", 0.801, 0.2, Status.ALERT, {"reason": SENTENCE}
+            model="loan",
+            window_start=START,
+            window_end=END,
+            kind=Kind.DATA_DRIFT,
+            metric="wasserstein",
+            feature="income",
+            value=0.801,
+            threshold=0.2,
+            status=Status.ALERT,
+            details={"reason": SENTENCE},
         ),
-        Result("loan", START, END, Kind.DATA_DRIFT, "chi_square", "region", 86.7, 0.3, Status.WARNING, {}),
+        Result(
+            model="loan",
+            window_start=START,
+            window_end=END,
+            kind=Kind.DATA_DRIFT,
+            metric="chi_square",
+            feature="region",
+            value=86.7,
+            threshold=0.3,
+            status=Status.WARNING,
+            details={},
+        ),
     ]
     worst = worst_metrics(results)
     assert worst[0]["reason"] == SENTENCE and "reason" not in worst[1]

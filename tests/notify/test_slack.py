@@ -134,11 +134,53 @@ def drift_results(window: Window, status: Status, income: float = 0.62) -> list[
     """Data drift rows of one window: income at ``status``, age ok; one volume row, ok."""
     return [
         Result(
-            "loan", window.start, window.end, Kind.DATA_DRIFT, "ks", "income", income, 0.2, status, {"p_value": 1e-12}
+            model="loan",
+            window_start=window.start,
+            window_end=window.end,
+            kind=Kind.DATA_DRIFT,
+            metric="ks",
+            feature="income",
+            value=income,
+            threshold=0.2,
+            status=status,
+            details={"p_value": 1e-12},
         ),
-        Result("loan", window.start, window.end, Kind.DATA_DRIFT, "psi", "income", income * 2, 0.25, status, {}),
-        Result("loan", window.start, window.end, Kind.DATA_DRIFT, "ks", "age", 0.01, 0.2, Status.OK, {}),
-        Result("loan", window.start, window.end, Kind.OPERATIONAL, "row_count", None, 200.0, None, Status.OK, {}),
+        Result(
+            model="loan",
+            window_start=window.start,
+            window_end=window.end,
+            kind=Kind.DATA_DRIFT,
+            metric="psi",
+            feature="income",
+            value=income * 2,
+            threshold=0.25,
+            status=status,
+            details={},
+        ),
+        Result(
+            model="loan",
+            window_start=window.start,
+            window_end=window.end,
+            kind=Kind.DATA_DRIFT,
+            metric="ks",
+            feature="age",
+            value=0.01,
+            threshold=0.2,
+            status=Status.OK,
+            details={},
+        ),
+        Result(
+            model="loan",
+            window_start=window.start,
+            window_end=window.end,
+            kind=Kind.OPERATIONAL,
+            metric="row_count",
+            feature=None,
+            value=200.0,
+            threshold=None,
+            status=Status.OK,
+            details={},
+        ),
     ]
 
 
@@ -259,7 +301,16 @@ def test_down_server_keeps_messages_pending_then_each_is_sent_once(
         if hour == 13:
             results.append(
                 Result(
-                    "loan", window.start, window.end, Kind.OPERATIONAL, "error_rate", None, 0.2, 0.05, Status.ALERT, {}
+                    model="loan",
+                    window_start=window.start,
+                    window_end=window.end,
+                    kind=Kind.OPERATIONAL,
+                    metric="error_rate",
+                    feature=None,
+                    value=0.2,
+                    threshold=0.05,
+                    status=Status.ALERT,
+                    details={},
                 )
             )
         plan_notifications(clean, "loan", window, results, config, now=window.end)

@@ -23,16 +23,16 @@ def test_estimates_are_drawn_with_band_and_realised_points(store: sa.Engine, log
         details = {"band": [value - 0.03, value + 0.03], "reference_value": 0.86, "estimate": True}
         estimates.append(
             Result(
-                "loan",
-                start,
-                start + timedelta(hours=1),
-                Kind.PERFORMANCE,
-                "estimated_accuracy",
-                None,
-                value,
-                0.774,
-                status,
-                details,
+                model="loan",
+                window_start=start,
+                window_end=start + timedelta(hours=1),
+                kind=Kind.PERFORMANCE,
+                metric="estimated_accuracy",
+                feature=None,
+                value=value,
+                threshold=0.774,
+                status=status,
+                details=details,
             )
         )
     # Two labelled hours with per-segment estimates and the realised value of each same segment: the

@@ -267,7 +267,16 @@ def test_unknown_windows_never_open_an_empty_chi_square_panel() -> None:
         window = start + timedelta(hours=hour)
         status = Status.UNKNOWN if value is None else Status.OK
         return Result(
-            "m", window, window + timedelta(hours=1), Kind.DATA_DRIFT, metric, "region", value, None, status, details
+            model="m",
+            window_start=window,
+            window_end=window + timedelta(hours=1),
+            kind=Kind.DATA_DRIFT,
+            metric=metric,
+            feature="region",
+            value=value,
+            threshold=None,
+            status=status,
+            details=details,
         )
 
     results = [

@@ -26,8 +26,32 @@ def _write_hour(engine: sa.Engine, model: str, start: datetime, resolution: str 
     span = {"hour": HOUR, "day": timedelta(days=1)}[resolution]
     window = Window(start, start + span)
     rows = [
-        Result(model, window.start, window.end, Kind.DATA_DRIFT, "psi", "a", 0.1, 0.25, Status.OK, {}, resolution),
-        Result(model, window.start, window.end, Kind.OPERATIONAL, "row_count", None, 9, 1, Status.OK, {}, resolution),
+        Result(
+            model=model,
+            window_start=window.start,
+            window_end=window.end,
+            kind=Kind.DATA_DRIFT,
+            metric="psi",
+            feature="a",
+            value=0.1,
+            threshold=0.25,
+            status=Status.OK,
+            details={},
+            resolution=resolution,
+        ),
+        Result(
+            model=model,
+            window_start=window.start,
+            window_end=window.end,
+            kind=Kind.OPERATIONAL,
+            metric="row_count",
+            feature=None,
+            value=9,
+            threshold=1,
+            status=Status.OK,
+            details={},
+            resolution=resolution,
+        ),
     ]
     if resolution == "hour":
         claim_run(engine, model, window)
@@ -104,8 +128,15 @@ def test_prune_of_an_empty_store_or_a_naive_cutoff(emptied: sa.Engine) -> None:
         prune(emptied, datetime(2030, 1, 1))
 
 
-@pytest.mark.parametrize(("text", "expected"), [("90d", timedelta(days=90)), ("12w", timedelta(weeks=12)),
-                                                ("2160h", timedelta(hours=2160)), (" 7 d ", timedelta(days=7))])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90d", timedelta(days=90)),
+        ("12w", timedelta(weeks=12)),
+        ("2160h", timedelta(hours=2160)),
+        (" 7 d ", timedelta(days=7)),
+    ],
+)
 def test_parse_age(text: str, expected: timedelta) -> None:
     assert parse_age(text) == expected
 

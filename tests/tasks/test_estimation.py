@@ -178,12 +178,41 @@ def test_regression_loss_model_follows_a_shift_towards_harder_rows() -> None:
 def test_realised_sits_beside_the_estimate_and_reaction_follows_config() -> None:
     start, end = WINDOW.start, WINDOW.end
     estimate = Result(
-        "loan", start, end, Kind.PERFORMANCE, "estimated_accuracy", None, 0.7, 0.6, Status.ALERT, {"band": [0.65, 0.75]}
+        model="loan",
+        window_start=start,
+        window_end=end,
+        kind=Kind.PERFORMANCE,
+        metric="estimated_accuracy",
+        feature=None,
+        value=0.7,
+        threshold=0.6,
+        status=Status.ALERT,
+        details={"band": [0.65, 0.75]},
     )
     realised = Result(
-        "loan", start, end, Kind.PERFORMANCE, "accuracy", None, 0.72, 0.6, Status.OK, {"labelled_rows": 200}
+        model="loan",
+        window_start=start,
+        window_end=end,
+        kind=Kind.PERFORMANCE,
+        metric="accuracy",
+        feature=None,
+        value=0.72,
+        threshold=0.6,
+        status=Status.OK,
+        details={"labelled_rows": 200},
     )
-    drift = Result("loan", start, end, Kind.DATA_DRIFT, "psi", "income", 0.3, 0.25, Status.ALERT, {})
+    drift = Result(
+        model="loan",
+        window_start=start,
+        window_end=end,
+        kind=Kind.DATA_DRIFT,
+        metric="psi",
+        feature="income",
+        value=0.3,
+        threshold=0.25,
+        status=Status.ALERT,
+        details={},
+    )
     attached = attach_realised([estimate, realised, drift])
     assert attached[0].details["realised"] == 0.72 and attached[0].details["within_band"] is True
     assert attached[0].details["labelled_rows"] == 200 and attached[1:] == [realised, drift]
@@ -207,16 +236,16 @@ def test_only_models_that_run_the_estimate_fold_it_and_segments_stay_small(class
 def test_segment_estimates_sit_beside_the_realised_value_of_the_same_segment() -> None:
     start, end = WINDOW.start, WINDOW.end
     estimate = Result(
-        "loan",
-        start,
-        end,
-        Kind.PERFORMANCE,
-        "estimated_segment_roc_auc",
-        "region",
-        0.70,
-        0.6,
-        Status.OK,
-        {
+        model="loan",
+        window_start=start,
+        window_end=end,
+        kind=Kind.PERFORMANCE,
+        metric="estimated_segment_roc_auc",
+        feature="region",
+        value=0.70,
+        threshold=0.6,
+        status=Status.OK,
+        details={
             "segment": "west",
             "band": [0.65, 0.75],
             "segments": [
@@ -228,16 +257,16 @@ def test_segment_estimates_sit_beside_the_realised_value_of_the_same_segment() -
     )
     # The realised monitor judged north the worst; south had too few labels to be compared.
     realised = Result(
-        "loan",
-        start,
-        end,
-        Kind.PERFORMANCE,
-        "segment_roc_auc",
-        "region",
-        0.62,
-        0.6,
-        Status.WARNING,
-        {
+        model="loan",
+        window_start=start,
+        window_end=end,
+        kind=Kind.PERFORMANCE,
+        metric="segment_roc_auc",
+        feature="region",
+        value=0.62,
+        threshold=0.6,
+        status=Status.WARNING,
+        details={
             "segment": "north",
             "segment_values": {
                 "north": {"value": 0.62, "labelled_rows": 80},

@@ -12,7 +12,16 @@ START = datetime(2026, 3, 3, 14, tzinfo=UTC)
 
 def _result(metric: str, value: float, status: Status, **details: object) -> Result:
     return Result(
-        "loan", START, START + timedelta(hours=1), Kind.OPERATIONAL, metric, "latency_ms", value, 0.04, status, details
+        model="loan",
+        window_start=START,
+        window_end=START + timedelta(hours=1),
+        kind=Kind.OPERATIONAL,
+        metric=metric,
+        feature="latency_ms",
+        value=value,
+        threshold=0.04,
+        status=status,
+        details=details,
     )
 
 

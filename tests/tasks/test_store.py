@@ -18,7 +18,18 @@ WINDOW = Window.hour_ending("2026-03-08T14:00:00Z")
 
 
 def _result(metric: str, feature: str | None, value: float, kind: Kind = Kind.DATA_DRIFT) -> Result:
-    return Result("m", WINDOW.start, WINDOW.end, kind, metric, feature, value, 0.2, Status.OK, {"n": 1})
+    return Result(
+        model="m",
+        window_start=WINDOW.start,
+        window_end=WINDOW.end,
+        kind=kind,
+        metric=metric,
+        feature=feature,
+        value=value,
+        threshold=0.2,
+        status=Status.OK,
+        details={"n": 1},
+    )
 
 
 def _count(engine: sa.Engine) -> int:

@@ -45,16 +45,22 @@ MODEL = parse_config(
 
 def _perf(metric: str, level: str, p_value: float) -> Result:
     return Result(
-        "m",
-        WINDOW.start,
-        WINDOW.end,
-        Kind.PERFORMANCE,
-        metric,
-        None,
-        0.8,
-        0.85,
-        Status.OK,
-        {"level_reached": level, "p_value": p_value, "reference_value": 0.95, "warning": 0.9, "labelled_rows": 300},
+        model="m",
+        window_start=WINDOW.start,
+        window_end=WINDOW.end,
+        kind=Kind.PERFORMANCE,
+        metric=metric,
+        feature=None,
+        value=0.8,
+        threshold=0.85,
+        status=Status.OK,
+        details={
+            "level_reached": level,
+            "p_value": p_value,
+            "reference_value": 0.95,
+            "warning": 0.9,
+            "labelled_rows": 300,
+        },
     )
 
 
@@ -119,7 +125,18 @@ def _estimate(metric: str, level: str, p_value: float, feature: str | None = Non
     details = {"level_reached": level, "p_value": p_value, "reference_value": 0.6, "warning": 0.57, "rows": 3_000}
     if feature is not None:
         details |= {"segment": "north", "p_value_bonferroni": details.pop("p_value")}
-    return Result("m", WINDOW.start, WINDOW.end, Kind.PERFORMANCE, metric, feature, 0.5, 0.54, Status.OK, details)
+    return Result(
+        model="m",
+        window_start=WINDOW.start,
+        window_end=WINDOW.end,
+        kind=Kind.PERFORMANCE,
+        metric=metric,
+        feature=feature,
+        value=0.5,
+        threshold=0.54,
+        status=Status.OK,
+        details=details,
+    )
 
 
 ESTIMATES = ("estimated_roc_auc", "estimated_accuracy", "estimated_precision", "estimated_f1")
@@ -179,7 +196,18 @@ def test_realised_and_estimated_performance_are_one_window_family() -> None:
     causes = {"segments": [], "drifted_features": [], "text": "drifted features income (wasserstein 0.4)"}
     realised = _perf("accuracy", "alert", 0.0009)
     realised = replace(realised, details={**realised.details, "likely_causes": causes})
-    drift = Result("m", WINDOW.start, WINDOW.end, Kind.DATA_DRIFT, "psi", "x", 0.3, 0.25, Status.ALERT, {})
+    drift = Result(
+        model="m",
+        window_start=WINDOW.start,
+        window_end=WINDOW.end,
+        kind=Kind.DATA_DRIFT,
+        metric="psi",
+        feature="x",
+        value=0.3,
+        threshold=0.25,
+        status=Status.ALERT,
+        details={},
+    )
     alone = judge_window_performance([realised, drift], MODEL)
     assert alone[0].status is Status.ALERT and alone[1] is drift
     assert alone[0].details["reason"].endswith("; likely causes: drifted features income (wasserstein 0.4)")

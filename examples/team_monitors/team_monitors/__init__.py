@@ -22,14 +22,30 @@ def positive_rate(context: WindowContext) -> list[Result]:
     if predictions.empty:
         return [
             context.result(
-                Kind.DATA_QUALITY, "positive_rate", None, None, None, Status.UNKNOWN, {"reason": "no predictions"}
+                kind=Kind.DATA_QUALITY,
+                metric="positive_rate",
+                feature=None,
+                value=None,
+                threshold=None,
+                status=Status.UNKNOWN,
+                details={"reason": "no predictions"},
             )
         ]
     rate = float((predictions >= cutoff).mean())
     status = Status.OK if low <= rate <= high else Status.ALERT
     threshold = low if rate < low else high
     details = {"low": low, "high": high, "cutoff": cutoff, "rows": int(predictions.size)}
-    return [context.result(Kind.DATA_QUALITY, "positive_rate", None, rate, threshold, status, details)]
+    return [
+        context.result(
+            kind=Kind.DATA_QUALITY,
+            metric="positive_rate",
+            feature=None,
+            value=rate,
+            threshold=threshold,
+            status=status,
+            details=details,
+        )
+    ]
 
 
 class NullBudget:
@@ -53,11 +69,27 @@ class NullBudget:
             if profile is None or rows == 0:
                 results.append(
                     context.result(
-                        self.kind, "null_share", feature, None, self.budget, Status.UNKNOWN, {"reason": "no profile"}
+                        kind=self.kind,
+                        metric="null_share",
+                        feature=feature,
+                        value=None,
+                        threshold=self.budget,
+                        status=Status.UNKNOWN,
+                        details={"reason": "no profile"},
                     )
                 )
                 continue
             share = profile.nulls / rows
             status = Status.ALERT if share > self.budget else Status.OK
-            results.append(context.result(self.kind, "null_share", feature, share, self.budget, status, {"rows": rows}))
+            results.append(
+                context.result(
+                    kind=self.kind,
+                    metric="null_share",
+                    feature=feature,
+                    value=share,
+                    threshold=self.budget,
+                    status=status,
+                    details={"rows": rows},
+                )
+            )
         return results
