@@ -73,7 +73,7 @@ from sklearn import metrics as skm
 from driftline.config.monitors import ModelConfig
 from driftline.core.results import Kind, Result, Status
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values
-from driftline.stats.performance import comparable, hosmer_lemeshow
+from driftline.stats.performance import PerformanceState, RowFacts, WindowPerformance, comparable, hosmer_lemeshow
 from driftline.stats.profile import OTHER, CategoricalProfile, FeatureProfile, NumericProfile, category_text
 from driftline.stats.verdict import ALERT_ALPHA_RATIO, Threshold, format_number, judge_family, reason_sentence
 from driftline.tasks.context import WindowContext
@@ -403,6 +403,37 @@ def _rows(model: ModelConfig, frame: pd.DataFrame, label_column: str | None) -> 
     return _Rows(column(label_column), column(model.prediction_column), score)
 
 
+#: Key of the window's performance state in ``ModelProfile.states``.
+PERFORMANCE_STATE = "performance"
+
+
+def performance_streams(model: ModelConfig) -> bool:
+    """Whether a window of ``model`` carries a performance state: performance on, a label known, and
+    ``monitors:`` absent (every built-in runs) or naming the built-in ``performance``."""
+    if not model.performance.enabled or label_column_for(model) is None:
+        return False
+    return model.monitors is None or any(
+        spec.name == "performance" and spec.path is None and spec.entry_point is None for spec in model.monitors
+    )
+
+
+def window_performance(
+    frame: pd.DataFrame, model: ModelConfig, reference: ModelProfile | None, label_column: str | None = None
+) -> WindowPerformance:
+    """The performance state of some rows of a window (a block or all of them): overall, and per
+    segment of every feature the reference profiles (segments only with ``performance.segments``)."""
+    label_column = label_column or label_column_for(model)
+    rows = _rows(model, frame, label_column)
+    facts = RowFacts.of(model.task, rows.truth, rows.pred, rows.score, model.performance.positive_label)
+    segments: dict[str, np.ndarray] = {}
+    if model.performance.segments and reference is not None:
+        for feature, _ in model.features.items():
+            profile = reference.features.get(feature)
+            if profile is not None and feature in frame.columns:
+                segments[feature] = assign_segments(frame[feature].reset_index(drop=True), profile)
+    return WindowPerformance.of_rows(facts, segments, label_present=label_column in frame.columns)
+
+
 def _metrics(model: ModelConfig, rows: _Rows, only: Collection[str] | None = None) -> dict[str, float]:
     return compute_metrics(model.task, rows.truth, rows.pred, rows.score, model.performance.positive_label, only=only)
 
@@ -585,23 +616,26 @@ def evaluate_performance(
     label_column = label_column or label_column_for(model)
     if label_column is None or not model.performance.enabled:
         return []
-    frame = context.frame
-    rows = _rows(model, frame, label_column)
-    labelled = rows.labelled
-    coverage = labelled / rows.rows if rows.rows else 0.0
-    counts = {"labelled_rows": labelled, "rows": rows.rows, "label_coverage": round(coverage, 6)}
+    state = context.current.states.get(PERFORMANCE_STATE) if context.current is not None else None
+    if not isinstance(state, WindowPerformance) or label_column != label_column_for(model):
+        # No state folded with the window's profile (a caller's own context): fold the frame now.
+        state = window_performance(context.frame, model, context.reference, label_column)
+    overall = state.overall
+    labelled = overall.labelled
+    coverage = labelled / overall.rows if overall.rows else 0.0
+    counts = {"labelled_rows": labelled, "rows": overall.rows, "label_coverage": round(coverage, 6)}
 
     reason = None
-    if label_column not in frame.columns:
+    if not state.label_present:
         reason = f"label column {label_column!r} is not in the window's rows"
     elif labelled < model.performance.min_labels:
         reason = f"{labelled} labelled rows, fewer than min_labels={model.performance.min_labels}"
     reference_reason = _reference_problem(model, reference_perf)
     reference_metrics = (reference_perf or {}).get("metrics", {})
-    values = _metrics(model, rows)
+    values = overall.metrics()
     tests: dict[str, _Test] = {}
     if reason is None and reference_reason is None:
-        tests = _overall_tests(values, overall_sampling(model, rows), reference_perf or {})
+        tests = _overall_tests(values, overall.sampling(), reference_perf or {})
     alpha = _alpha(model)
 
     results = []
@@ -631,8 +665,7 @@ def evaluate_performance(
             status = _status(metric, value, warning_bound, alert_bound)
             details["level_reached"] = str(status)
             if metric == "calibration_error":
-                y, s = _scored(model, rows)
-                p_value = calibration_pvalue(y, s)
+                p_value = overall.calibration_pvalue()
                 details |= {"p_value": _json_float(p_value), "alpha": alpha, "test": "hosmer_lemeshow"}
             elif metric in tests:
                 test = tests[metric]
@@ -656,7 +689,7 @@ def evaluate_performance(
             results.append(
                 _segment_result(
                     context,
-                    rows,
+                    state,
                     feature,
                     kind,
                     reference_perf,
@@ -991,7 +1024,7 @@ class _SegmentOutcome:
 
 def _segment_result(
     context: WindowContext,
-    rows: _Rows,
+    state: WindowPerformance,
     feature: str,
     kind: str,
     reference_perf: dict[str, Any] | None,
@@ -1028,27 +1061,25 @@ def _segment_result(
     reference_segments = (reference_perf.get("segments") or {}).get(feature, {}).get("segments")
     if reference_perf.get("segment_metric") != metric or not reference_segments:
         return unknown(f"no reference {metric} per segment of {feature!r}")
-    profile = context.reference.features.get(feature) if context.reference is not None else None
-    if profile is None or feature not in context.frame.columns:
+    window_segments = state.segments.get(feature)
+    if window_segments is None:
         return unknown(f"feature {feature!r} is not in the reference profile or the window's rows")
 
-    segments = assign_segments(context.frame[feature].reset_index(drop=True), profile)
-    labelled = rows.truth.notna().to_numpy()
     compared: list[_SegmentOutcome] = []
-    for segment, positions in segment_positions(segments):
-        n_labelled = int(labelled[positions].sum())
-        ref = reference_segments.get(str(segment)) or {}
+    for segment, segment_state in window_segments.items():
+        n_labelled = segment_state.labelled
+        ref = reference_segments.get(segment) or {}
         ref_value = _json_float(ref.get("value"))
         ref_labelled = int(ref.get("labelled_rows") or 0)
         if n_labelled < minimum or ref_value is None or ref_labelled < minimum:
             continue
-        value, sampling = _segment_statistics(model, metric, rows.subset(positions))
+        value, sampling = _segment_state_statistics(metric, segment_state)
         if not math.isfinite(value):
             continue
         compared.append(
             _SegmentOutcome(
-                str(segment),
-                int(positions.size),
+                segment,
+                segment_state.rows,
                 n_labelled,
                 value,
                 ref_value,
@@ -1072,7 +1103,7 @@ def _segment_result(
     details |= {
         "level_reached": str(status),
         "p_value_bonferroni": p_adjusted,
-        "window_rows": rows.rows,
+        "window_rows": state.overall.rows,
         "segment": worst.name,
         "rows": worst.rows,
         "labelled_rows": worst.labelled_rows,
@@ -1108,6 +1139,17 @@ def _segment_result(
         status=status,
         details=details,
     )
+
+
+def _segment_state_statistics(metric: str, state: PerformanceState) -> tuple[float, dict[str, Any]]:
+    """:func:`_segment_statistics` from a segment's folded state."""
+    value = state.metrics()[metric]
+    if metric == "accuracy":
+        return value, {"n": state.compared}
+    if metric == "roc_auc":
+        positives = int(state.score_counts.positives.sum())
+        return value, {"positives": positives, "negatives": state.scored_rows - positives}
+    return value, {"n": state.absolute_error.count, "error_std": _json_float(state.absolute_error.std())}
 
 
 def _segment_statistics(model: ModelConfig, metric: str, rows: _Rows) -> tuple[float, dict[str, Any]]:

@@ -18,7 +18,12 @@ from driftline.storage.profiles import load_reference, store_reference
 from driftline.tasks._prefect import NO_RETRIES, RETRY_TRANSIENT
 from driftline.tasks.estimation import ESTIMATION, active, fit_estimator, window_state
 from driftline.tasks.extract import iter_rows
-from driftline.tasks.performance import reference_performance
+from driftline.tasks.performance import (
+    PERFORMANCE_STATE,
+    performance_streams,
+    reference_performance,
+    window_performance,
+)
 from driftline.tasks.reference_source import read_reference_rows
 from driftline.tasks.references import ReferenceVersion, resolve_reference
 
@@ -134,8 +139,14 @@ def ensure_reference(
 def profile_window(frame: pd.DataFrame, reference: ModelProfile | None, model: ModelConfig) -> ModelProfile:
     """The window's profile on the reference bins (or just its row count without a reference)."""
     if reference is None:
-        return ModelProfile(len(frame))
-    profile = window_model_profile(frame, reference)
+        profile = ModelProfile(len(frame))
+    else:
+        profile = window_model_profile(frame, reference)
+    if performance_streams(model):
+        # The realised performance folds with the profile too: it streams, and days merge from hours.
+        profile.states[PERFORMANCE_STATE] = window_performance(frame, model, reference)
+    if reference is None:
+        return profile
     # Only for a model that runs the estimate: a drift-only model's streamed profile stays as cheap as before.
     state = window_state(frame, model, reference) if active(model) else None
     if state is not None:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.stats.estimation import EstimationState
+from driftline.stats.performance import WindowPerformance
 from driftline.stats.profile import (
     CategoricalProfile,
     FeatureProfile,
@@ -51,6 +52,15 @@ def categorical_values(column: pd.Series) -> np.ndarray:
     return np.where(pd.isna(values), None, values)
 
 
+WindowState = EstimationState | WindowPerformance
+
+
+def _state_from_json(data: dict[str, Any]) -> WindowState:
+    if data.get("type") == "performance":
+        return WindowPerformance.from_json(data)
+    return EstimationState.from_json(data)
+
+
 @dataclass
 class ModelProfile:
     """Per-feature profiles of one set of rows (a reference range or a window)."""
@@ -61,8 +71,10 @@ class ModelProfile:
     #: score bin, reference performance). Empty for window profiles.
     extras: dict[str, Any] = field(default_factory=dict)
     #: Mergeable window states of monitors beyond per-column profiles (``estimation``: plateau counts
-    #: per predicted class, see :mod:`driftline.stats.estimation`). Empty for reference profiles.
-    states: dict[str, EstimationState] = field(default_factory=dict)
+    #: per predicted class, see :mod:`driftline.stats.estimation`; ``performance``: the realised
+    #: performance's sufficient statistics, see :mod:`driftline.stats.performance`). Empty for
+    #: reference profiles.
+    states: dict[str, WindowState] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -80,7 +92,7 @@ class ModelProfile:
             row_count=int(data["row_count"]),
             features={k: profile_from_json(v) for k, v in data["features"].items()},
             extras=dict(data.get("extras") or {}),
-            states={k: EstimationState.from_json(v) for k, v in (data.get("states") or {}).items()},
+            states={k: _state_from_json(v) for k, v in (data.get("states") or {}).items()},
         )
 
     def merge(self, other: ModelProfile) -> ModelProfile:
@@ -91,7 +103,7 @@ class ModelProfile:
             merged[name] = mine if theirs is None else mine.merge(theirs)  # type: ignore[arg-type]
         states = dict(self.states)
         for name, theirs in other.states.items():
-            states[name] = states[name].merge(theirs) if name in states else theirs
+            states[name] = states[name].merge(theirs) if name in states else theirs  # type: ignore[arg-type]
         return ModelProfile(self.row_count + other.row_count, merged, states=states)
 
 

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 from sklearn import metrics as skm
 
-from driftline.stats.performance import AUC_GRID, PerformanceState, ScoreCounts
+from driftline.stats.performance import AUC_GRID, STORED_AUC_GRID, PerformanceState, ScoreCounts
 from driftline.tasks.performance import calibration_pvalue, compute_metrics, expected_calibration_error
 
 
@@ -25,8 +25,7 @@ def _folded(task, truth, pred, score=None, positive=1, parts=7) -> PerformanceSt
         PerformanceState.fold(task, truth[b], pred[b], None if score is None else score[b], positive)
         for b in _blocks(len(truth), parts)
     ]
-    merged = reduce(lambda a, b: a.merge(b), states)
-    return PerformanceState.from_json(merged.to_json())  # the stored form, as the window profiles keep it
+    return reduce(lambda a, b: a.merge(b), states)
 
 
 def _classifier_rows(n=4000, seed=3):
@@ -174,3 +173,20 @@ def test_merge_refuses_other_tasks():
     a = PerformanceState("classification")
     with pytest.raises(ValueError):
         a.merge(PerformanceState("regression"))
+
+
+def test_stored_state_keeps_everything_and_auc_on_coarser_bins():
+    truth, pred, score = _classifier_rows(seed=9)
+    state = _folded("classification", truth, pred, score)
+    stored = PerformanceState.from_json(state.to_json())
+    assert stored.score_counts.grid == STORED_AUC_GRID and stored.score_counts.gridded
+    got, exact = stored.metrics(), state.metrics()
+    assert got.pop("roc_auc") == pytest.approx(exact.pop("roc_auc"), abs=1e-4)
+    assert got == pytest.approx(exact, rel=1e-12)
+    assert stored.sampling() == pytest.approx(state.sampling())
+    # Few distinct scores stay exact when stored, and stored states merge (hours into a day).
+    rounded = score.round(2)
+    small = _folded("classification", truth, pred, rounded)
+    day = PerformanceState.from_json(small.to_json()).merge(PerformanceState.from_json(small.to_json()))
+    assert not day.score_counts.gridded
+    assert day.metrics()["roc_auc"] == pytest.approx(small.metrics()["roc_auc"], rel=1e-12)
