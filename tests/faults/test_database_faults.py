@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -256,31 +257,23 @@ def test_proxy_is_bounded_and_stops_cleanly(database_url: str) -> None:
         socket.create_connection(("127.0.0.1", port), timeout=1)
 
 
-def _restart_postgres(database_url: str) -> None:
-    """Restart the PostgreSQL server itself: the machine's cluster, or the embedded one."""
-    import shutil
+def _restart_private_server(database_url: str) -> None:
+    """Restart the test's own embedded PostgreSQL (pgserver) with its pg_ctl, as the server's owner, and
+    wait until it answers. Never the machine's shared server: other test runs use that one."""
     import subprocess
     from pathlib import Path as _Path
 
-    url = sa.make_url(database_url)
-    clusters = _Path("/etc/postgresql")
-    if shutil.which("pg_ctlcluster") and clusters.is_dir() and url.host in ("127.0.0.1", "localhost"):
-        version = sorted(p.name for p in clusters.iterdir())[0]
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-            check=True,
-            timeout=60,
-            capture_output=True,
-        )
-    else:  # the embedded server (pgserver): restart its postmaster with its own pg_ctl, as its owner
-        import pgserver  # type: ignore[import-not-found]
+    import pgserver  # type: ignore[import-not-found]
 
-        data_dir = str(url.query["host"])  # pgserver's socket directory is its data directory
-        pg_ctl = str(_Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl")
-        command = [pg_ctl, "-D", data_dir, "restart", "-w"]
-        if os.geteuid() == 0:  # pgserver runs its server as the `pgserver` user when started by root
-            command = ["su", "pgserver", "-s", "/bin/sh", "-c", " ".join(command)]
-        subprocess.run(command, check=True, timeout=60, capture_output=True)
+    url = sa.make_url(database_url)
+    data_dir = str(url.query["host"])  # pgserver's socket directory is its data directory
+    pg_ctl = str(_Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl")
+    # -l: the restarted postmaster writes to a log file; without it, it inherits our stdout pipe and
+    # subprocess.run waits for an EOF that never comes.
+    command = [pg_ctl, "-D", data_dir, "-l", f"{data_dir}/restart.log", "-w", "restart"]
+    if os.geteuid() == 0:  # pgserver runs its server as the `pgserver` user when started by root
+        command = ["su", "pgserver", "-s", "/bin/sh", "-c", " ".join(command)]
+    subprocess.run(command, check=True, timeout=60, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     probe = sa.create_engine(database_url, poolclass=sa.NullPool)
     try:
@@ -297,13 +290,43 @@ def _restart_postgres(database_url: str) -> None:
         probe.dispose()
 
 
-def test_postgres_restarted_between_two_hourly_runs(store: sa.Engine, loan_config: Path, database_url: str) -> None:
+@pytest.fixture
+def private_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[sa.Engine, Path]]:
+    """A PostgreSQL server of this test's own (embedded, in tmp_path) holding the results store and a
+    loan log, and a monitors.yaml pointing at it: restarting it disturbs no other test run."""
+    from driftline.storage.embedded import start_embedded
+    from driftline.storage.engine import dispose_all
+    from driftline.storage.migrate import upgrade
+    from tests.conftest import REFERENCE_START, create_log_table, synthetic_rows
+
+    url = start_embedded(tmp_path / "pgdata")
+    engine = get_engine(url)
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.schema.CreateSchema("log"))
+    table = create_log_table(engine, "log", "loan_predictions")
+    rng = np.random.default_rng(7)
+    rows = synthetic_rows(rng, REFERENCE_START, 48, 200)
+    rows += synthetic_rows(rng, DAY, 12, 200, first_id=len(rows) + 1)
+    with engine.begin() as connection:
+        connection.execute(table.insert(), rows)
+    monkeypatch.delenv("DRIFTLINE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DRIFTLINE_RESULTS_URL", raising=False)
+    config = write_config(tmp_path / "monitors.yaml", [model_entry("loan", "log.loan_predictions")], url)
+    yield engine, config
+    dispose_all()
+
+
+def test_postgres_restarted_between_two_hourly_runs(private_server: tuple[sa.Engine, Path]) -> None:
     """A real server restart between two hourly runs: the pooled connections are dead, the next run
-    reconnects (pool_pre_ping) and completes; the earlier window's results are intact."""
+    reconnects (pool_pre_ping) and completes; the earlier window's results are intact. The server is
+    the test's own, so the restart cannot break a test running beside it."""
+    store, loan_config = private_server
     monitor_model("loan", DAY + timedelta(hours=7), str(loan_config))
     before = sorted(_window_results(store, "loan", DAY + timedelta(hours=7)), key=repr)
     assert len(before) > 20
-    _restart_postgres(database_url)
+    database_url = store.url.render_as_string(hide_password=False)
+    _restart_private_server(database_url)
     state = monitor_model("loan", DAY + timedelta(hours=8), str(loan_config), return_state=True)
     assert state.is_completed(), state.message
     run = _run_row(store, "loan", DAY + timedelta(hours=8))
