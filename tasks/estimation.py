@@ -306,8 +306,8 @@ def _loss_codes(
 ) -> tuple[list[np.ndarray], list[int]]:
     """The loss model's one-hot blocks: each input's segment and, with ``interactions`` (the prediction
     column), each feature's segment crossed with the prediction's — the error's scale changes with the
-    predicted value differently per segment (measured on NannyML's car-price data: main effects alone
-    missed the realised MAE by 7%)."""
+    predicted value differently per segment (docs/estimation.md: on NannyML's car-price data the
+    estimate is then within 1.4% of the realised MAE, DLE's 1.2%)."""
     codes = [_segment_codes(frame, name, profile.features[name], vocabulary) for name, vocabulary in inputs]
     levels = [len(vocabulary) for _, vocabulary in inputs]
     names = [name for name, _ in inputs]
