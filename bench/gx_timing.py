@@ -198,8 +198,10 @@ def _summary(results: list[Any]) -> dict[int, tuple[bool, Any]]:
     return out
 
 
-def main() -> None:
+def frame_vs_sql() -> None:
+    """The earlier comparison: GX on the pandas frame vs GX's SQL data source (``--frame-vs-sql``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frame-vs-sql", action="store_true")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--small-rows", type=int, default=10_000, help="rows of the 'typical hour' comparison")
@@ -367,6 +369,138 @@ def main() -> None:
         f"peak RSS {rss:.0f} MB (the read included); load average now {os.getloadavg()[0]:.1f}; "
         f"total {time.perf_counter() - total_started:.0f} s"
     )
+
+
+# -- the streamed evaluation against GX (the default mode) ----------------------------------------
+
+METHODS = ("read-blocks", "tallies", "gx-frame", "gx-blocks")
+
+
+def _child(method: str, database_url: str, reference_path: str) -> dict[str, Any]:
+    """One measurement in this (fresh) process: the window's read plus one way of evaluating the suite."""
+    import pickle
+
+    from driftline.checks import completeness
+    from driftline.core.window import Window
+    from driftline.tasks.extract import iter_rows, read_rows
+
+    engine = sa.create_engine(database_url)
+    model = _model(WINDOW_START - timedelta(days=7))
+    window = Window(WINDOW_START, WINDOW_END)
+    with open(reference_path, "rb") as handle:
+        reference = pickle.load(handle)
+    if method.startswith("gx"):
+        import great_expectations  # noqa: F401  (imported before the clock: a once-per-process cost)
+
+        completeness.gx_context()
+    after_imports = _memory_mb("VmRSS")
+    evaluating = 0.0
+    rows = 0
+    started = time.perf_counter()
+    if method == "gx-frame":
+        frame = read_rows(engine, model, window.start, window.end)
+        rows = len(frame)
+        t = time.perf_counter()
+        planned = completeness.plan_expectations(
+            model, reference, completeness.value_kinds(frame, model.features.categorical))
+        suite, _ = completeness.build_suite("bench", planned)
+        results = completeness.run_suite(model, frame, suite, completeness.window_bounds(model, window, frame))
+        failing = sorted(str(planned[int(r.expectation_config.meta["driftline_index"])].metric) + ":"
+                         + str(planned[int(r.expectation_config.meta["driftline_index"])].feature)
+                         for r in results if not r.success)
+        evaluating = time.perf_counter() - t
+    else:
+        fold = None
+        suite = None
+        blocks = 0
+        failing = []
+        for block in iter_rows(engine, model, window.start, window.end):
+            blocks += 1
+            rows += len(block)
+            t = time.perf_counter()
+            if method == "tallies":
+                if fold is None:
+                    fold = completeness.begin_completeness(model, reference, window, block)
+                fold.fold(block)
+            elif method == "gx-blocks":
+                if suite is None:
+                    planned = completeness.plan_expectations(
+                        model, reference, completeness.value_kinds(block, model.features.categorical))
+                    suite, _ = completeness.build_suite("bench", planned)
+                completeness.run_suite(model, block, suite, completeness.window_bounds(model, window, block))
+            evaluating += time.perf_counter() - t
+        if fold is not None:
+            t = time.perf_counter()
+            outcomes = fold.suite.results()
+            failing = sorted(f"{p.metric}:{p.feature}" for p, r in zip(fold.planned, outcomes, strict=True)
+                             if not r.success)
+            evaluating += time.perf_counter() - t
+    total = time.perf_counter() - started
+    return {"method": method, "rows": rows, "total_s": total, "evaluate_s": evaluating,
+            "peak_mb": _memory_mb("VmHWM"), "after_imports_mb": after_imports, "failing": failing}
+
+
+def main() -> None:
+    if "--frame-vs-sql" in sys.argv:
+        frame_vs_sql()
+        return
+    if "--child" in sys.argv:
+        import json
+
+        _, _, method, url, reference_path = sys.argv
+        print(json.dumps(_child(method, url, reference_path)), flush=True)
+        return
+    import json
+    import pickle
+    import tempfile
+
+    parser = argparse.ArgumentParser(description="Completeness on a streamed window: tallies vs GX")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--database-url", default=os.environ.get("DRIFTLINE_TEST_DATABASE_URL", DEFAULT_URL))
+    args = parser.parse_args()
+    engine = sa.create_engine(args.database_url)
+    _log(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    seed(engine, args.rows, args.reseed)
+
+    from driftline.stats.model_profile import fit_model_profile
+    from driftline.tasks.extract import read_rows
+
+    model = _model(WINDOW_START - timedelta(days=7))
+    # The reference: a profile of the window's first 200,000 rows (same distribution; not timed).
+    sample = read_rows(engine, model, WINDOW_START, WINDOW_START + timedelta(seconds=3600 * 200_000 / args.rows))
+    reference = fit_model_profile(sample, model.features.numeric, model.features.categorical)
+    del sample
+    with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as handle:
+        pickle.dump(reference, handle)
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.methods}
+    for round_ in range(args.repeat):  # rounds interleaved, each measurement in its own process
+        for method in args.methods:
+            done = subprocess.run([sys.executable, __file__, "--child", method, args.database_url, handle.name],
+                                  capture_output=True, text=True, check=True)
+            runs[method].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            _log(f"round {round_ + 1} {method}: {runs[method][-1]}")
+    os.unlink(handle.name)
+    _log("")
+    _log(f"{args.rows:,} rows x 20 columns in one hour, streamed in 8 MB blocks; median of {args.repeat}; "
+         f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    _log("| method | read + evaluate s (runs) | evaluating s (runs) | peak RSS MB (after imports) |")
+    _log("|---|---:|---:|---:|")
+    for method, items in runs.items():
+        total = statistics.median(r["total_s"] for r in items)
+        evaluate = statistics.median(r["evaluate_s"] for r in items)
+        peak = statistics.median(r["peak_mb"] for r in items)
+        after = statistics.median(r["after_imports_mb"] for r in items)
+        totals = ", ".join(f"{r['total_s']:.2f}" for r in items)
+        evaluations = ", ".join(f"{r['evaluate_s']:.2f}" for r in items)
+        _log(f"| {method} | {total:.2f} ({totals}) | {evaluate:.2f} ({evaluations}) | {peak:,.0f} ({after:,.0f}) |")
+    verdicts = {m: items[0]["failing"] for m, items in runs.items() if m in ("tallies", "gx-frame")}
+    if len(verdicts) == 2:
+        _log("tallies and GX on the frame fail the same expectations" if len(set(map(tuple, verdicts.values()))) == 1
+             else f"tallies and GX DISAGREE: {verdicts}")
 
 
 if __name__ == "__main__":

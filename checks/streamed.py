@@ -182,9 +182,85 @@ def _between_condition(column: pd.Series, kwargs: Mapping[str, Any]) -> pd.Serie
     return column.map(is_between)
 
 
-def fold_block(kind: str, kwargs: Mapping[str, Any], block: pd.DataFrame) -> Tally:
-    """The tally of one expectation (``kind`` with resolved ``kwargs``) on one block of rows."""
+#: Expectations with a numpy path for int64/float64 columns (same results, without pandas' per-call cost).
+_NUMPY_KINDS = _NULL_MAPS | set(_AGGREGATES) | {
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_not_be_in_set",
+    "expect_column_values_to_be_between",
+}
+
+
+def _numeric(column: pd.Series, cache: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(values, nulls, non-null values)`` of an int64/float64 column as numpy arrays, once per block."""
+    if column.dtype not in (np.dtype("float64"), np.dtype("int64")):
+        return None
+    key = str(column.name)
+    if key not in cache:
+        values = column.to_numpy()
+        nulls = np.isnan(values) if values.dtype.kind == "f" else np.zeros(len(values), dtype=bool)
+        cache[key] = (values, nulls, values[~nulls] if nulls.any() else values)
+    return cache[key]  # type: ignore[no-any-return]
+
+
+def _numbers(value_set: Any) -> np.ndarray | None:
+    """A value set as a float array when every member is a plain number (else the pandas path decides)."""
+    if value_set is None or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value_set):
+        return None
+    return np.asarray(list(value_set), dtype=float)
+
+
+def _fold_numpy(kind: str, kwargs: Mapping[str, Any], arrays: tuple[np.ndarray, ...], tally: Tally) -> bool:
+    """GX's pandas conditions on numpy arrays of an int64/float64 column; False: not handled here."""
+    values, nulls, present = arrays
+    if kind in _NULL_MAPS:
+        unexpected = nulls if kind == "expect_column_values_to_not_be_null" else ~nulls
+        tally.unexpected = int(np.count_nonzero(unexpected))
+        tally.partial = values[unexpected][:PARTIAL_COUNT].tolist() if tally.unexpected else []
+        return True
+    tally.missing = len(values) - len(present)
+    if kind in _AGGREGATES:
+        if len(present):
+            tally.low, tally.high = present.min(), present.max()
+            tally.total, tally.count = present.sum(), len(present)
+        return True
+    if kind == "expect_column_values_to_be_between":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        if not all(b is None or (isinstance(b, (int, float)) and not isinstance(b, bool)) for b in (low, high)):
+            return False
+        if low is None and high is None:
+            raise ValueError("min_value and max_value cannot both be None")
+        if low is not None and high is not None and low > high:
+            raise ValueError("min_value cannot be greater than max_value")
+        expected = np.ones(len(present), dtype=bool)
+        if low is not None:
+            expected &= present > low if kwargs.get("strict_min") else present >= low
+        if high is not None:
+            expected &= present < high if kwargs.get("strict_max") else present <= high
+    else:
+        value_set = kwargs.get("value_set")
+        if kind == "expect_column_values_to_be_in_set" and value_set is None:
+            expected = np.ones(len(present), dtype=bool)
+        else:
+            numbers = _numbers(value_set or [])
+            if numbers is None:
+                return False
+            inside = np.isin(present, numbers)
+            expected = inside if kind == "expect_column_values_to_be_in_set" else ~inside
+    failing = ~expected
+    tally.unexpected = int(np.count_nonzero(failing))
+    tally.partial = present[failing][:PARTIAL_COUNT].tolist() if tally.unexpected else []
+    return True
+
+
+def fold_block(
+    kind: str, kwargs: Mapping[str, Any], block: pd.DataFrame, cache: dict[str, Any] | None = None
+) -> Tally:
+    """The tally of one expectation (``kind`` with resolved ``kwargs``) on one block of rows.
+
+    ``cache`` is shared by the expectations of one block, so each numeric column is converted once.
+    """
     tally = Tally(rows=len(block))
+    cache = {} if cache is None else cache
     try:
         if kind == "expect_column_to_exist":
             tally.columns = [str(c) for c in block.columns]
@@ -195,6 +271,11 @@ def fold_block(kind: str, kwargs: Mapping[str, Any], block: pd.DataFrame) -> Tal
         if name not in block.columns:
             raise KeyError(f'The column "{name}" in BatchData does not exist.')
         column = block[name]
+        if kind in _NUMPY_KINDS:
+            arrays = _numeric(column, cache)
+            if arrays is not None and _fold_numpy(kind, kwargs, arrays, tally):
+                return tally
+            tally.missing = 0
         nulls = column.isna()
         if kind in _NULL_MAPS:
             unexpected = nulls if kind == "expect_column_values_to_not_be_null" else ~nulls
@@ -335,8 +416,9 @@ class StreamedSuite:
 
     def fold(self, block: pd.DataFrame) -> StreamedSuite:
         """Add one block of rows (later in the window than every block folded before)."""
+        cache: dict[str, Any] = {}
         self.tallies = [
-            tally.merge(fold_block(kind, kwargs, block)) if tally.error is None else _counted(tally, block)
+            tally.merge(fold_block(kind, kwargs, block, cache)) if tally.error is None else _counted(tally, block)
             for (kind, kwargs), tally in zip(self.expectations, self.tallies, strict=True)
         ]
         return self
