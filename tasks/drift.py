@@ -275,15 +275,7 @@ def dataset_drift(
     judged = [f for f, s in verdicts.items() if s != Status.UNKNOWN]
     drifted = sorted(f for f, s in verdicts.items() if s == Status.ALERT)
     share = len(drifted) / len(judged) if judged else float("nan")
-    share_status = (
-        Status.UNKNOWN
-        if not judged
-        else Status.ALERT
-        if share >= model.drift.dataset_alert
-        else Status.WARNING
-        if share >= model.drift.dataset_warning
-        else Status.OK
-    )
+    share_status = Threshold(model.drift.dataset_warning, model.drift.dataset_alert, None).judge(share)  # NaN: unknown
     share_level = model.drift.dataset_alert if share_status == Status.ALERT else model.drift.dataset_warning
     rows = [
         Result(
@@ -329,15 +321,7 @@ def dataset_drift(
             scores.append((pair[0].statistic + pair[1].statistic) / 2)
     general = float(np.mean(scores)) if scores else float("nan")
     potential, detected = GENERAL_DRIFT_LEVELS
-    general_status = (
-        Status.UNKNOWN
-        if not scores
-        else Status.ALERT
-        if general >= detected
-        else Status.WARNING
-        if general >= potential
-        else Status.OK
-    )
+    general_status = Threshold(potential, detected, None).judge(general)  # NaN (no scores): unknown
     rows.append(
         Result(
             model=model.name,

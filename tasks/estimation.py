@@ -55,6 +55,7 @@ from driftline.stats.estimation import (
 )
 from driftline.stats.model_profile import ModelProfile, numeric_values
 from driftline.stats.profile import OTHER, CategoricalProfile, NumericProfile
+from driftline.stats.verdict import Threshold
 from driftline.tasks._prefect import PURE
 from driftline.tasks.context import WindowContext
 from driftline.tasks.performance import (
@@ -489,8 +490,8 @@ def _verdict(model: ModelConfig, realised_name: str, value: float, reference: fl
     """Status by the realised metric's tolerances, with the alert and warning bounds."""
     warning, alert = tolerance_for(model, realised_name)
     alert_bound, warning_bound = bound(realised_name, reference, alert), bound(realised_name, reference, warning)
-    worse = (lambda v, b: v > b) if lower_is_better(realised_name) else (lambda v, b: v < b)
-    status = Status.ALERT if worse(value, alert_bound) else Status.WARNING if worse(value, warning_bound) else Status.OK
+    levels = Threshold(warning_bound, alert_bound, None, higher_is_worse=lower_is_better(realised_name), strict=True)
+    status = levels.judge(value)
     return status, alert_bound, warning_bound
 
 

@@ -36,6 +36,7 @@ import pandas as pd
 
 from driftline.core.errors import DriftlineError
 from driftline.core.results import Kind, Result, Status
+from driftline.stats.verdict import Threshold
 from driftline.tasks.context import WindowContext
 from driftline.tasks.multivariate import reference_sample
 
@@ -191,7 +192,8 @@ class EvidentlyDrift:
             elif kind.endswith(":DriftedColumnsCount"):
                 value = metric.get("value") or {}
                 share = value.get("share")
-                status = Status.UNKNOWN if share is None else Status.ALERT if share >= self.drift_share else Status.OK
+                one_level = Threshold(self.drift_share, self.drift_share, None)
+                status = Status.UNKNOWN if share is None else one_level.judge(float(share))
                 results.append(
                     context.result(
                         kind=Kind.DATA_DRIFT,

@@ -89,7 +89,9 @@ def volume(context: WindowContext, history: list[int]) -> Result:
         if n == 0:
             status, reason = Status.ALERT, "no rows logged in this window"
         elif n < low:
-            status, reason = (Status.ALERT if n < low / 2 else Status.WARNING), f"fewer rows than expected ({low:.0f})"
+            # Below the band a warning, below half its lower edge an alert.
+            status = Threshold(low, low / 2, None, higher_is_worse=False, strict=True).judge(float(n))
+            reason = f"fewer rows than expected ({low:.0f})"
         elif n > high:
             status, reason = Status.WARNING, f"more rows than expected ({high:.0f})"
         else:
@@ -250,7 +252,7 @@ def silence(context: WindowContext, last_row: Any) -> Result:
             details={"reason": "the log has no rows before the window end"},
         )
     minutes = (context.window.end - last_row).total_seconds() / 60
-    status = Status.ALERT if minutes > cfg.max_silence_minutes else Status.OK
+    status = Threshold(cfg.max_silence_minutes, cfg.max_silence_minutes, None, strict=True).judge(minutes)
     return context.result(
         kind=Kind.OPERATIONAL,
         metric="minutes_since_last_row",

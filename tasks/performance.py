@@ -578,16 +578,11 @@ def degradation(metric: str, reference: float, value: float) -> float:
     return worse / abs(reference)
 
 
-def _beyond(metric: str, value: float, limit: float) -> bool:
-    return value > limit if lower_is_better(metric) else value < limit
-
-
 def _status(metric: str, value: float, warning_bound: float, alert_bound: float) -> Status:
-    if _beyond(metric, value, alert_bound):
-        return Status.ALERT
-    if _beyond(metric, value, warning_bound):
-        return Status.WARNING
-    return Status.OK
+    """A level is reached beyond its bound (the bound itself is within tolerance); no significance gate
+    here, the window's family adds it (:func:`judge_window_performance`)."""
+    levels = Threshold(warning_bound, alert_bound, None, higher_is_worse=lower_is_better(metric), strict=True)
+    return levels.judge(value)
 
 
 def _reference_problem(model: ModelConfig, reference_perf: dict[str, Any] | None) -> str | None:

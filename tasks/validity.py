@@ -16,6 +16,7 @@ concept-drift rows of a column with at least that share of text are ``unknown`` 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -24,14 +25,19 @@ from driftline.config.monitors import ModelConfig
 from driftline.core.results import Kind, Result, Status
 from driftline.stats.model_profile import ModelProfile, numeric_values
 from driftline.stats.profile import NumericProfile
+from driftline.stats.verdict import Threshold
 from driftline.tasks.context import WindowContext
 
 #: A share at or above this is an alert; any share above 0 is a warning.
 ALERT_SHARE = 0.01
 
 
+#: Warning from the smallest positive share on (``share > 0``), alert from :data:`ALERT_SHARE`.
+SHARE_LEVELS = Threshold(math.nextafter(0.0, 1.0), ALERT_SHARE, None)
+
+
 def share_status(share: float) -> Status:
-    return Status.ALERT if share >= ALERT_SHARE else Status.WARNING if share > 0 else Status.OK
+    return SHARE_LEVELS.judge(share)
 
 
 def _percent(share: float) -> str:

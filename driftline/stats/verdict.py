@@ -63,7 +63,9 @@ class Threshold:
 
     ``higher_is_worse=False`` is for checks whose bad direction is down (an accuracy bound, a row
     count below its band): a level is reached at or *below* it. ``alpha=None`` means the check has
-    no significance test (a deterministic rule such as "no rows at all").
+    no significance test (a deterministic rule such as "no rows at all"). ``strict=True``: a level is
+    reached only *beyond* it, not at it (a tolerance that allows the bound itself). A check with one
+    level gives the same value to both (``warning == alert``), so it is ``ok`` or ``alert``.
     """
 
     warning: float
@@ -71,6 +73,7 @@ class Threshold:
     alpha: float | None = 0.01
     alert_alpha: float | None = None
     higher_is_worse: bool = True
+    strict: bool = False
 
     @property
     def alpha_for_alert(self) -> float | None:
@@ -79,7 +82,9 @@ class Threshold:
         return self.alert_alpha if self.alert_alpha is not None else self.alpha * ALERT_ALPHA_RATIO
 
     def reached(self, effect: float, level: float) -> bool:
-        return effect >= level if self.higher_is_worse else effect <= level
+        if self.higher_is_worse:
+            return effect > level if self.strict else effect >= level
+        return effect < level if self.strict else effect <= level
 
     def judge(self, effect: float | None, pvalue: float | None = None) -> Status:
         """``ok``/``warning``/``alert``; NaN or ``None`` effect -> ``unknown``.

@@ -20,6 +20,7 @@ from driftline.config.monitors import MonitorsConfig, parse_config
 from driftline.core.results import Kind, Result, Status
 from driftline.core.window import Window
 from driftline.stats.registry import DEFAULT_METRICS, ColumnKind, get_statistic
+from driftline.stats.verdict import Threshold
 from driftline.storage.results import store_results
 
 HOUR = timedelta(hours=1)
@@ -28,7 +29,7 @@ HOUR = timedelta(hours=1)
 def _level(value: float, warning: float, alert: float, significant: bool = True) -> Status:
     if not significant:
         return Status.OK
-    return Status.ALERT if value >= alert else Status.WARNING if value >= warning else Status.OK
+    return Threshold(warning, alert, None).judge(value)
 
 
 def synthetic_results(
@@ -151,7 +152,7 @@ def synthetic_results(
                 )
                 continue
             value = reference - (0.12 if drifted_now else 0.0) + float(rng.normal(0, 0.01))
-            status = Status.ALERT if value < alert_bound else Status.WARNING if value < warning_bound else Status.OK
+            status = Threshold(warning_bound, alert_bound, None, higher_is_worse=False, strict=True).judge(value)
             add(Kind.PERFORMANCE, metric, None, value, alert_bound, status, details)
 
         relation = float(abs(rng.normal(0.02, 0.01)) + (0.08 if drifted_now else 0.0))
@@ -166,7 +167,7 @@ def synthetic_results(
         )
         for name, _kind in features:
             null_share = float(rng.uniform(0, 0.02)) + (0.2 if drifted_now and name == features[-1][0] else 0.0)
-            status = Status.ALERT if null_share > 0.05 else Status.OK
+            status = Threshold(0.05, 0.05, None, strict=True).judge(null_share)
             add(
                 Kind.DATA_QUALITY,
                 "expect_column_values_to_not_be_null",

@@ -28,6 +28,28 @@ def test_lower_is_worse_direction() -> None:
     assert t.judge(0.79) is Status.ALERT and t.judge(0.85) is Status.WARNING and t.judge(0.95) is Status.OK
 
 
+def test_strict_levels_are_reached_beyond_the_bound_not_at_it() -> None:
+    """A tolerance allows its bound (performance bounds, the volume band, the silence limit)."""
+    up = Threshold(0.1, 0.2, alpha=None, strict=True)
+    assert [up.judge(v) for v in (0.1, 0.1000001, 0.2, 0.2000001)] == [
+        Status.OK,
+        Status.WARNING,
+        Status.WARNING,
+        Status.ALERT,
+    ]
+    down = Threshold(0.9, 0.8, alpha=None, higher_is_worse=False, strict=True)
+    assert [down.judge(v) for v in (0.9, 0.89, 0.8, 0.79)] == [Status.OK, Status.WARNING, Status.WARNING, Status.ALERT]
+    # Inclusive (the default) at the same bounds.
+    assert Threshold(0.1, 0.2, alpha=None).judge(0.1) is Status.WARNING
+    assert Threshold(0.1, 0.2, alpha=None).judge(0.2) is Status.ALERT
+
+
+def test_one_level_is_ok_or_alert() -> None:
+    limit = Threshold(60.0, 60.0, alpha=None, strict=True)
+    assert limit.judge(60.0) is Status.OK and limit.judge(60.5) is Status.ALERT
+    assert limit.judge(float("inf")) is Status.ALERT and limit.judge(float("nan")) is Status.UNKNOWN
+
+
 def test_the_old_judge_keeps_one_alpha_for_both_levels() -> None:
     assert judge(0.3, 0.1, 0.2, 0.005, 0.01) is Status.ALERT
 
