@@ -9,25 +9,20 @@ statistic with ``details["reason"]``, which becomes an ``unknown`` result.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
 from driftline.stats.profile import CategoricalProfile, FloatArray, IntArray, NumericProfile
+from driftline.stats.registry import StatResult, register
 
 #: Proportions are floored at this value inside logarithms (PSI, KL), the usual PSI convention,
 #: so an empty bin on one side gives a large but finite value.
 LOG_FLOOR = 1e-4
 #: Categories compared one by one; rarer reference categories are pooled into one bucket.
 TOP_CATEGORIES = 50
-
-
-class StatResult(NamedTuple):
-    statistic: float
-    pvalue: float | None
-    details: dict[str, Any]
 
 
 def _undefined(reason: str) -> StatResult:
@@ -101,6 +96,7 @@ def _coarse(reference: NumericProfile, window: NumericProfile) -> tuple[FloatArr
     return _proportions(ref_c), _proportions(win_c), {"bins": len(ref_c), "binned_pvalue": pvalue, "binned_dof": dof}
 
 
+@register("ks", "numeric", 0.1, 0.2, "Kolmogorov-Smirnov statistic (max ECDF gap)")
 def ks_numeric(reference: NumericProfile, window: NumericProfile) -> StatResult:
     """Two-sample Kolmogorov-Smirnov statistic from the binned ECDFs, asymptotic two-sided p-value.
 
@@ -134,6 +130,7 @@ def _segments(reference: NumericProfile, window: NumericProfile) -> tuple[FloatA
     return points, cdf_ref, cdf_win
 
 
+@register("wasserstein", "numeric", 0.1, 0.2, "Wasserstein-1 distance in reference standard deviations")
 def wasserstein_numeric(reference: NumericProfile, window: NumericProfile) -> StatResult:
     """First Wasserstein distance divided by the reference standard deviation.
 
@@ -174,10 +171,14 @@ def _binned(metric: Any) -> Any:
     return compute
 
 
-psi_numeric = _binned(psi)
-js_numeric = _binned(js_distance)
-hellinger_numeric = _binned(hellinger)
-tvd_numeric = _binned(tvd)
+psi_numeric = register("psi", "numeric", 0.1, 0.25, "population stability index on 10 reference-quantile bins")(
+    _binned(psi)
+)
+js_numeric = register("jensen_shannon", "numeric", 0.1, 0.2, "Jensen-Shannon distance (base 2) on 10 bins")(
+    _binned(js_distance)
+)
+hellinger_numeric = register("hellinger", "numeric", 0.1, 0.2, "Hellinger distance on 10 bins")(_binned(hellinger))
+tvd_numeric = register("tvd", "numeric", 0.1, 0.2, "total variation distance on 10 bins")(_binned(tvd))
 
 
 # ---------------------------------------------------------------- categorical features
@@ -245,6 +246,14 @@ def chi_square_buckets(
     )
 
 
+@register(
+    "chi_square",
+    "categorical",
+    0.15,
+    0.3,
+    "chi-square test of homogeneity; levels apply to Cohen's w (0.1 small, 0.3 medium, 0.5 large)",
+    effect="cohens_w",
+)
 def chi_square_categorical(reference: CategoricalProfile, window: CategoricalProfile) -> StatResult:
     """Chi-square test of homogeneity between reference and window category counts.
 
@@ -286,12 +295,25 @@ def _categorical(metric: Any) -> Any:
     return compute
 
 
-psi_categorical = _categorical(psi)
-js_categorical = _categorical(js_distance)
-hellinger_categorical = _categorical(hellinger)
-tvd_categorical = _categorical(tvd)
+psi_categorical = register("psi", "categorical", 0.1, 0.25, "population stability index over categories")(
+    _categorical(psi)
+)
+js_categorical = register("jensen_shannon", "categorical", 0.1, 0.2, "Jensen-Shannon distance (base 2)")(
+    _categorical(js_distance)
+)
+hellinger_categorical = register("hellinger", "categorical", 0.1, 0.2, "Hellinger distance")(_categorical(hellinger))
+tvd_categorical = register("tvd", "categorical", 0.1, 0.2, "total variation distance")(_categorical(tvd))
 
 
+@register(
+    "unseen_share",
+    "categorical",
+    0.01,
+    0.05,
+    "share of window rows in categories absent from the reference; tested against the reference's "
+    "Good-Turing missing mass",
+    always_judged=True,
+)
 def unseen_share_categorical(reference: CategoricalProfile, window: CategoricalProfile) -> StatResult:
     """Share of the window's non-null rows whose category never occurs in the reference."""
     if (undefined := _categorical_sizes(reference, window)) is not None:

@@ -2,17 +2,30 @@
 
 Thresholds and verdicts live outside the functions (:mod:`driftline.stats.verdict`); the registry
 only carries each statistic's *default* warning/alert levels and how its significance is judged.
+
+A new statistic is one function decorated with :func:`register` in :mod:`driftline.stats.distances`
+(see docs/architecture.md); monitors.yaml can then name it under ``drift.metrics``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from driftline.stats import distances as d
+from typing import Any, Literal, NamedTuple
 
 ColumnKind = Literal["numeric", "categorical"]
+
+
+class StatResult(NamedTuple):
+    """What a statistic returns: the statistic, its p-value (None: no test), and details."""
+
+    statistic: float
+    pvalue: float | None
+    details: dict[str, Any]
+
+
+#: A statistic's function: reference profile, window profile -> StatResult.
+Compute = Callable[[Any, Any], StatResult]
 #: What the effect-size thresholds are compared with: the statistic itself, or a detail of it.
 Effect = Literal["statistic", "cohens_w"]
 
@@ -27,7 +40,7 @@ class Statistic:
 
     name: str
     kinds: frozenset[ColumnKind]
-    compute: Callable[[Any, Any], d.StatResult]
+    compute: Compute
     warning: float
     alert: float
     effect: Effect = "statistic"
@@ -37,69 +50,34 @@ class Statistic:
     always_judged: bool = False
 
 
-def _entry(
+#: Filled by :func:`register` as :mod:`driftline.stats.distances` is imported (bottom of this module).
+REGISTRY: dict[ColumnKind, dict[str, Statistic]] = {"numeric": {}, "categorical": {}}
+
+
+def register(
     name: str,
     kind: ColumnKind,
-    compute: Callable[[Any, Any], d.StatResult],
     warning: float,
     alert: float,
     description: str,
+    *,
     effect: Effect = "statistic",
-) -> Statistic:
-    return Statistic(name, frozenset({kind}), compute, warning, alert, effect, description)
+    always_judged: bool = False,
+) -> Callable[[Compute], Compute]:
+    """Decorator: register ``compute(reference, window) -> StatResult`` as the ``kind`` statistic ``name``
+    with its default warning/alert levels. The same name may be registered once per column kind (the
+    same idea on either kind); a second registration of a (kind, name) pair is an error."""
 
+    def add(compute: Compute) -> Compute:
+        if name in REGISTRY[kind]:
+            raise ValueError(f"{kind} statistic {name!r} is registered twice")
+        REGISTRY[kind][name] = Statistic(
+            name, frozenset({kind}), compute, warning, alert, effect, description, always_judged
+        )
+        return compute
 
-# Registered per column kind: the same name may mean the same idea on either kind.
-REGISTRY: dict[ColumnKind, dict[str, Statistic]] = {
-    "numeric": {
-        s.name: s
-        for s in [
-            _entry("ks", "numeric", d.ks_numeric, 0.1, 0.2, "Kolmogorov-Smirnov statistic (max ECDF gap)"),
-            _entry(
-                "wasserstein",
-                "numeric",
-                d.wasserstein_numeric,
-                0.1,
-                0.2,
-                "Wasserstein-1 distance in reference standard deviations",
-            ),
-            _entry(
-                "psi", "numeric", d.psi_numeric, 0.1, 0.25, "population stability index on 10 reference-quantile bins"
-            ),
-            _entry("jensen_shannon", "numeric", d.js_numeric, 0.1, 0.2, "Jensen-Shannon distance (base 2) on 10 bins"),
-            _entry("hellinger", "numeric", d.hellinger_numeric, 0.1, 0.2, "Hellinger distance on 10 bins"),
-            _entry("tvd", "numeric", d.tvd_numeric, 0.1, 0.2, "total variation distance on 10 bins"),
-        ]
-    },
-    "categorical": {
-        s.name: s
-        for s in [
-            _entry(
-                "chi_square",
-                "categorical",
-                d.chi_square_categorical,
-                0.15,
-                0.3,
-                "chi-square test of homogeneity; levels apply to Cohen's w (0.1 small, 0.3 medium, 0.5 large)",
-                effect="cohens_w",
-            ),
-            _entry("psi", "categorical", d.psi_categorical, 0.1, 0.25, "population stability index over categories"),
-            _entry("jensen_shannon", "categorical", d.js_categorical, 0.1, 0.2, "Jensen-Shannon distance (base 2)"),
-            _entry("hellinger", "categorical", d.hellinger_categorical, 0.1, 0.2, "Hellinger distance"),
-            _entry("tvd", "categorical", d.tvd_categorical, 0.1, 0.2, "total variation distance"),
-            Statistic(
-                "unseen_share",
-                frozenset({"categorical"}),
-                d.unseen_share_categorical,
-                0.01,
-                0.05,
-                description="share of window rows in categories absent from the reference; tested against "
-                "the reference's Good-Turing missing mass",
-                always_judged=True,
-            ),
-        ]
-    },
-}
+    return add
+
 
 DEFAULT_METRICS: dict[ColumnKind, tuple[str, ...]] = {
     "numeric": ("wasserstein", "ks", "psi", "jensen_shannon"),
@@ -117,3 +95,8 @@ def get_statistic(kind: ColumnKind, name: str) -> Statistic:
 
 def known_names() -> set[str]:
     return {name for table in REGISTRY.values() for name in table}
+
+
+# The built-in statistics register themselves as their module is imported (a new statistic is one
+# decorated function there, or in a module imported here). Imported last: distances imports register.
+from driftline.stats import distances as _builtin_statistics  # noqa: E402, F401

@@ -94,3 +94,39 @@ def test_default_metrics_exist(kind: str) -> None:
     assert len(set(DEFAULT_METRICS[kind])) == len(DEFAULT_METRICS[kind])
     for name in DEFAULT_METRICS[kind]:
         assert get_statistic(kind, name).name == name  # type: ignore[arg-type]
+
+
+def test_a_new_statistic_is_one_decorated_function() -> None:
+    """What docs/architecture.md shows: decorate a function with ``register``, and monitors.yaml can name
+    it under ``drift.numeric_metrics``; the drift task computes and judges it like a built-in."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from driftline.config.monitors import parse_config
+    from driftline.core.window import Window
+    from driftline.stats.model_profile import fit_model_profile, window_model_profile
+    from driftline.stats.registry import StatResult, register
+    from driftline.tasks.drift import evaluate_drift
+    from tests.conftest import model_entry
+
+    @register("mean_shift", "numeric", 0.2, 0.5, "absolute mean difference in reference standard deviations")
+    def mean_shift(reference: object, window: object) -> StatResult:
+        shift = abs(window.mean - reference.mean) / reference.std  # type: ignore[attr-defined]
+        return StatResult(shift, None, {})
+
+    try:
+        assert get_statistic("numeric", "mean_shift").compute is mean_shift
+        with pytest.raises(ValueError, match="registered twice"):
+            register("mean_shift", "numeric", 0.2, 0.5, "again")(mean_shift)
+        entry = model_entry("m", "t", features={"numeric": ["x"]}, drift={"numeric_metrics": ["mean_shift"]})
+        config = parse_config({"models": [entry]}).models[0]
+        rng = np.random.default_rng(3)
+        reference = fit_model_profile(pd.DataFrame({"x": rng.normal(0, 1, 5_000)}), ["x"], [])
+        current = window_model_profile(pd.DataFrame({"x": rng.normal(1, 1, 2_000)}), reference)
+        window = Window(datetime(2026, 1, 8, tzinfo=UTC), datetime(2026, 1, 8, 1, tzinfo=UTC))
+        rows = [r for r in evaluate_drift(config, window, reference, current) if r.metric == "mean_shift"]
+        assert len(rows) == 1 and rows[0].feature == "x"
+        assert rows[0].value == pytest.approx(1.0, abs=0.1) and rows[0].status.value == "alert"
+    finally:
+        del REGISTRY["numeric"]["mean_shift"]
