@@ -1,6 +1,6 @@
 """Drift statistics between a reference profile and a window profile.
 
-Every function takes ``(reference, window)`` profiles and returns a :class:`StatResult`
+Every function takes ``(reference, window_profile)`` profiles and returns a :class:`StatResult`
 (``statistic``, ``pvalue`` or ``None``, ``details``). None of them decides a verdict; see
 :mod:`driftline.stats.verdict`. They never raise on degenerate input: an empty side gives a NaN
 statistic with ``details["reason"]``, which becomes an ``unknown`` result.
@@ -81,23 +81,23 @@ def binned_chi_square(ref_counts: FloatArray | IntArray, win_counts: FloatArray 
 # ---------------------------------------------------------------- numeric features
 
 
-def _numeric_sizes(reference: NumericProfile, window: NumericProfile) -> StatResult | None:
+def _numeric_sizes(reference: NumericProfile, window_profile: NumericProfile) -> StatResult | None:
     if reference.n == 0:
         return _undefined("reference has no finite values")
-    if window.n == 0:
+    if window_profile.n == 0:
         return _undefined("window has no finite values")
     return None
 
 
-def _coarse(reference: NumericProfile, window: NumericProfile) -> tuple[FloatArray, FloatArray, dict[str, Any]]:
+def _coarse(reference: NumericProfile, window_profile: NumericProfile) -> tuple[FloatArray, FloatArray, dict[str, Any]]:
     ref_c = reference.coarse_counts()
-    win_c = np.bincount(reference.groups, weights=window.counts, minlength=len(ref_c)).astype(np.int64)
+    win_c = np.bincount(reference.groups, weights=window_profile.counts, minlength=len(ref_c)).astype(np.int64)
     chi2, pvalue, dof = binned_chi_square(ref_c, win_c)
     return _proportions(ref_c), _proportions(win_c), {"bins": len(ref_c), "binned_pvalue": pvalue, "binned_dof": dof}
 
 
 @register("ks", "numeric", 0.1, 0.2, "Kolmogorov-Smirnov statistic (max ECDF gap)")
-def ks_numeric(reference: NumericProfile, window: NumericProfile) -> StatResult:
+def ks_numeric(reference: NumericProfile, window_profile: NumericProfile) -> StatResult:
     """Two-sample Kolmogorov-Smirnov statistic from the binned ECDFs, asymptotic two-sided p-value.
 
     Notes
@@ -107,11 +107,11 @@ def ks_numeric(reference: NumericProfile, window: NumericProfile) -> StatResult:
     continuous data). The p-value is scipy's asymptotic one (``kstwo.sf(D, round(n m / (n + m)))``).
     NaN and infinite values are excluded on both sides.
     """
-    if (undefined := _numeric_sizes(reference, window)) is not None:
+    if (undefined := _numeric_sizes(reference, window_profile)) is not None:
         return undefined
-    n, m = reference.n, window.n
+    n, m = reference.n, window_profile.n
     cdf_ref = np.cumsum(reference.counts) / n
-    cdf_win = np.cumsum(window.counts) / m
+    cdf_win = np.cumsum(window_profile.counts) / m
     statistic = float(np.max(np.abs(cdf_ref - cdf_win)))
     big, small = max(n, m), min(n, m)
     effective = big * small / (big + small)
@@ -120,18 +120,18 @@ def ks_numeric(reference: NumericProfile, window: NumericProfile) -> StatResult:
     return StatResult(statistic, pvalue, {"reference_rows": n, "window_rows": m})
 
 
-def _segments(reference: NumericProfile, window: NumericProfile) -> tuple[FloatArray, FloatArray, FloatArray]:
+def _segments(reference: NumericProfile, window_profile: NumericProfile) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Boundaries of every bin (overflow bins bounded by the window's extremes) and both CDFs there."""
-    low = float(np.fmin(reference.minimum, window.minimum))
-    high = float(np.fmax(reference.maximum, window.maximum))
+    low = float(np.fmin(reference.minimum, window_profile.minimum))
+    high = float(np.fmax(reference.maximum, window_profile.maximum))
     points = np.concatenate([[low], reference.edges, [high]])
     cdf_ref = np.concatenate([[0.0], np.cumsum(reference.counts) / reference.n])
-    cdf_win = np.concatenate([[0.0], np.cumsum(window.counts) / window.n])
+    cdf_win = np.concatenate([[0.0], np.cumsum(window_profile.counts) / window_profile.n])
     return points, cdf_ref, cdf_win
 
 
 @register("wasserstein", "numeric", 0.1, 0.2, "Wasserstein-1 distance in reference standard deviations")
-def wasserstein_numeric(reference: NumericProfile, window: NumericProfile) -> StatResult:
+def wasserstein_numeric(reference: NumericProfile, window_profile: NumericProfile) -> StatResult:
     """First Wasserstein distance divided by the reference standard deviation.
 
     Notes
@@ -140,12 +140,12 @@ def wasserstein_numeric(reference: NumericProfile, window: NumericProfile) -> St
     (values spread evenly within a bin). A constant reference (std 0) leaves it undefined.
     The p-value is the binned chi-square test's (10 reference-quantile bins).
     """
-    if (undefined := _numeric_sizes(reference, window)) is not None:
+    if (undefined := _numeric_sizes(reference, window_profile)) is not None:
         return undefined
     scale = reference.std
     if not scale > 0:
         return _undefined("reference standard deviation is 0" if scale == 0 else "reference variance overflows float64")
-    points, cdf_ref, cdf_win = _segments(reference, window)
+    points, cdf_ref, cdf_win = _segments(reference, window_profile)
     diff = cdf_ref - cdf_win
     lengths = np.diff(points)
     d0, d1 = np.abs(diff[:-1]), np.abs(diff[1:])
@@ -155,17 +155,17 @@ def wasserstein_numeric(reference: NumericProfile, window: NumericProfile) -> St
     area = np.where(same_sign, (d0 + d1) / 2, np.nan_to_num(crossing))
     distance = float(np.sum(lengths * area))
     # Significance comes from the binned chi-square test: W1 itself has no cheap null distribution.
-    _, _, binned = _coarse(reference, window)
+    _, _, binned = _coarse(reference, window_profile)
     return StatResult(
         distance / scale, binned["binned_pvalue"], {"distance": distance, "reference_std": scale, **binned}
     )
 
 
 def _binned(metric: Any) -> Any:
-    def compute(reference: NumericProfile, window: NumericProfile) -> StatResult:
-        if (undefined := _numeric_sizes(reference, window)) is not None:
+    def compute(reference: NumericProfile, window_profile: NumericProfile) -> StatResult:
+        if (undefined := _numeric_sizes(reference, window_profile)) is not None:
             return undefined
-        p, q, details = _coarse(reference, window)
+        p, q, details = _coarse(reference, window_profile)
         return StatResult(metric(p, q), details["binned_pvalue"], details)
 
     return compute
@@ -187,7 +187,7 @@ UNSEEN = "__unseen__"
 
 
 def aligned_categories(
-    reference: CategoricalProfile, window: CategoricalProfile
+    reference: CategoricalProfile, window_profile: CategoricalProfile
 ) -> tuple[list[str], FloatArray, FloatArray]:
     """Counts of both sides over the same buckets.
 
@@ -199,17 +199,17 @@ def aligned_categories(
     top = [c for c, _ in ranked[:TOP_CATEGORIES]]
     rest = {c for c, _ in ranked[TOP_CATEGORIES:]}
     ref = [reference.counts[c] for c in top] + [sum(reference.counts[c] for c in rest) + reference.overflow, 0]
-    win_top = [window.counts.get(c, 0) for c in top]
-    win_other = sum(v for c, v in window.counts.items() if c in rest)
-    win_unseen = sum(v for c, v in window.counts.items() if c not in reference.counts) + window.overflow
+    win_top = [window_profile.counts.get(c, 0) for c in top]
+    win_other = sum(v for c, v in window_profile.counts.items() if c in rest)
+    win_unseen = sum(v for c, v in window_profile.counts.items() if c not in reference.counts) + window_profile.overflow
     labels = [*top, "__other__", UNSEEN]
     return labels, np.asarray(ref, float), np.asarray([*win_top, win_other, win_unseen], float)
 
 
-def _categorical_sizes(reference: CategoricalProfile, window: CategoricalProfile) -> StatResult | None:
+def _categorical_sizes(reference: CategoricalProfile, window_profile: CategoricalProfile) -> StatResult | None:
     if reference.n == 0:
         return _undefined("reference has no non-null values")
-    if window.n == 0:
+    if window_profile.n == 0:
         return _undefined("window has no non-null values")
     return None
 
@@ -219,7 +219,7 @@ MIN_EXPECTED = 5.0
 
 
 def chi_square_buckets(
-    reference: CategoricalProfile, window: CategoricalProfile
+    reference: CategoricalProfile, window_profile: CategoricalProfile
 ) -> tuple[list[str], FloatArray, FloatArray]:
     """The buckets the chi-square test compares: :func:`aligned_categories`, with every bucket whose
     expected window count (window rows x reference share) is below :data:`MIN_EXPECTED` pooled into
@@ -231,7 +231,7 @@ def chi_square_buckets(
     the rare and unseen rows are compared as one share, which is still tested. Unseen categories as
     such are the validity check's (``expect_column_values_to_be_in_set``) and ``unseen_share``'s.
     """
-    labels, ref, win = aligned_categories(reference, window)
+    labels, ref, win = aligned_categories(reference, window_profile)
     n = win.sum()
     shares = ref / ref.sum() if ref.sum() else ref
     keep = shares * n >= MIN_EXPECTED
@@ -254,7 +254,7 @@ def chi_square_buckets(
     "chi-square test of homogeneity; levels apply to Cohen's w (0.1 small, 0.3 medium, 0.5 large)",
     effect="cohens_w",
 )
-def chi_square_categorical(reference: CategoricalProfile, window: CategoricalProfile) -> StatResult:
+def chi_square_categorical(reference: CategoricalProfile, window_profile: CategoricalProfile) -> StatResult:
     """Chi-square test of homogeneity between reference and window category counts.
 
     Notes
@@ -268,9 +268,9 @@ def chi_square_categorical(reference: CategoricalProfile, window: CategoricalPro
     effect on Cramér's 0..1 scale, ``w / sqrt(levels - 1)`` (the goodness-of-fit form), shown
     beside it; ``details["levels"]`` is the number of buckets compared.
     """
-    if (undefined := _categorical_sizes(reference, window)) is not None:
+    if (undefined := _categorical_sizes(reference, window_profile)) is not None:
         return undefined
-    _, ref, win = chi_square_buckets(reference, window)
+    _, ref, win = chi_square_buckets(reference, window_profile)
     statistic, pvalue, dof = binned_chi_square(ref, win)
     scale = 1 / ref.sum() + 1 / win.sum()
     w = math.sqrt(statistic * scale)
@@ -282,11 +282,11 @@ def chi_square_categorical(reference: CategoricalProfile, window: CategoricalPro
 
 
 def _categorical(metric: Any) -> Any:
-    def compute(reference: CategoricalProfile, window: CategoricalProfile) -> StatResult:
-        if (undefined := _categorical_sizes(reference, window)) is not None:
+    def compute(reference: CategoricalProfile, window_profile: CategoricalProfile) -> StatResult:
+        if (undefined := _categorical_sizes(reference, window_profile)) is not None:
             return undefined
-        _, ref, win = aligned_categories(reference, window)
-        _, pooled_ref, pooled_win = chi_square_buckets(reference, window)
+        _, ref, win = aligned_categories(reference, window_profile)
+        _, pooled_ref, pooled_win = chi_square_buckets(reference, window_profile)
         _, pvalue, dof = binned_chi_square(pooled_ref, pooled_win)
         return StatResult(
             metric(_proportions(ref), _proportions(win)), pvalue, {"binned_pvalue": pvalue, "binned_dof": dof}
@@ -314,16 +314,16 @@ tvd_categorical = register("tvd", "categorical", 0.1, 0.2, "total variation dist
     "Good-Turing missing mass",
     always_judged=True,
 )
-def unseen_share_categorical(reference: CategoricalProfile, window: CategoricalProfile) -> StatResult:
+def unseen_share_categorical(reference: CategoricalProfile, window_profile: CategoricalProfile) -> StatResult:
     """Share of the window's non-null rows whose category never occurs in the reference."""
-    if (undefined := _categorical_sizes(reference, window)) is not None:
+    if (undefined := _categorical_sizes(reference, window_profile)) is not None:
         return undefined
-    unseen = {c: v for c, v in window.counts.items() if c not in reference.counts}
-    count = sum(unseen.values()) + window.overflow
-    share = count / window.n
+    unseen = {c: v for c, v in window_profile.counts.items() if c not in reference.counts}
+    count = sum(unseen.values()) + window_profile.overflow
+    share = count / window_profile.n
     examples = sorted(unseen, key=lambda c: -unseen[c])[:5]
     chance = unseen_chance(reference)
-    pvalue = float(sps.binom.sf(count - 1, window.n, chance)) if chance > 0 else (0.0 if count else 1.0)
+    pvalue = float(sps.binom.sf(count - 1, window_profile.n, chance)) if chance > 0 else (0.0 if count else 1.0)
     return StatResult(share, pvalue, {"unseen_categories": len(unseen), "examples": examples, "chance_share": chance})
 
 

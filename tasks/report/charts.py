@@ -324,7 +324,10 @@ def _axis(symlog: float | None) -> Any:
 
 
 def numeric_distribution_rows(
-    reference: NumericProfile, window: NumericProfile | None, window_label: str = "window", symlog: float | None = None
+    reference: NumericProfile,
+    window_profile: NumericProfile | None,
+    window_label: str = "window",
+    symlog: float | None = None,
 ) -> list[dict[str, Any]]:
     """Density per display bin for the reference and (if given) the window, on the reference's bins.
 
@@ -341,7 +344,7 @@ def numeric_distribution_rows(
     span = float(edges[-1] - edges[0]) or 1.0
     drawn = _axis(symlog)
     rows: list[dict[str, Any]] = []
-    for source, profile in (("reference", reference), (window_label, window)):
+    for source, profile in (("reference", reference), (window_label, window_profile)):
         if profile is None or profile.n == 0:
             continue
         counts = profile.counts
@@ -388,12 +391,12 @@ def numeric_distribution_rows(
 
 def categorical_distribution_rows(
     reference: CategoricalProfile,
-    window: CategoricalProfile | None,
+    window_profile: CategoricalProfile | None,
     top: int = TOP_CATEGORIES,
     window_label: str = "window",
 ) -> list[dict[str, Any]]:
     """Share per category for the reference and the window; the ``top`` largest, the rest merged."""
-    sources = [("reference", reference)] + ([(window_label, window)] if window is not None else [])
+    sources = [("reference", reference)] + ([(window_label, window_profile)] if window_profile is not None else [])
     shares: dict[str, dict[str, float]] = {}
     for source, profile in sources:
         total = profile.n
