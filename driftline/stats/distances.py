@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from scipy import stats as sps
-from scipy.spatial.distance import jensenshannon
+from scipy.special import rel_entr
 
 from driftline.stats.profile import CategoricalProfile, FloatArray, IntArray, NumericProfile
 from driftline.stats.registry import StatResult, register
@@ -49,8 +49,16 @@ def psi(p: FloatArray, q: FloatArray) -> float:
 
 
 def js_distance(p: FloatArray, q: FloatArray) -> float:
-    """Jensen-Shannon *distance* (square root of the divergence), base 2, so it lies in [0, 1]."""
-    return float(jensenshannon(p, q, base=2.0))
+    """Jensen-Shannon *distance* (square root of the divergence), base 2, so it lies in [0, 1].
+
+    ``p`` and ``q`` are normalised to sum 1 (as scipy's ``jensenshannon`` does). Rounding can leave the
+    divergence of two nearly equal histograms a hair below zero, where scipy returns NaN: it is 0 here.
+    """
+    p = np.asarray(p, dtype=float) / np.sum(p)
+    q = np.asarray(q, dtype=float) / np.sum(q)
+    middle = (p + q) / 2.0
+    divergence = (np.sum(rel_entr(p, middle)) + np.sum(rel_entr(q, middle))) / (2.0 * math.log(2.0))
+    return math.sqrt(max(float(divergence), 0.0)) if math.isfinite(divergence) else math.nan
 
 
 def hellinger(p: FloatArray, q: FloatArray) -> float:

@@ -528,6 +528,14 @@ def test_distances_are_symmetric(pair: tuple[np.ndarray, np.ndarray]) -> None:
         assert distance(p, q) == pytest.approx(distance(q, p), rel=1e-9, abs=1e-12), name
 
 
+def test_js_of_nearly_equal_histograms_is_zero_not_nan() -> None:
+    """Regression: scipy's jensenshannon returned NaN here (a divergence rounded to just below 0),
+    found by test_bounded_distances_lie_in_unit_interval."""
+    p = np.array([0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.5, 1.0, 1.0])
+    q = np.array([0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.5, 1.0, 0.9999999999999999])
+    assert d.js_distance(p / p.sum(), q / q.sum()) == pytest.approx(0.0, abs=1e-7)
+
+
 @settings(max_examples=50, deadline=None)
 @given(proportion_pair())
 def test_bounded_distances_lie_in_unit_interval(pair: tuple[np.ndarray, np.ndarray]) -> None:
