@@ -22,6 +22,7 @@ from rich.table import Table
 
 from driftline.cli.output import STATUS_STYLE
 from driftline.core.errors import DriftlineError
+from driftline.deployments.declared import HOURLY_AT_MINUTE_5, WORK_POOL
 
 app = typer.Typer(
     name="driftline",
@@ -45,6 +46,7 @@ ConfigOption = Annotated[
 ]
 StartOption = Annotated[str | None, typer.Option("--start", help="ISO 8601 start (inclusive, UTC if no zone)")]
 EndOption = Annotated[str | None, typer.Option("--end", help="ISO 8601 end (exclusive)")]
+CronOption = Annotated[str, typer.Option("--cron", help="Schedule of monitor-all (UTC)")]
 
 
 def _print_version(value: bool) -> None:
@@ -739,7 +741,7 @@ def backtest(
 def up(
     config: ConfigOption = None,
     port: Annotated[int, typer.Option("--port", help="Prefect server port")] = 4200,
-    cron: Annotated[str, typer.Option("--cron", help="Schedule of monitor-all (UTC)")] = "5 * * * *",
+    cron: CronOption = HOURLY_AT_MINUTE_5,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Start the server without its UI")] = False,
     prefect_database: Annotated[
         str, typer.Option("--prefect-database", help="Prefect's own database on the results' PostgreSQL server")
@@ -774,11 +776,11 @@ def up(
 @one_line_errors
 def deploy(
     config: ConfigOption = None,
-    pool: Annotated[str, typer.Option("--pool", help="Work pool (process type; created if missing)")] = "driftline",
-    cron: Annotated[str, typer.Option("--cron", help="Schedule of monitor-all (UTC)")] = "5 * * * *",
+    pool: Annotated[str, typer.Option("--pool", help="Work pool (process type; created if missing)")] = WORK_POOL,
+    cron: CronOption = HOURLY_AT_MINUTE_5,
     no_automations: Annotated[bool, typer.Option("--no-automations", help="Do not (re)apply automations")] = False,
 ) -> None:
-    """Register monitor-all, backfill and retrain, and the automations, on the Prefect server at PREFECT_API_URL."""
+    """Register the declared deployments (monitor-all, backfill, the closed loop) and automations at PREFECT_API_URL."""
     _quiet_prefect(False)
     from driftline.deployments.up import deploy as register
 
@@ -1004,7 +1006,7 @@ def demo(
 @one_line_errors
 def serve(
     config: ConfigOption = None,
-    cron: Annotated[str, typer.Option("--cron", help="Schedule of monitor-all (UTC)")] = "5 * * * *",
+    cron: CronOption = HOURLY_AT_MINUTE_5,
 ) -> None:
     """Serve monitor-all on an hourly schedule (and backfill on demand) from this process."""
     from driftline.deployments.serve import serve_forever

@@ -95,3 +95,15 @@ def test_full_names_and_the_default_training_deployment() -> None:
     assert [d.full_name for d in DEPLOYMENTS] == [f"{name}/{name}" for name in NAMES]
     # actions.retrain.deployment defaults to Driftline's example trainer as declared here.
     assert RetrainAction().deployment == declared("retrain").full_name
+
+
+def test_the_schedule_is_written_once_in_the_product_code() -> None:
+    """The CLI's --cron default, serve and up all read HOURLY_AT_MINUTE_5; prefect.yaml is rendered from it."""
+    places = [
+        path.relative_to(ROOT).as_posix()
+        for folder in ("driftline", "tasks", "checks", "flows", "deployments")
+        for path in (ROOT / folder).rglob("*.py")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if HOURLY_AT_MINUTE_5 in line
+    ]
+    assert places == ["deployments/declared.py"]
