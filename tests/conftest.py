@@ -28,14 +28,16 @@ SLOW_KINDS = ("e2e", "faults", "browser")
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection reads the markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests under tests/e2e and tests/faults get the ``e2e``/``faults`` marker; those and the
-    ``browser`` tests are ``slow`` too (markers are registered in pyproject.toml)."""
+    """Tests under tests/e2e and tests/faults get the ``e2e``/``faults`` marker. Those, the ``browser``
+    tests and every test using ``prefect_api`` (the harness alone takes 20-35 s to start on 2 cores)
+    are ``slow`` too; other tests over ~3 s carry ``@pytest.mark.slow`` themselves."""
     for item in items:
         path = Path(item.path).resolve()
         folder = path.relative_to(TESTS).parts[0] if path.is_relative_to(TESTS) else None
         if folder in FOLDER_MARKERS:
             item.add_marker(FOLDER_MARKERS[folder])
-        if any(item.get_closest_marker(kind) for kind in SLOW_KINDS) and not item.get_closest_marker("slow"):
+        slow_kind = any(item.get_closest_marker(kind) for kind in SLOW_KINDS)
+        if (slow_kind or "prefect_api" in getattr(item, "fixturenames", ())) and not item.get_closest_marker("slow"):
             item.add_marker("slow")
 
 

@@ -60,6 +60,7 @@ def test_demo_on_configured_database(
     ]
 
 
+@pytest.mark.slow
 def test_embedded_postgres_starts_and_migrates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DRIFTLINE_DATABASE_URL", raising=False)
     config = parse_config(

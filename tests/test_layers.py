@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Each folder is one layer; a module may import from its own layer and the layers below. The folder,
@@ -111,6 +113,7 @@ def test_statistics_are_pure() -> None:
             assert imported.split(".")[0] in allowed, f"{path.name} imports {imported}"
 
 
+@pytest.mark.slow
 def test_importing_everything_creates_nothing() -> None:
     """Importing every module opens no connection and starts no server (checked in a clean process)."""
     modules = sorted(_module_name(p) for p in _sources())

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from tests.conftest import model_entry, write_config
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DRIFTLINE = Path(sys.executable).parent / "driftline"
 
 
+@pytest.mark.slow
 def test_copied_example_package_installs_and_runs_in_the_hourly_flow(
     store: sa.Engine, loan_log: dict[str, Any], tmp_path: Path, database_url: str
 ) -> None:

@@ -166,6 +166,7 @@ def test_incident_rules(clean: sa.Engine, fake_hook: FakeSlack) -> None:
     assert {i["kind"] for i in incidents(clean, "loan")} == {"data_drift"}
 
 
+@pytest.mark.usefixtures("prefect_api")  # delivery asks the API; alone it started an ephemeral one
 def test_stale_events_expire_instead_of_triggering_late(clean: sa.Engine) -> None:
     window = window_at(12)
     with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):

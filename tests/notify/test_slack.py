@@ -195,6 +195,7 @@ def slack_config(fake: FakeSlack, **overrides: Any) -> NotificationsConfig:
     return NotificationsConfig(**values)
 
 
+@pytest.mark.slow
 def test_start_reminder_resolved_sequence_reaches_slack(
     clean: sa.Engine,
     fake_slack: FakeSlack,
@@ -269,6 +270,7 @@ def test_rerun_of_a_window_sends_nothing_twice(
     assert len(fake_slack.posts()) == 1
 
 
+@pytest.mark.slow
 def test_server_error_and_rate_limit_are_survived(
     clean: sa.Engine, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -32,6 +32,7 @@ def chart_data(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return spec["data"]["values"]
 
 
+@pytest.mark.slow
 def test_week_of_20_features_is_under_5_mb_and_10_s(store: sa.Engine, log_schema: str, tmp_path: Path) -> None:
     """20 features x 168 hourly windows (18,480 result rows), with the latest window re-read for overlays."""
     numeric = [f"num_{i:02d}" for i in range(15)]

@@ -90,6 +90,7 @@ def test_estimates_equal_scikit_learn_metrics_with_probability_weights() -> None
         assert estimates[metric].value == pytest.approx(value, rel=1e-12), metric
 
 
+@pytest.mark.slow
 def test_standard_errors_match_the_spread_of_simulated_labels() -> None:
     rng = np.random.default_rng(7)
     levels = np.array([0.05, 0.2, 0.4, 0.6, 0.8, 0.95])

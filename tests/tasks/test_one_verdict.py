@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from driftline.config.monitors import parse_config
 from driftline.core.results import Status
@@ -79,6 +80,7 @@ def test_an_informational_metric_crossing_alone_raises_nothing() -> None:
     assert ks and all(r.details["informational_level"] in ("ok", "alert") for r in ks)
 
 
+@pytest.mark.slow
 def test_three_level_categorical_on_unchanged_data_rarely_warns() -> None:
     """Regression (#16): a 3-level column's chi-square warned in 2 of 48 calm 300-row hours."""
     rng = np.random.default_rng(3)

@@ -487,6 +487,7 @@ def unchanged_references() -> list[_Unchanged]:
     return cases
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("labelled", [300, 1000])
 def test_unchanged_data_rarely_alerts(labelled: int, unchanged_references: list[_Unchanged]) -> None:
     """False alarms of the overall metrics: at most 1% of the metric rows in ALERT (``ALPHA`` is 1% per metric).

@@ -147,6 +147,7 @@ def test_a_reader_that_stops_early_leaves_the_pool_usable(engine: sa.Engine, awk
     assert len(read_rows(engine, model, T0, T0 + timedelta(hours=1))) == ROWS
 
 
+@pytest.mark.slow
 def test_profile_only_monitors_never_read_the_frame(
     store: sa.Engine, loan_log: dict[str, Any], database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

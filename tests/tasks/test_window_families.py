@@ -93,6 +93,7 @@ def _context(rng: np.random.Generator, rows: int, reference, factor: float = 1.0
     return WindowContext(MODEL, WINDOW, frame, reference, window_model_profile(frame, reference))
 
 
+@pytest.mark.slow
 def test_latency_and_error_rate_noise_of_small_windows_raises_nothing() -> None:
     """Regression (#16): the p99 of 300 latencies is their 3rd largest and moves by a quarter from
     noise alone; an error rate of 0.5% reads 1.5% when three more requests fail."""
