@@ -197,6 +197,7 @@ def _comparable(result: Result) -> tuple[Any, ...]:
             "error" in result.details)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_every_expectation_equals_gx_on_the_whole_frame(case: str, reference: ModelProfile) -> None:
     model = _model()
@@ -282,6 +283,7 @@ def test_two_models_concurrently_match_serial_and_run_no_gx(
     assert outcome == serial
 
 
+@pytest.mark.slow
 def test_two_gx_validations_at_once_are_serialised(reference: ModelProfile) -> None:
     """GX's own validation (the reference the tests compare with) is safe from two threads at once:
     GX 1.24's suite-parameter parser raised ``push_first() missing 'toks'`` when two ran together."""

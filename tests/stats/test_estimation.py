@@ -183,6 +183,7 @@ def test_calibration_error_is_the_delta_method_in_the_levels() -> None:
     assert all(e.calibration_error == 0.0 for e in estimate_classification(levels, counts).values())
 
 
+@pytest.mark.slow
 def test_calibration_error_matches_the_spread_of_refits_on_simulated_reference_labels() -> None:
     """The reference's labels are redrawn 300 times from known probabilities and the calibration
     refitted; the spread of one window's estimate over the refits is what ``calibration_error`` says."""

@@ -150,6 +150,7 @@ def test_hosmer_lemeshow_equals_chi_square_of_the_bins():
     assert state.calibration_pvalue() == pytest.approx(stats.chi2.sf(statistic, 10), rel=1e-9)
 
 
+@pytest.mark.slow
 def test_auc_on_the_grid_beyond_the_distinct_cap_is_within_its_bound():
     """1M continuous scores exceed the exact cap: the gridded AUC against sklearn's exact one."""
     rng = np.random.default_rng(7)
