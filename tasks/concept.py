@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from driftline.config.monitors import RESIDUAL, ModelConfig
 from driftline.core.results import Kind, Result, Status
-from driftline.stats.concept import calibration_shift
-from driftline.stats.model_profile import numeric_values
+from driftline.stats.concept import RelationState, calibration_shift_of
 from driftline.stats.registry import ColumnKind
 from driftline.stats.verdict import Threshold, reason_sentence
 from driftline.tasks.context import WindowContext
 from driftline.tasks.drift import compare_columns, size_reason
-from driftline.tasks.profiles import positive_indicator
+from driftline.tasks.profiles import CONCEPT_STATE, relation_state
 from driftline.tasks.validity import unparsed_reasons
 
 CONCEPT_METRICS: dict[ColumnKind, tuple[str, ...]] = {
@@ -36,9 +35,11 @@ def label_columns(model: ModelConfig) -> set[str]:
 def evaluate_concept(context: WindowContext) -> list[Result]:
     model, reference, current = context.model, context.reference, context.current
     targets = [(c, k) for c, k in model.target_columns() if c not in (model.latency_column, model.error_column)]
-    labelled = 0
-    if model.label_field and model.label_field in context.frame:
-        labelled = int(context.frame[model.label_field].notna().sum())
+    state = current.states.get(CONCEPT_STATE) if current is not None else None
+    if not isinstance(state, RelationState):
+        # No state folded with the window's profile (a caller's own context): count on the frame now.
+        state = relation_state(context.frame, model, reference)
+    labelled = state.labelled
     min_labels = model.performance.min_labels
     column_reasons = {
         c: f"only {labelled} labelled rows in the window, fewer than performance.min_labels={min_labels}"
@@ -72,17 +73,18 @@ def evaluate_concept(context: WindowContext) -> list[Result]:
         r.details["target"] = role
     if model.task == "classification" and model.score_column and model.label_field:
         family = sum(1 for r in results if r.details.get("primary") and r.status != Status.UNKNOWN)
-        results.append(_relation(context, labelled, reason, family + 1))
+        results.append(_relation(context, state, reason, family + 1))
     return results
 
 
-def _relation(context: WindowContext, labelled: int, reason: str | None, family: int = 1) -> Result:
+def _relation(context: WindowContext, state: RelationState, reason: str | None, family: int = 1) -> Result:
     """The label rate per score bin against the reference's. ``family`` is the number of tests in the
     window's concept-drift family (the primary statistic of each target, and this one): the p-value
     is Bonferroni-adjusted for it, so this check gets the same window-level treatment as the others."""
     model = context.model
     warning, alert = RELATION_LEVELS
     threshold = Threshold(warning, alert, model.drift.alpha, model.drift.alert_alpha)
+    labelled = state.labelled
     base = {**threshold.as_details(), "labelled_rows": labelled}
     calibration = (context.reference.extras.get("calibration") if context.reference else None) or {}
     if reason is None and labelled < model.performance.min_labels:
@@ -99,9 +101,7 @@ def _relation(context: WindowContext, labelled: int, reason: str | None, family:
             status=Status.UNKNOWN,
             details={**base, "reason": reason},
         )
-    outcome = calibration_shift(
-        calibration, numeric_values(context.frame[model.score_column]), positive_indicator(context.frame, model)
-    )
+    outcome = calibration_shift_of(calibration, state)
     p_adjusted = None if outcome.pvalue is None else min(1.0, outcome.pvalue * family)
     status = threshold.judge(outcome.statistic, p_adjusted)
     details = {

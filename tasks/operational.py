@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from scipy import stats
 
 from driftline.core.results import Kind, Result, Status
-from driftline.stats.model_profile import numeric_values
+from driftline.stats.checks import OperationalState
+from driftline.stats.model_profile import ModelProfile, numeric_values
 from driftline.stats.profile import CategoricalProfile, NumericProfile
 from driftline.stats.verdict import Threshold, format_number, judge_family, reason_sentence
 from driftline.tasks.context import WindowContext
@@ -79,9 +80,33 @@ def expected_band(history: list[int], mads: float) -> tuple[float, float, float]
     return median, max(median - half, 0.0), median + half
 
 
-def volume(context: WindowContext, history: list[int]) -> Result:
+#: Key of the window's operational state in ``ModelProfile.states``.
+OPERATIONAL_STATE = "operational"
+
+
+def operational_state(frame: pd.DataFrame, model: Any) -> OperationalState:
+    """The operational state of some rows of a window (a block or all of them)."""
+    latency = np.empty(0)
+    if model.latency_column and model.latency_column in frame:
+        latency = numeric_values(frame[model.latency_column])
+        latency = latency[np.isfinite(latency)]
+    errors, error_rows = 0, 0
+    if model.error_column and model.error_column in frame:
+        errors, error_rows = _error_share(frame[model.error_column])
+    return OperationalState(len(frame), latency, errors, error_rows)
+
+
+def _state(context: WindowContext) -> OperationalState:
+    """The state folded with the window's profile, else (a caller's own context) counted on the frame."""
+    state = context.current.states.get(OPERATIONAL_STATE) if isinstance(context.current, ModelProfile) else None
+    if isinstance(state, OperationalState) and state.latency is not None:
+        return state
+    return operational_state(context.frame, context.model)
+
+
+def volume(context: WindowContext, history: list[int], state: OperationalState | None = None) -> Result:
     cfg = context.model.operational
-    n = len(context.frame)
+    n = (state or _state(context)).rows
     details: dict[str, Any] = {"history_hours": len(history)}
     if len(history) >= cfg.min_history:
         median, low, high = expected_band(history, cfg.volume_band_mads)
@@ -123,14 +148,14 @@ def _reference_percentile(profile: NumericProfile, q: float) -> float:
     return float(np.interp(q / 100, cdf, profile.edges))
 
 
-def latency(context: WindowContext) -> list[Result]:
+def latency(context: WindowContext, state: OperationalState | None = None) -> list[Result]:
     model, cfg = context.model, context.model.operational
     column = model.latency_column
     if not column:
         return []
     reference = context.reference.features.get(column) if context.reference else None
-    values = numeric_values(context.frame[column]) if column in context.frame else np.array([])
-    values = values[np.isfinite(values)]
+    values = (state or _state(context)).latency
+    assert values is not None
     results = []
     for q in PERCENTILES:
         metric = f"latency_p{q}"
@@ -189,12 +214,13 @@ def _reference_error_rate(profile: CategoricalProfile, rows: int) -> float:
     return errors / rows if rows else 0.0
 
 
-def error_rate(context: WindowContext) -> list[Result]:
+def error_rate(context: WindowContext, state: OperationalState | None = None) -> list[Result]:
     model, cfg = context.model, context.model.operational
     column = model.error_column
     if not column:
         return []
-    errors, rows = _error_share(context.frame[column]) if column in context.frame else (0, 0)
+    state = state or _state(context)
+    errors, rows = state.errors, state.error_rows
     if rows == 0:
         return [
             context.result(
@@ -354,5 +380,11 @@ def _or_nan(level: float | None) -> float:
 
 def evaluate_operational(context: WindowContext) -> list[Result]:
     history, last_row = hourly_history(context)
-    results = [volume(context, history), *latency(context), *error_rate(context), silence(context, last_row)]
+    state = _state(context)
+    results = [
+        volume(context, history, state),
+        *latency(context, state),
+        *error_rate(context, state),
+        silence(context, last_row),
+    ]
     return judge_operational_family(context, results)

@@ -12,12 +12,13 @@ from sqlalchemy.engine import Engine
 
 from driftline.config.monitors import ModelConfig
 from driftline.core.window import Window
-from driftline.stats.concept import fit_calibration
+from driftline.stats.concept import RelationState, fit_calibration
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values, window_model_profile
 from driftline.storage.profiles import load_reference, store_reference
 from driftline.tasks._prefect import NO_RETRIES, RETRY_TRANSIENT
 from driftline.tasks.estimation import ESTIMATION, active, fit_estimator, window_state
 from driftline.tasks.extract import iter_rows
+from driftline.tasks.operational import OPERATIONAL_STATE, operational_state
 from driftline.tasks.performance import (
     PERFORMANCE_STATE,
     performance_streams,
@@ -26,6 +27,7 @@ from driftline.tasks.performance import (
 )
 from driftline.tasks.reference_source import read_reference_rows
 from driftline.tasks.references import ReferenceVersion, resolve_reference
+from driftline.tasks.validity import SCORE_RANGE_STATE, score_range_state
 
 #: In-memory only: the definition hash a loaded reference was stored under (window profiles are keyed by it).
 DEFINITION_KEY = "_definition"
@@ -51,6 +53,34 @@ def positive_indicator(frame: pd.DataFrame, model: ModelConfig) -> np.ndarray:
     else:
         hits = values.astype(str).to_numpy() == str(positive)
     return np.where(known, hits.astype(float), np.nan)
+
+
+#: Key of the window's concept state in ``ModelProfile.states``.
+CONCEPT_STATE = "concept"
+
+
+def _runs(model: ModelConfig, builtin: str) -> bool:
+    """Whether the built-in monitor ``builtin`` runs: ``monitors:`` absent (every built-in) or naming it."""
+    return model.monitors is None or any(
+        spec.name == builtin and spec.path is None and spec.entry_point is None for spec in model.monitors
+    )
+
+
+def concept_streams(model: ModelConfig) -> bool:
+    """Whether a window of ``model`` carries a concept state: ``monitors:`` absent or naming ``concept_drift``."""
+    return _runs(model, "concept_drift")
+
+
+def relation_state(frame: pd.DataFrame, model: ModelConfig, reference: ModelProfile | None) -> RelationState:
+    """The concept state of some rows of a window (a block or all): labelled rows, and the label rate
+    per reference score bin when the model has a score, a label and the reference its summary."""
+    label = model.label_field
+    labelled = int(frame[label].notna().sum()) if label and label in frame else 0
+    calibration = (reference.extras.get("calibration") if reference is not None else None) or {}
+    if not (model.task == "classification" and model.score_column and label and calibration):
+        return RelationState(labelled, np.zeros(0), np.zeros(0))
+    score = numeric_values(frame[model.score_column]) if model.score_column in frame else np.full(len(frame), np.nan)
+    return RelationState.of(calibration, labelled, score, positive_indicator(frame, model))
 
 
 def fit_extras(frame: pd.DataFrame, model: ModelConfig) -> dict[str, Any]:
@@ -145,6 +175,12 @@ def profile_window(frame: pd.DataFrame, reference: ModelProfile | None, model: M
     if performance_streams(model):
         # The realised performance folds with the profile too: it streams, and days merge from hours.
         profile.states[PERFORMANCE_STATE] = window_performance(frame, model, reference)
+    if concept_streams(model):
+        profile.states[CONCEPT_STATE] = relation_state(frame, model, reference)
+    if _runs(model, "operational"):
+        profile.states[OPERATIONAL_STATE] = operational_state(frame, model)
+    if _runs(model, "validity") and model.task == "classification" and model.score_column:
+        profile.states[SCORE_RANGE_STATE] = score_range_state(frame, model)
     if reference is None:
         return profile
     # Only for a model that runs the estimate: a drift-only model's streamed profile stays as cheap as before.

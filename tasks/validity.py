@@ -23,6 +23,7 @@ import numpy as np
 
 from driftline.config.monitors import ModelConfig
 from driftline.core.results import Kind, Result, Status
+from driftline.stats.checks import ScoreRangeState
 from driftline.stats.model_profile import ModelProfile, numeric_values
 from driftline.stats.profile import NumericProfile
 from driftline.stats.verdict import Threshold
@@ -127,15 +128,27 @@ def evaluate_validity(context: WindowContext) -> list[Result]:
     return results
 
 
+#: Key of the window's score-range state in ``ModelProfile.states``.
+SCORE_RANGE_STATE = "score_range"
+
+
+def score_range_state(frame: Any, model: ModelConfig) -> ScoreRangeState:
+    """The score-range state of some rows of a window (a block or all of them)."""
+    score = model.score_column
+    return ScoreRangeState.of(numeric_values(frame[score]) if score and score in frame else np.empty(0))
+
+
 def _score_range(context: WindowContext) -> Result:
     """Share of the finite scores outside [0, 1] (a classifier's score is a probability)."""
     score = context.model.score_column
     assert score is not None
     base: dict[str, Any] = {"warning": 0.0, "alert": ALERT_SHARE, "range": [0.0, 1.0]}
-    values = numeric_values(context.frame[score]) if score in context.frame else np.empty(0)
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        reason = "no finite score in this window" if values.size else "no rows in this window"
+    state = context.current.states.get(SCORE_RANGE_STATE) if isinstance(context.current, ModelProfile) else None
+    if not isinstance(state, ScoreRangeState):
+        # Not folded with the window's profile (a caller's own context): count on the frame now.
+        state = score_range_state(context.frame, context.model)
+    if state.finite == 0:
+        reason = "no finite score in this window" if state.rows else "no rows in this window"
         return context.result(
             kind=Kind.DATA_QUALITY,
             metric="out_of_range_share",
@@ -145,16 +158,16 @@ def _score_range(context: WindowContext) -> Result:
             status=Status.UNKNOWN,
             details=base | {"reason": reason},
         )
-    outside = int(np.count_nonzero((finite < 0.0) | (finite > 1.0)))
-    share = outside / finite.size
+    outside = state.outside
+    share = outside / state.finite
     details = base | {
         "outside": outside,
-        "finite_values": int(finite.size),
-        "minimum": float(finite.min()),
-        "maximum": float(finite.max()),
+        "finite_values": state.finite,
+        "minimum": state.minimum,
+        "maximum": state.maximum,
     }
     if outside:
-        details["reason"] = f"{_percent(share)} of the scores ({outside} of {finite.size}) are outside [0, 1]"
+        details["reason"] = f"{_percent(share)} of the scores ({outside} of {state.finite}) are outside [0, 1]"
     return context.result(
         kind=Kind.DATA_QUALITY,
         metric="out_of_range_share",

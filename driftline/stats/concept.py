@@ -7,6 +7,7 @@ scores the way the reference's did.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,52 @@ def fit_calibration(score: npt.ArrayLike, positive: npt.ArrayLike, bins: int = 1
     return {"edges": inner.tolist(), "counts": counts.tolist(), "positives": positives.astype(int).tolist()}
 
 
+@dataclass
+class RelationState:
+    """What concept drift needs of a window beyond the column profiles, mergeable by addition:
+    ``labelled`` rows (label not NULL), and per reference score bin (``fit_calibration``'s edges) the
+    labelled rows with a finite score (``rows``) and their positives."""
+
+    labelled: int
+    rows: np.ndarray
+    positives: np.ndarray
+
+    @classmethod
+    def of(
+        cls, reference: dict[str, Any], labelled: int, score: npt.ArrayLike, positive: npt.ArrayLike
+    ) -> RelationState:
+        bins = len(reference.get("counts") or [])
+        s, p = _labelled(score, positive)
+        index = np.searchsorted(np.asarray(reference.get("edges") or [], dtype=np.float64), s, side="right")
+        return cls(
+            labelled,
+            np.bincount(index, minlength=bins).astype(np.float64)[:bins],
+            np.bincount(index, weights=p.astype(float), minlength=bins)[:bins],
+        )
+
+    def merge(self, other: RelationState) -> RelationState:
+        return RelationState(self.labelled + other.labelled, self.rows + other.rows, self.positives + other.positives)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "concept",
+            "labelled": self.labelled,
+            "rows": self.rows.tolist(),
+            "positives": self.positives.tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RelationState:
+        return cls(int(data["labelled"]), np.asarray(data["rows"], float), np.asarray(data["positives"], float))
+
+
 def calibration_shift(reference: dict[str, Any], score: npt.ArrayLike, positive: npt.ArrayLike) -> StatResult:
+    """Weighted mean change in label rate per reference score bin, with a chi-square p-value
+    (:func:`calibration_shift_of` on the counts of these rows)."""
+    return calibration_shift_of(reference, RelationState.of(reference, 0, score, positive))
+
+
+def calibration_shift_of(reference: dict[str, Any], window: RelationState) -> StatResult:
     """Weighted mean change in label rate per reference score bin, with a chi-square p-value.
 
     The statistic is ``sum_b n_b |rate_window_b - rate_reference_b| / N`` over bins with window rows
@@ -52,16 +98,12 @@ def calibration_shift(reference: dict[str, Any], score: npt.ArrayLike, positive:
     """
     if not reference.get("counts"):
         return StatResult(float("nan"), None, {"reason": "reference has no labelled rows with a score"})
-    s, p = _labelled(score, positive)
-    if s.size == 0:
+    if window.rows.sum() == 0:
         return StatResult(float("nan"), None, {"reason": "window has no labelled rows with a score"})
-    edges = np.asarray(reference["edges"], dtype=np.float64)
     ref_n = np.asarray(reference["counts"], dtype=np.float64)
     ref_pos = np.asarray(reference["positives"], dtype=np.float64)
     ref_rate = (ref_pos + 0.5) / (ref_n + 1.0)
-    index = np.searchsorted(edges, s, side="right")
-    win_n = np.bincount(index, minlength=len(ref_n)).astype(np.float64)
-    win_pos = np.bincount(index, weights=p.astype(float), minlength=len(ref_n))
+    win_n, win_pos = window.rows, window.positives
     used = win_n > 0
     win_rate = np.divide(win_pos, win_n, out=np.zeros_like(win_n), where=used)
     statistic = float(np.sum(win_n[used] * np.abs(win_rate[used] - ref_rate[used])) / win_n.sum())

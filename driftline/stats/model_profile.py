@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from driftline.stats.checks import OperationalState, ScoreRangeState
+from driftline.stats.concept import RelationState
 from driftline.stats.estimation import EstimationState
 from driftline.stats.performance import WindowPerformance
 from driftline.stats.profile import (
@@ -52,13 +54,18 @@ def categorical_values(column: pd.Series) -> np.ndarray:
     return np.where(pd.isna(values), None, values)
 
 
-WindowState = EstimationState | WindowPerformance
+WindowState = EstimationState | WindowPerformance | RelationState | OperationalState | ScoreRangeState
+_STATE_TYPES: dict[str, Any] = {
+    "performance": WindowPerformance,
+    "concept": RelationState,
+    "operational": OperationalState,
+    "score_range": ScoreRangeState,
+}
 
 
 def _state_from_json(data: dict[str, Any]) -> WindowState:
-    if data.get("type") == "performance":
-        return WindowPerformance.from_json(data)
-    return EstimationState.from_json(data)
+    state_type = _STATE_TYPES.get(str(data.get("type")), EstimationState)
+    return state_type.from_json(data)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -72,7 +79,8 @@ class ModelProfile:
     extras: dict[str, Any] = field(default_factory=dict)
     #: Mergeable window states of monitors beyond per-column profiles (``estimation``: plateau counts
     #: per predicted class, see :mod:`driftline.stats.estimation`; ``performance``: the realised
-    #: performance's sufficient statistics, see :mod:`driftline.stats.performance`). Empty for
+    #: performance's sufficient statistics, see :mod:`driftline.stats.performance`; ``concept``: labelled
+    #: rows and label rate per reference score bin, see :mod:`driftline.stats.concept`). Empty for
     #: reference profiles.
     states: dict[str, WindowState] = field(default_factory=dict)
 

@@ -5,21 +5,35 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
+import driftline.flows.monitor as monitor_flow
 from driftline.config.monitors import ModelConfig, parse_config
-from driftline.core.results import Result
+from driftline.core.results import Kind, Result, Status
 from driftline.core.window import Window
+from driftline.flows.monitor import monitor_model
 from driftline.stats.model_profile import ModelProfile
+from driftline.storage.results import load_results
+from driftline.tasks.concept import evaluate_concept
 from driftline.tasks.context import WindowContext
 from driftline.tasks.extract import iter_rows, read_rows
+from driftline.tasks.monitors import BUILTIN
+from driftline.tasks.operational import evaluate_operational
 from driftline.tasks.performance import PERFORMANCE_STATE, compute_metrics, evaluate_performance
-from driftline.tasks.profiles import fit_reference, profile_window, profiled_columns, stream_window_profile
-from tests.conftest import create_log_table, model_entry
+from driftline.tasks.profiles import (
+    CONCEPT_STATE,
+    fit_reference,
+    profile_window,
+    profiled_columns,
+    stream_window_profile,
+)
+from driftline.tasks.validity import evaluate_validity
+from tests.conftest import DAY, create_log_table, model_entry, write_config
 
 T0 = datetime(2026, 5, 4, 8, tzinfo=UTC)
 REFERENCE = Window(T0, T0 + timedelta(hours=1))
@@ -152,3 +166,89 @@ def test_streamed_performance_equals_the_frames(engine: sa.Engine, scored_log: s
     )
     for metric, value in expected.items():
         _same(by_metric[(metric, None)].value, value, metric)
+
+
+def test_streamed_concept_drift_equals_the_frames(engine: sa.Engine, scored_log: str) -> None:
+    model = _model(scored_log)
+    reference = fit_reference(read_rows(engine, model, REFERENCE.start, REFERENCE.end), model)
+    frame = read_rows(engine, model, WINDOW.start, WINDOW.end)
+    current = profile_window(frame, reference, model)
+    whole_profile = ModelProfile(current.row_count, current.features)  # without states: the frame path
+    whole = evaluate_concept(WindowContext(model, WINDOW, frame, reference, whole_profile))
+    streamed_profile = stream_window_profile(engine, model, WINDOW, reference)
+    assert CONCEPT_STATE in streamed_profile.states
+    streamed = evaluate_concept(WindowContext(model, WINDOW, _never_read, reference, streamed_profile))
+    _assert_same_results(streamed, whole)
+    relation = next(r for r in whole if r.metric == "label_rate_by_score")
+    assert relation.value is not None and relation.details["labelled_rows"] == int(frame["label"].notna().sum())
+    # Stored and merged (hours into a day): the same counts.
+    stored = ModelProfile.from_json(streamed_profile.to_json())
+    _assert_same_results(evaluate_concept(WindowContext(model, WINDOW, _never_read, reference, stored)), whole)
+
+
+def test_streamed_operational_and_validity_equal_the_frames(engine: sa.Engine, scored_log: str) -> None:
+    model = _model(scored_log, error_column="region")  # a text column as the error column: north/south/... errors
+    reference = fit_reference(read_rows(engine, model, REFERENCE.start, REFERENCE.end), model)
+    frame = read_rows(engine, model, WINDOW.start, WINDOW.end)
+    current = profile_window(frame, reference, model)
+    whole_profile = ModelProfile(current.row_count, current.features)  # without states: the frame path
+    streamed_profile = stream_window_profile(engine, model, WINDOW, reference)
+    for monitor in (evaluate_operational, evaluate_validity):
+        whole = monitor(WindowContext(model, WINDOW, frame, reference, whole_profile, engine))
+        streamed = monitor(WindowContext(model, WINDOW, _never_read, reference, streamed_profile, engine))
+        _assert_same_results(streamed, whole)
+    operational = {
+        r.metric: r for r in evaluate_operational(WindowContext(model, WINDOW, frame, reference, current, engine))
+    }
+    assert operational["row_count"].value == 15_000
+    assert operational["latency_p95"].details["rows"] == 15_000 and operational["error_rate"].details["errors"] > 0
+
+
+def test_every_default_monitor_but_completeness_streams(
+    store: sa.Engine, loan_log: dict[str, Any], database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default monitors (completeness aside: Great Expectations still reads the frame) never read
+    the window into a frame, and store the same results as the run that does."""
+    defaults = [{"name": name} for name, (_, _, default) in BUILTIN.items() if default and name != "completeness"]
+    streamed = write_config(
+        tmp_path / "streamed.yaml", [model_entry("loan", loan_log["table"], monitors=defaults)], database_url
+    )
+    # A custom monitor that reads rows makes the same set run on the frame.
+    whole = write_config(
+        tmp_path / "whole.yaml",
+        [model_entry("loan_whole", loan_log["table"], monitors=[*defaults, READS_ROWS])],
+        database_url,
+    )
+    end = DAY + timedelta(hours=15)
+    monitor_model("loan_whole", end, str(whole))
+
+    def no_frame(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the window's rows were read into a frame")
+
+    monkeypatch.setattr(monitor_flow, "read_rows", no_frame)
+    monkeypatch.setattr(monitor_flow.read_rows_task, "fn", no_frame)
+    monitor_model("loan", end, str(streamed))
+    window = Window.hour_ending(end)
+    streamed_rows = [r for r in load_results(store, "loan", window.start, window.end)]
+    whole_rows = [r for r in load_results(store, "loan_whole", window.start, window.end) if r.metric != "rows_seen"]
+    assert {str(r.kind) for r in streamed_rows} >= {"data_drift", "concept_drift", "performance", "operational"}
+    key = lambda r: (str(r.kind), r.metric, r.feature)  # noqa: E731
+    _assert_same_results(sorted(streamed_rows, key=key), sorted(whole_rows, key=key))
+
+
+def rows_seen(context: WindowContext) -> list[Result]:
+    """A user monitor that reads the window's rows."""
+    return [
+        context.result(
+            kind=Kind.OPERATIONAL,
+            metric="rows_seen",
+            feature=None,
+            value=float(len(context.frame)),
+            threshold=None,
+            status=Status.OK,
+            details={},
+        )
+    ]
+
+
+READS_ROWS = {"name": "rows_seen", "path": f"{__name__}:rows_seen", "kind": "operational"}
