@@ -33,5 +33,3 @@ def is_transient(_task: Any, _run: Any, state: Any) -> bool:
 NO_RETRIES = {"cache_policy": NO_CACHE}
 #: ``RETRY_TRANSIENT``: two more tries, 1 s then 5 s later, on a dropped connection (``is_transient``).
 RETRY_TRANSIENT = NO_RETRIES | {"retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": is_transient}
-#: The former name of ``NO_RETRIES``, still imported by tasks/estimation.py (changed there by its owners).
-PURE = NO_RETRIES

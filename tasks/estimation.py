@@ -56,7 +56,7 @@ from driftline.stats.estimation import (
 from driftline.stats.model_profile import ModelProfile, numeric_values
 from driftline.stats.profile import OTHER, CategoricalProfile, NumericProfile
 from driftline.stats.verdict import Threshold
-from driftline.tasks._prefect import PURE
+from driftline.tasks._prefect import NO_RETRIES
 from driftline.tasks.context import WindowContext
 from driftline.tasks.performance import (
     ALPHA,
@@ -822,4 +822,4 @@ def reacting(model: ModelConfig, results: list[Result]) -> list[Result]:
     return [r for r in results if not is_estimate(r) or r.metric in allowed]
 
 
-estimate_results_task = task(estimate_results, name="estimate-performance", **PURE)
+estimate_results_task = task(estimate_results, name="estimate-performance", **NO_RETRIES)
