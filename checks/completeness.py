@@ -23,7 +23,7 @@ The label and error columns get no null check: NULL is their normal state. Witho
 profile (or for a feature it lacks) the reference-based expectations are skipped.
 
 The suite is GX's, but it is not handed to GX's validator: each block of the window is folded into
-mergeable tallies (``checks/streamed.py``) and finished into the results GX gives on the whole
+mergeable tallies (``driftline/stats/expectations.py``) and finished into the results GX gives on the whole
 frame (tested against GX on the fault cases). So completeness streams with the window, holds no
 frame, costs milliseconds instead of GX's ~0.3 s fixed cost per validation, and runs no GX code in
 the hourly run (numbers in ``docs/completeness.md``; ``bench/gx_timing.py`` reproduces them).
@@ -51,10 +51,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from driftline.checks.streamed import StreamedSuite
 from driftline.config.monitors import ModelConfig
 from driftline.core.results import Kind, Result, Status
 from driftline.core.window import Window
+from driftline.stats.expectations import StreamedSuite
 from driftline.stats.model_profile import ModelProfile
 from driftline.stats.profile import CategoricalProfile, NumericProfile
 from driftline.stats.verdict import Threshold, format_number, format_pvalue, judge_family
@@ -551,7 +551,7 @@ class CompletenessFold:
     """The completeness suite of one (model, window) and its tallies so far: fold blocks, then finish.
 
     ``planned`` are the expectations (``plan_expectations``), ``parameters`` the window bounds as the
-    suite sees them, ``suite`` the mergeable tallies (``checks.streamed.StreamedSuite``).
+    suite sees them, ``suite`` the mergeable tallies (``driftline.stats.expectations.StreamedSuite``).
     """
 
     planned: list[PlannedExpectation]
@@ -573,10 +573,46 @@ def begin_completeness(
 ) -> CompletenessFold:
     """An empty fold for the window; ``first_block`` (any block, even empty) gives the columns' value
     kinds and whether the timestamp is naive. Blocks of one streamed read share their dtypes."""
-    planned = plan_expectations(model, reference, value_kinds(first_block, model.features.categorical))
+    kinds = value_kinds(first_block, model.features.categorical)
+    planned = plan_expectations(model, reference, kinds)
     parameters = window_bounds(model, window, first_block)
     expectations = [(item.type, _resolved(item.kwargs, parameters)) for item in planned]
-    return CompletenessFold(planned, parameters, StreamedSuite(expectations))
+    return CompletenessFold(planned, parameters, StreamedSuite(expectations, meta={"kinds": kinds,
+                                                                                     "parameters": parameters}))
+
+
+#: Key of the window's completeness tallies in ``ModelProfile.states`` (folded with the profile).
+COMPLETENESS_STATE = "completeness"
+
+
+def completeness_streams(model: ModelConfig) -> bool:
+    """Whether a window of ``model`` folds completeness tallies with its profile: ``quality.enabled`` and
+    ``monitors:`` absent or naming the built-in ``completeness``."""
+    return model.quality.enabled and (model.monitors is None or any(
+        spec.name == "completeness" and spec.path is None and spec.entry_point is None for spec in model.monitors
+    ))
+
+
+def completeness_state(
+    block: pd.DataFrame, model: ModelConfig, reference: ModelProfile | None, window: Window
+) -> StreamedSuite:
+    """The completeness tallies of one block of the window (merge the blocks' in row order)."""
+    return begin_completeness(model, reference, window, block).fold(block).suite
+
+
+def _streamed_fold(context: WindowContext) -> CompletenessFold | None:
+    """The fold streamed with the window's profile, if it was planned from this context's reference."""
+    state = context.current.states.get(COMPLETENESS_STATE) if context.current is not None else None
+    if not isinstance(state, StreamedSuite) or not state.expectations or "kinds" not in state.meta:
+        return None
+    parameters = state.meta["parameters"]
+    planned = plan_expectations(context.model, context.reference, state.meta["kinds"])
+    expectations = [(item.type, _resolved(item.kwargs, parameters)) for item in planned]
+    if repr(expectations) != repr(state.expectations):
+        # Folded against another reference (a seasonal one replaces the profiles): fold the rows instead.
+        context.logger.info("completeness: the streamed tallies were planned on another reference; reading rows")
+        return None
+    return CompletenessFold(planned, parameters, state)
 
 
 def completeness_results(context: WindowContext, fold: CompletenessFold) -> list[Result]:
@@ -608,8 +644,9 @@ def evaluate_completeness(context: WindowContext) -> list[Result]:
 
     Notes
     -----
-    The frame is folded as one block; a streamed window folds its blocks into
-    :func:`begin_completeness`'s fold and calls :func:`completeness_results`, with the same results.
+    A streamed window brings its tallies in ``context.current.states["completeness"]`` (folded with
+    the profile, block by block: :func:`completeness_state`) and no rows are read; otherwise the frame
+    is folded as one block. Both give the same results.
     An empty window fails the row-count expectation only: column-map expectations on no rows pass
     with ``value`` None and ``details.reason``. ``quality.enabled: false`` returns no results.
 
@@ -622,8 +659,10 @@ def evaluate_completeness(context: WindowContext) -> list[Result]:
     model = context.model
     if not model.quality.enabled:
         return []
-    frame = context.frame
-    fold = begin_completeness(model, context.reference, context.window, frame).fold(frame)
+    fold = _streamed_fold(context)
+    if fold is None:
+        frame = context.frame
+        fold = begin_completeness(model, context.reference, context.window, frame).fold(frame)
     return completeness_results(context, fold)
 
 

@@ -81,7 +81,9 @@ class ConfiguredMonitor:
 
 
 #: Built-ins that work from the window's profile alone (no rows): with only these, the window streams.
-PROFILE_ONLY = frozenset({"data_drift", "concept_drift", "operational", "performance", "validity", ESTIMATION_MONITOR})
+PROFILE_ONLY = frozenset(
+    {"data_drift", "concept_drift", "operational", "performance", "validity", "completeness", ESTIMATION_MONITOR}
+)
 
 
 def reads_rows(monitors: list[ConfiguredMonitor]) -> bool:

@@ -10,6 +10,7 @@ import pandas as pd
 from prefect import task
 from sqlalchemy.engine import Engine
 
+from driftline.checks.completeness import COMPLETENESS_STATE, completeness_state, completeness_streams
 from driftline.config.monitors import ModelConfig
 from driftline.core.window import Window
 from driftline.stats.concept import RelationState, fit_calibration
@@ -166,12 +167,18 @@ def ensure_reference(
     return choose_reference(data_engine, results_engine, model, window).profile
 
 
-def profile_window(frame: pd.DataFrame, reference: ModelProfile | None, model: ModelConfig) -> ModelProfile:
-    """The window's profile on the reference bins (or just its row count without a reference)."""
+def profile_window(
+    frame: pd.DataFrame, reference: ModelProfile | None, model: ModelConfig, window: Window | None = None
+) -> ModelProfile:
+    """The window's profile on the reference bins (or just its row count without a reference); given the
+    ``window``, with its completeness tallies too (the suite's window range needs its bounds)."""
     if reference is None:
         profile = ModelProfile(len(frame))
     else:
         profile = window_model_profile(frame, reference)
+    if window is not None and completeness_streams(model):
+        # Completeness (the GX suite) folds with the profile: no frame, no GX call per window.
+        profile.states[COMPLETENESS_STATE] = completeness_state(frame, model, reference, window)
     if performance_streams(model):
         # The realised performance folds with the profile too: it streams, and days merge from hours.
         profile.states[PERFORMANCE_STATE] = window_performance(frame, model, reference)
@@ -200,9 +207,11 @@ def stream_window_profile(
     # Only the profiled columns (features and targets, which include the prediction and label the
     # residual derives from): not the timestamp or id, a tenth of the CSV and a parse per block.
     numeric, categorical = profiled_columns(model)
+    # Completeness checks every configured column (the id's uniqueness, the timestamp's range).
+    only = None if completeness_streams(model) else numeric + categorical
     profile: ModelProfile | None = None
-    for block in iter_rows(data_engine, model, window.start, window.end, only=numeric + categorical):
-        part = profile_window(block, reference, model)
+    for block in iter_rows(data_engine, model, window.start, window.end, only=only):
+        part = profile_window(block, reference, model, window)
         profile = part if profile is None else profile.merge(part)
     assert profile is not None  # iter_rows yields at least one block
     return profile

@@ -14,6 +14,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from driftline.stats.expectations import STREAMED_EXPECTATIONS
+
 #: GX fields Driftline sets itself; a user may not pass them in ``kwargs``.
 RESERVED_ARGUMENTS = {
     "id": "GX assigns it",
@@ -27,28 +29,6 @@ RESERVED_ARGUMENTS = {
 
 #: Driftline validates each window's rows in memory, with GX's pandas execution engine.
 EXECUTION_ENGINE = "PandasExecutionEngine"
-
-#: The expectation types evaluated on the streamed window (``checks/streamed.py``): each one's result
-#: is derived from counts that merge block by block and equals GX's validation of the whole window.
-#: Any other type would need the window's rows whole (a median, a quantile, a KL divergence, ...)
-#: and is refused when the config loads.
-STREAMED_EXPECTATIONS = (
-    "expect_column_to_exist",
-    "expect_table_row_count_to_be_between",
-    "expect_table_row_count_to_equal",
-    "expect_column_values_to_not_be_null",
-    "expect_column_values_to_be_null",
-    "expect_column_values_to_be_in_set",
-    "expect_column_values_to_not_be_in_set",
-    "expect_column_values_to_be_between",
-    "expect_column_values_to_match_regex",
-    "expect_column_values_to_not_match_regex",
-    "expect_column_values_to_be_unique",
-    "expect_column_min_to_be_between",
-    "expect_column_max_to_be_between",
-    "expect_column_sum_to_be_between",
-    "expect_column_mean_to_be_between",
-)
 
 #: GX arguments the streamed evaluation does not apply (it would silently ignore them).
 UNSTREAMED_ARGUMENTS = {

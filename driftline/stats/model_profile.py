@@ -11,6 +11,7 @@ import pandas as pd
 from driftline.stats.checks import OperationalState, ScoreRangeState
 from driftline.stats.concept import RelationState
 from driftline.stats.estimation import EstimationState
+from driftline.stats.expectations import StreamedSuite
 from driftline.stats.performance import WindowPerformance
 from driftline.stats.profile import (
     CategoricalProfile,
@@ -54,12 +55,15 @@ def categorical_values(column: pd.Series) -> np.ndarray:
     return np.where(pd.isna(values), None, values)
 
 
-WindowState = EstimationState | WindowPerformance | RelationState | OperationalState | ScoreRangeState
+WindowState = (
+    EstimationState | WindowPerformance | RelationState | OperationalState | ScoreRangeState | StreamedSuite
+)
 _STATE_TYPES: dict[str, Any] = {
     "performance": WindowPerformance,
     "concept": RelationState,
     "operational": OperationalState,
     "score_range": ScoreRangeState,
+    "completeness": StreamedSuite,
 }
 
 

@@ -344,6 +344,39 @@ def test_streamed_results_equal_gx_on_the_read_window(
     ]
 
 
+@pytest.mark.parametrize("case", list(HOURS))
+def test_the_streamed_window_gives_the_frame_results_without_reading_rows(
+    engine: sa.Engine, quality_log: dict[str, Any], reference: ModelProfile, case: str
+) -> None:
+    """The tallies fold with the streamed profile (blocks of ~40 rows here) and no monitor reads the frame."""
+    from driftline.tasks.extract import iter_rows
+    from driftline.tasks.profiles import stream_window_profile
+
+    model = _model(quality_log["table"])
+    framed = _context(engine, model, HOURS[case], reference)
+
+    def small_blocks(*args: Any, **kwargs: Any) -> Any:
+        return iter_rows(*args, **(kwargs | {"block_bytes": 4096}))
+
+    def no_rows() -> pd.DataFrame:
+        raise AssertionError("completeness read the window's rows")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("driftline.tasks.profiles.iter_rows", small_blocks)
+        current = stream_window_profile(engine, model, framed.window, reference)
+    assert current.states["completeness"].tallies[0].rows == len(framed.frame)
+    streamed = WindowContext(model=model, window=framed.window, frame=no_rows, reference=reference,
+                             current=current, data_engine=engine)
+    ours = evaluate_completeness(streamed)
+    theirs = evaluate_completeness(framed)
+    assert [(r.metric, r.feature, r.status, r.threshold, r.details) for r in ours] == [
+        (r.metric, r.feature, r.status, r.threshold, r.details) for r in theirs
+    ]
+    assert [None if r.value is None else round(r.value, 9) for r in ours] == [
+        None if r.value is None else round(r.value, 9) for r in theirs
+    ]
+
+
 def test_reference_categories_compare_as_numbers_and_booleans_in_such_columns(reference: ModelProfile) -> None:
     frame = pd.DataFrame({"code": [1, 2, None], "flag": [True, None, False], "name": ["a", None, "b"]})
     assert value_kinds(frame, ["code", "flag", "name"]) == {"code": "number", "flag": "bool", "name": "text"}

@@ -31,11 +31,11 @@ from driftline.checks.completeness import (
     value_kinds,
     window_bounds,
 )
-from driftline.config.expectations import STREAMED_EXPECTATIONS
 from driftline.config.monitors import ModelConfig, parse_config
 from driftline.core.errors import ConfigError
 from driftline.core.results import Result
 from driftline.core.window import Window
+from driftline.stats.expectations import STREAMED_EXPECTATIONS
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, window_model_profile
 from driftline.tasks.context import WindowContext
 from tests.conftest import model_entry

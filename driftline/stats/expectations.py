@@ -31,21 +31,40 @@ for a whole-frame execution engine and is not callable on a block):
   count, so it can differ from pandas' single pass in the last bits);
 * row count, column exists: counted / looked up.
 
-An expectation type outside :data:`driftline.config.expectations.STREAMED_EXPECTATIONS` is refused
-when the config loads (``driftline validate`` names it and lists the supported ones).
+An expectation type outside :data:`STREAMED_EXPECTATIONS` is refused when the config loads
+(``driftline validate`` names it and lists the supported ones). Pure: pandas and numpy, no GX.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from driftline.config.expectations import STREAMED_EXPECTATIONS
+#: The expectation types evaluated on a streamed window: each one's result is derived from tallies that
+#: merge block by block and equals GX's validation of the whole window. Any other type would need the
+#: window's rows whole (a median, a quantile, a KL divergence, ...) and is refused when the config loads
+#: (``driftline.config.expectations``).
+STREAMED_EXPECTATIONS = (
+    "expect_column_to_exist",
+    "expect_table_row_count_to_be_between",
+    "expect_table_row_count_to_equal",
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_null",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_not_be_in_set",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_match_regex",
+    "expect_column_values_to_not_match_regex",
+    "expect_column_values_to_be_unique",
+    "expect_column_min_to_be_between",
+    "expect_column_max_to_be_between",
+    "expect_column_sum_to_be_between",
+    "expect_column_mean_to_be_between",
+)
 
 #: Unexpected values kept per expectation (GX's ``partial_unexpected_count`` in Driftline's format).
 PARTIAL_COUNT = 5
@@ -156,10 +175,9 @@ def _between_condition(column: pd.Series, kwargs: Mapping[str, Any]) -> pd.Serie
         pd.api.types.is_datetime64_ns_dtype(column.dtype)
     ):
         if isinstance(column.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_ns_dtype(column.dtype):
-            from dateutil.parser import parse
-
-            low = parse(low) if isinstance(low, str) else low
-            high = parse(high) if isinstance(high, str) else high
+            # GX parses text bounds with dateutil; pandas' parser reads the ISO 8601 a config holds alike.
+            low = pd.Timestamp(low) if isinstance(low, str) else low
+            high = pd.Timestamp(high) if isinstance(high, str) else high
         above = True if low is None else (column > low if strict_min else column >= low)
         below = True if high is None else (column < high if strict_max else column <= high)
         if low is None:
@@ -347,11 +365,9 @@ def _map_result(kind: str, kwargs: Mapping[str, Any], tally: Tally) -> StreamedR
 def _between_success(value: Any, kwargs: Mapping[str, Any]) -> bool:
     """GX's ``_validate_metric_value_between``: no observed value fails; else the (strict) bounds."""
     low, high = kwargs.get("min_value"), kwargs.get("max_value")
-    if isinstance(value, datetime):
-        from dateutil.parser import parse
-
-        low = parse(low) if isinstance(low, str) else low
-        high = parse(high) if isinstance(high, str) else high
+    if isinstance(value, pd.Timestamp):
+        low = pd.Timestamp(low) if isinstance(low, str) else low
+        high = pd.Timestamp(high) if isinstance(high, str) else high
     above = True if low is None else (value > low if kwargs.get("strict_min") else value >= low)
     below = True if high is None else (value < high if kwargs.get("strict_max") else value <= high)
     return bool(above and below)
@@ -390,7 +406,7 @@ def finish(kind: str, kwargs: Mapping[str, Any], tally: Tally) -> StreamedResult
             observed = tally.total
         else:
             observed = tally.total / tally.count if tally.count else None
-        if observed is None or (not isinstance(observed, datetime) and _is_null(observed)):
+        if observed is None or (not isinstance(observed, pd.Timestamp) and _is_null(observed)):
             return StreamedResult(False, {"observed_value": None})
         return StreamedResult(_between_success(observed, kwargs), {"observed_value": observed})
     except Exception as exc:
@@ -409,10 +425,21 @@ class StreamedSuite:
 
     expectations: list[tuple[str, dict[str, Any]]]
     tallies: list[Tally] = field(default_factory=list)
+    #: What the suite's owner needs to turn results into its records (the planner's inputs); not merged.
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.tallies:
             self.tallies = [Tally() for _ in self.expectations]
+
+    def to_json(self) -> dict[str, Any]:
+        """Not stored: a window's tallies (its id column among them) serve its own hour only; days and
+        weeks have no completeness. The stored form is an empty suite."""
+        return {"type": "completeness"}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StreamedSuite:
+        return cls([])
 
     def fold(self, block: pd.DataFrame) -> StreamedSuite:
         """Add one block of rows (later in the window than every block folded before)."""
@@ -427,7 +454,7 @@ class StreamedSuite:
         if [k for k, _ in self.expectations] != [k for k, _ in later.expectations]:
             raise ValueError("cannot merge the tallies of two different suites")
         return StreamedSuite(
-            self.expectations, [a.merge(b) for a, b in zip(self.tallies, later.tallies, strict=True)]
+            self.expectations, [a.merge(b) for a, b in zip(self.tallies, later.tallies, strict=True)], self.meta
         )
 
     def results(self) -> list[StreamedResult]:
