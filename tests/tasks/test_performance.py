@@ -31,6 +31,7 @@ from driftline.tasks.performance import (
     numeric_segment_names,
     reference_performance,
 )
+from driftline.tasks.profiles import fit_extras
 
 WINDOW = Window.hour_ending("2026-03-08T13:00:00Z")
 REGIONS = ["north", "south", "east"]
@@ -111,6 +112,7 @@ def _evaluate(
 ) -> tuple[dict[str, Result], dict[str, Result]]:
     """Overall results by metric and segment results by feature."""
     profile = fit_model_profile(reference, model.features.numeric, model.features.categorical)
+    profile.extras = fit_extras(reference, model)  # the label rate per score decile, as fit_reference stores it
     context = WindowContext(model, WINDOW, window, profile, window_model_profile(window, profile))
     results = evaluate_performance(context, reference_performance(model, reference, profile, **kwargs), **kwargs)
     assert all(r.kind is Kind.PERFORMANCE for r in results)
@@ -217,6 +219,37 @@ def test_calibration_error_alerts_only_on_significant_miscalibration() -> None:
     overall, _ = _evaluate(model, reference, window)
     assert overall["calibration_error"].status is Status.ALERT
     assert overall["calibration_error"].details["p_value"] < 0.01
+
+
+def test_calibration_error_of_a_model_miscalibrated_all_along_is_not_a_degradation() -> None:
+    """Regression (#16): the bound is relative to the reference's own calibration error, but the test
+    was Hosmer-Lemeshow (is the window calibrated at all?). Scores as overconfident on the reference
+    as on the window reached the bound by noise in about half the hours and passed the test in all:
+    calibration_error alerted in 38% of calm 3,000-row hours. The test now asks whether the label
+    rate per score decile changed from the reference's."""
+    model = _model(performance={"segments": False})
+
+    def overconfident(seed: int, n: int, slope: float = 0.8) -> pd.DataFrame:
+        frame = _frame(seed, n)
+        draw = np.random.default_rng(seed + 1000).uniform(size=n)
+        frame["label"] = (draw < 0.5 + (frame["score"] - 0.5) * slope).astype(float)
+        return frame
+
+    reference = overconfident(30, 20_000)  # calibration error 0.05
+    reached = 0
+    for seed in range(31, 39):
+        window = overconfident(seed, 3_000)
+        overall, _ = _evaluate(model, reference, window)
+        ece = overall["calibration_error"]
+        reached += ece.details["level_reached"] != "ok"
+        assert calibration_pvalue(window["label"], window["score"]) < 1e-6  # the old test: miscalibrated
+        assert ece.details["test"] == "label_rate_by_score_chi2"
+        assert ece.status is Status.OK, ece.details
+    assert reached >= 2, "the bound alone is reached by noise (what the test is for)"
+    # Calibration that got worse against that same reference is still an alert.
+    overall, _ = _evaluate(model, reference, overconfident(40, 3_000, slope=0.4))
+    assert overall["calibration_error"].status is Status.ALERT
+    assert overall["calibration_error"].details["p_value"] < 1e-6
 
 
 def test_regression_metrics_equal_scikit_learn() -> None:
@@ -425,7 +458,7 @@ def test_a_degradation_within_the_noise_is_ok_with_the_reason() -> None:
         "roc_auc": "hanley_mcneil_z",
         "log_loss": "welch_t",
         "brier_score": "welch_t",
-        "calibration_error": "hosmer_lemeshow",
+        "calibration_error": "label_rate_by_score_chi2",
     }
     f1 = overall["f1"].details
     assert f1["tested"] in ("precision", "recall")
@@ -561,6 +594,7 @@ def test_no_reference_performance_is_unknown() -> None:
     model = _model()
     reference, window = _frame(52, 2000), _frame(53, 500)
     profile = fit_model_profile(reference, model.features.numeric, model.features.categorical)
+    profile.extras = fit_extras(reference, model)  # the label rate per score decile, as fit_reference stores it
     context = WindowContext(model, WINDOW, window, profile, window_model_profile(window, profile))
     results = evaluate_performance(context, None)
     assert results and all(r.status is Status.UNKNOWN for r in results)
