@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -276,6 +277,13 @@ def run_all(sizes_text: str, windows_text: str, shift: float) -> None:
                 by_kind[kind]["warning"] += "warning" in flagged
             offenders[size].update(
                 f"{r.status} {r.kind}:{r.metric}:{r.feature}" for r in results if r.status in ("warning", "alert")
+            )
+            # Progress on stderr, so a long run (1M rows/hour) can be followed and its partial counts read.
+            print(
+                f"{size:,} rows/hour: window {index + 1}/{repeats}, {rows:,} rows, any alert {any_alert}, "
+                f"any warning {any_warning}, {time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
             )
         cells = " | ".join(
             f"{by_kind[k]['alert'] / repeats:.1%} / {by_kind[k]['warning'] / repeats:.1%}" for k in kinds

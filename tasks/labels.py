@@ -24,6 +24,7 @@ from driftline.tasks.extract import label_checksums, labelled_counts, read_rows
 from driftline.tasks.monitors import label_dependent_monitors
 from driftline.tasks.notify import react
 from driftline.tasks.performance import judge_window_performance
+from driftline.tasks.persistence import apply_persistence, recent_alert_counts
 from driftline.tasks.profiles import choose_reference, profile_window
 
 
@@ -79,6 +80,8 @@ def refresh_late_labels(
     is compared by count). Returns their starts (ISO).
 
     Only windows that already have a succeeded run are refreshed; their data-drift rows are untouched.
+    Realised and estimated performance are judged as one family, and ``alert_after`` holds a first
+    alert back as in the hourly run (counted over the windows before the refreshed one).
     With ``notify``, the kinds of a refreshed window whose status the labels made worse than what was
     stored (e.g. ``unknown`` -> ``alert``) go through ``react`` like a fresh window: an event (what
     the retrain automation listens to) and the incident rules' message. Only those kinds: labels
@@ -133,6 +136,10 @@ def refresh_late_labels(
         results = attach_realised(
             judge_window_performance([r for monitor in monitors for r in run_guarded(monitor, context)], model)
         )
+        if model.alert_after is not None:
+            # The hourly run's persistence, re-applied: labels that reveal a first alert hold it at warning
+            # unless it lasted ``alert_after`` of the windows before this one, as a fresh window would.
+            results = apply_persistence(model, results, recent_alert_counts(results_engine, model, window))
         labelled = labelled_in(frame, model) or 0
         kinds = {m.kind for m in monitors}
         previous = [r for r in load_results(results_engine, model.name, window.start, window.end) if r.kind in kinds]

@@ -52,6 +52,49 @@ def test_alert_after_two_of_three_holds_the_first_alert_back(store: sa.Engine, l
     assert _income(store, 11).status is Status.OK
 
 
+def test_alert_after_holds_back_an_alert_that_late_labels_reveal(
+    store: sa.Engine, engine: sa.Engine, loan_log: dict[str, Any], loan_config: Path
+) -> None:
+    """The late-label refresh applies alert_after as the hourly run does. Hours 8 and 9 are judged
+    before their labels arrive; then labels that contradict the scores arrive for both. Refreshed in
+    order, hour 8's accuracy alert is its first (held at warning), hour 9's is the second of its last
+    three windows (an alert)."""
+    config = _with(loan_config, alert_after={"alerts": 2, "of_last": 3})
+    table = f'"{loan_log["schema"]}"."loan_predictions"'
+    hours = {"s": DAY + timedelta(hours=8), "e": DAY + timedelta(hours=10)}
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"UPDATE {table} SET label = NULL WHERE ts >= :s AND ts < :e"), hours)
+    for hour in (8, 9):
+        monitor_model("loan", DAY + timedelta(hours=hour + 1), str(config))
+    assert _accuracy(store, 8).status is Status.UNKNOWN
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(f"UPDATE {table} SET label = CASE WHEN score > 0.5 THEN 0 ELSE 1 END WHERE ts >= :s AND ts < :e"),
+            hours,
+        )
+    outcome = monitor_model("loan", DAY + timedelta(hours=11), str(config))
+    assert outcome["refreshed_windows"] == [h.isoformat() for h in (DAY + timedelta(hours=8), DAY + timedelta(hours=9))]
+    first, second = _accuracy(store, 8), _accuracy(store, 9)
+    assert first.status is Status.WARNING
+    assert first.details["level_before_persistence"] == "alert"
+    assert first.details["persistence"] == {"alerts": 1, "of_last": 3, "needed": 2}
+    assert first.details["reason"].startswith("accuracy: ")
+    assert first.details["reason"].endswith(
+        "held at warning: alert level in 1 of the last 3 windows, alert_after needs 2"
+    )
+    assert second.status is Status.ALERT and second.details["persistence"]["alerts"] == 2
+
+
+def _accuracy(store: sa.Engine, hour: int) -> Any:
+    start = DAY + timedelta(hours=hour)
+    (row,) = [
+        r
+        for r in load_results(store, "loan", start, start + timedelta(hours=1))
+        if r.kind == Kind.PERFORMANCE and r.metric == "accuracy"
+    ]
+    return row
+
+
 def test_seasonal_reference_merges_the_same_hour_of_earlier_days(store: sa.Engine, loan_config: Path) -> None:
     config = _with(loan_config, seasonal_reference={"every": "day", "last": 7})
     model = load_config(config).model("loan")
