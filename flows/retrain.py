@@ -53,9 +53,9 @@ from driftline.tasks.training import (
 )
 
 
-def retrain_settings(model: ModelConfig) -> RetrainAction:
+def retrain_settings(model_config: ModelConfig) -> RetrainAction:
     """The model's ``actions.retrain``; the example trainer's defaults when it has none (a run by hand)."""
-    actions = getattr(model, "actions", None) or DEFAULT_ACTIONS
+    actions = getattr(model_config, "actions", None) or DEFAULT_ACTIONS
     return actions.retrain or DEFAULT_RETRAIN
 
 
@@ -322,7 +322,7 @@ def retrain(
             try:  # the new data as reference, if it holds enough rows to judge windows against
                 promoted = promote_reference(
                     connection,
-                    model=model_config,
+                    model_config=model_config,
                     version=version,
                     reference_start=new_reference[0],
                     reference_end=new_reference[1],
@@ -338,7 +338,7 @@ def retrain(
                 rows["reference asked"] = f"{reference_text}: too small, warm-up instead"
                 promoted = promote_reference(
                     connection,
-                    model=model_config,
+                    model_config=model_config,
                     version=version,
                     effective_from=effective_from,
                     note=note,

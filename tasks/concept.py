@@ -28,8 +28,8 @@ CONCEPT_METRICS: dict[ColumnKind, tuple[str, ...]] = {
 RELATION_LEVELS = (0.05, 0.10)
 
 
-def label_columns(model: ModelConfig) -> set[str]:
-    return {c for c in (model.label_field, RESIDUAL if model.task == "regression" else None) if c}
+def label_columns(model_config: ModelConfig) -> set[str]:
+    return {c for c in (model_config.label_field, RESIDUAL if model_config.task == "regression" else None) if c}
 
 
 def evaluate_concept(context: WindowContext) -> list[Result]:

@@ -22,27 +22,27 @@ from driftline.tasks.validity import unparsed_reasons
 GENERAL_DRIFT_LEVELS = (0.5, 0.7)
 
 
-def metrics_for(model: ModelConfig, kind: ColumnKind) -> tuple[str, ...]:
-    configured = model.drift.numeric_metrics if kind == "numeric" else model.drift.categorical_metrics
+def metrics_for(model_config: ModelConfig, kind: ColumnKind) -> tuple[str, ...]:
+    configured = model_config.drift.numeric_metrics if kind == "numeric" else model_config.drift.categorical_metrics
     return tuple(configured) if configured else DEFAULT_METRICS[kind]
 
 
-def levels_for(model: ModelConfig, metric: str, feature: str, kind: ColumnKind) -> tuple[float, float]:
+def levels_for(model_config: ModelConfig, metric: str, feature: str, kind: ColumnKind) -> tuple[float, float]:
     """Warning/alert levels: per-feature override, else per-model, else the registry default."""
     statistic = get_statistic(kind, metric)
-    levels = model.drift.features.get(feature, {}).get(metric) or model.drift.thresholds.get(metric)
+    levels = model_config.drift.features.get(feature, {}).get(metric) or model_config.drift.thresholds.get(metric)
     return (levels.warning, levels.alert) if levels else (statistic.warning, statistic.alert)
 
 
-def threshold_for(model: ModelConfig, metric: str, feature: str, kind: ColumnKind) -> Threshold:
+def threshold_for(model_config: ModelConfig, metric: str, feature: str, kind: ColumnKind) -> Threshold:
     """The one threshold object a drift statistic is judged with (levels, alpha, alert alpha)."""
-    warning, alert = levels_for(model, metric, feature, kind)
-    return Threshold(warning, alert, model.drift.alpha, model.drift.alert_alpha)
+    warning, alert = levels_for(model_config, metric, feature, kind)
+    return Threshold(warning, alert, model_config.drift.alpha, model_config.drift.alert_alpha)
 
 
-def primary_metric(model: ModelConfig, kind: ColumnKind, metrics: Sequence[str]) -> str | None:
+def primary_metric(model_config: ModelConfig, kind: ColumnKind, metrics: Sequence[str]) -> str | None:
     """The metric whose verdict is a column's verdict: ``drift.primary[kind]`` if configured, else the first."""
-    wanted = model.drift.primary.get(kind)
+    wanted = model_config.drift.primary.get(kind)
     if wanted in metrics:
         return wanted
     return metrics[0] if metrics else None
@@ -89,19 +89,19 @@ def drift_reason(
     )
 
 
-def size_reason(model: ModelConfig, reference: ModelProfile | None, current: ModelProfile) -> str | None:
+def size_reason(model_config: ModelConfig, reference: ModelProfile | None, current: ModelProfile) -> str | None:
     """Why the window cannot be judged at all, or ``None``."""
     if reference is None or reference.row_count == 0:
         return "reference range has no rows"
-    if reference.row_count < model.drift.min_rows:
-        return f"reference has {reference.row_count} rows, fewer than min_rows={model.drift.min_rows}"
-    if current.row_count < model.drift.min_rows:
-        return f"window has {current.row_count} rows, fewer than min_rows={model.drift.min_rows}"
+    if reference.row_count < model_config.drift.min_rows:
+        return f"reference has {reference.row_count} rows, fewer than min_rows={model_config.drift.min_rows}"
+    if current.row_count < model_config.drift.min_rows:
+        return f"window has {current.row_count} rows, fewer than min_rows={model_config.drift.min_rows}"
     return None
 
 
 def compare_columns(
-    model: ModelConfig,
+    model_config: ModelConfig,
     window: Window,
     reference: ModelProfile | None,
     current: ModelProfile,
@@ -127,7 +127,7 @@ def compare_columns(
     computed: list[list[Any]] = []
     for column, kind in columns:
         names = list(metrics(kind))
-        primary = primary_metric(model, kind, names)
+        primary = primary_metric(model_config, kind, names)
         for metric in names:
             statistic = get_statistic(kind, metric)
             why = reason or column_reasons.get(column)
@@ -158,7 +158,9 @@ def compare_columns(
 
     # The family: each judged column's primary statistic.
     family = [i for i, (_, _, _, outcome, _, primary) in enumerate(computed) if primary and outcome is not None]
-    family_thresholds = [threshold_for(model, computed[i][2].name, computed[i][0], computed[i][1]) for i in family]
+    family_thresholds = [
+        threshold_for(model_config, computed[i][2].name, computed[i][0], computed[i][1]) for i in family
+    ]
     _, family_adjusted = judge_family(
         [effect_of(computed[i][2], computed[i][3]) for i in family],
         [computed[i][3].pvalue for i in family],
@@ -170,7 +172,7 @@ def compare_columns(
         metric: str, column: str, value: float | None, threshold: float | None, status: Status, details: dict[str, Any]
     ) -> Result:
         return Result(
-            model=model.name,
+            model=model_config.name,
             window_start=window.start,
             window_end=window.end,
             kind=result_kind,
@@ -184,7 +186,7 @@ def compare_columns(
 
     results = []
     for column, kind, statistic, outcome, why, primary in computed:
-        threshold = threshold_for(model, statistic.name, column, kind)
+        threshold = threshold_for(model_config, statistic.name, column, kind)
         base = {"column_kind": kind, **threshold.as_details(), "primary": primary}
 
         if outcome is None:
@@ -234,7 +236,7 @@ def compare_columns(
 
 
 def dataset_drift(
-    model: ModelConfig,
+    model_config: ModelConfig,
     window: Window,
     reference: ModelProfile | None,
     current: ModelProfile,
@@ -242,24 +244,24 @@ def dataset_drift(
     reason: str | None,
 ) -> list[Result]:
     """Window-level rows: the share of drifted features, and MLRun's general drift preset."""
-    features = [name for name, _ in model.features.items()]
+    features = [name for name, _ in model_config.features.items()]
     if reason is not None or reference is None:
         unknown = {"reason": reason or "no reference"}
         return [
             Result(
-                model=model.name,
+                model=model_config.name,
                 window_start=window.start,
                 window_end=window.end,
                 kind=Kind.DATA_DRIFT,
                 metric="drifted_features_share",
                 feature=None,
                 value=None,
-                threshold=model.drift.dataset_alert,
+                threshold=model_config.drift.dataset_alert,
                 status=Status.UNKNOWN,
                 details=unknown,
             ),
             Result(
-                model=model.name,
+                model=model_config.name,
                 window_start=window.start,
                 window_end=window.end,
                 kind=Kind.DATA_DRIFT,
@@ -275,24 +277,28 @@ def dataset_drift(
     judged = [f for f, s in verdicts.items() if s != Status.UNKNOWN]
     drifted = sorted(f for f, s in verdicts.items() if s == Status.ALERT)
     share = len(drifted) / len(judged) if judged else float("nan")
-    share_status = Threshold(model.drift.dataset_warning, model.drift.dataset_alert, None).judge(share)  # NaN: unknown
-    share_level = model.drift.dataset_alert if share_status == Status.ALERT else model.drift.dataset_warning
+    share_status = Threshold(model_config.drift.dataset_warning, model_config.drift.dataset_alert, None).judge(
+        share
+    )  # NaN: unknown
+    share_level = (
+        model_config.drift.dataset_alert if share_status == Status.ALERT else model_config.drift.dataset_warning
+    )
     rows = [
         Result(
-            model=model.name,
+            model=model_config.name,
             window_start=window.start,
             window_end=window.end,
             kind=Kind.DATA_DRIFT,
             metric="drifted_features_share",
             feature=None,
             value=share if judged else None,
-            threshold=model.drift.dataset_alert,
+            threshold=model_config.drift.dataset_alert,
             status=share_status,
             details={
                 "drifted": drifted,
                 "judged_features": len(judged),
-                "warning": model.drift.dataset_warning,
-                "alert": model.drift.dataset_alert,
+                "warning": model_config.drift.dataset_warning,
+                "alert": model_config.drift.dataset_alert,
             }
             | ({} if judged else {"reason": "no feature could be judged (each one is unknown)"})
             | (
@@ -307,7 +313,7 @@ def dataset_drift(
     ]
 
     scores = []
-    for name, kind in model.features.items():
+    for name, kind in model_config.features.items():
         ref_p, win_p = reference.features.get(name), current.features.get(name)
         if ref_p is None or win_p is None:
             continue
@@ -324,7 +330,7 @@ def dataset_drift(
     general_status = Threshold(potential, detected, None).judge(general)  # NaN (no scores): unknown
     rows.append(
         Result(
-            model=model.name,
+            model=model_config.name,
             window_start=window.start,
             window_end=window.end,
             kind=Kind.DATA_DRIFT,
@@ -349,22 +355,22 @@ def dataset_drift(
 
 
 def evaluate_drift(
-    model: ModelConfig, window: Window, reference: ModelProfile | None, current: ModelProfile
+    model_config: ModelConfig, window: Window, reference: ModelProfile | None, current: ModelProfile
 ) -> list[Result]:
     """Per-feature drift rows for every configured feature and metric, then the window-level rows."""
-    reason = size_reason(model, reference, current)
+    reason = size_reason(model_config, reference, current)
     per_feature = compare_columns(
-        model,
+        model_config,
         window,
         reference,
         current,
-        model.features.items(),
+        model_config.features.items(),
         Kind.DATA_DRIFT,
-        lambda kind: metrics_for(model, kind),
+        lambda kind: metrics_for(model_config, kind),
         reason,
-        unparsed_reasons(current, model.features.numeric),
+        unparsed_reasons(current, model_config.features.numeric),
     )
-    return per_feature + dataset_drift(model, window, reference, current, per_feature, reason)
+    return per_feature + dataset_drift(model_config, window, reference, current, per_feature, reason)
 
 
 def drift_monitor(context: WindowContext) -> list[Result]:

@@ -19,95 +19,102 @@ from driftline.core.errors import SchemaMismatchError
 from driftline.tasks._prefect import RETRY_TRANSIENT
 
 
-def _display_table(model: ModelConfig) -> str:
-    schema, name = model.schema_and_table
+def _display_table(model_config: ModelConfig) -> str:
+    schema, name = model_config.schema_and_table
     return f"{schema}.{name}" if schema else name
 
 
-def log_table(model: ModelConfig) -> sa.TableClause:
+def log_table(model_config: ModelConfig) -> sa.TableClause:
     """A lightweight table clause for the model's prediction log (quoted by the dialect)."""
-    schema, name = model.schema_and_table
-    return sa.table(name, *(sa.column(c) for c in model.columns()), schema=schema)
+    schema, name = model_config.schema_and_table
+    return sa.table(name, *(sa.column(c) for c in model_config.columns()), schema=schema)
 
 
-def verify_columns(engine: Engine, model: ModelConfig) -> None:
+def verify_columns(engine: Engine, model_config: ModelConfig) -> None:
     """Raise :class:`SchemaMismatchError` naming the missing table or columns."""
-    schema, name = model.schema_and_table
+    schema, name = model_config.schema_and_table
     inspector = sa.inspect(engine)
     if not inspector.has_table(name, schema=schema):
-        raise SchemaMismatchError(f"model {model.name!r}: table {_display_table(model)!r} does not exist")
+        raise SchemaMismatchError(f"model {model_config.name!r}: table {_display_table(model_config)!r} does not exist")
     present = {c["name"] for c in inspector.get_columns(name, schema=schema)}
-    missing = [c for c in model.columns() if c not in present]
+    missing = [c for c in model_config.columns() if c not in present]
     if missing:
         raise SchemaMismatchError(
-            f"model {model.name!r}: table {_display_table(model)!r} has no column "
+            f"model {model_config.name!r}: table {_display_table(model_config)!r} has no column "
             + ", ".join(repr(c) for c in missing)
         )
-    if model.labels is not None:
-        label_schema, label_name = model.labels.schema_and_table
+    if model_config.labels is not None:
+        label_schema, label_name = model_config.labels.schema_and_table
         shown = f"{label_schema}.{label_name}" if label_schema else label_name
         if not inspector.has_table(label_name, schema=label_schema):
-            raise SchemaMismatchError(f"model {model.name!r}: labels table {shown!r} does not exist")
+            raise SchemaMismatchError(f"model {model_config.name!r}: labels table {shown!r} does not exist")
         label_present = {c["name"] for c in inspector.get_columns(label_name, schema=label_schema)}
-        label_missing = [c for c in (model.labels.id_column, model.labels.label_column) if c not in label_present]
+        label_missing = [
+            c for c in (model_config.labels.id_column, model_config.labels.label_column) if c not in label_present
+        ]
         if label_missing:
             raise SchemaMismatchError(
-                f"model {model.name!r}: labels table {shown!r} has no column " + ", ".join(map(repr, label_missing))
+                f"model {model_config.name!r}: labels table {shown!r} has no column "
+                + ", ".join(map(repr, label_missing))
             )
 
 
-def labels_table(model: ModelConfig) -> sa.TableClause | None:
-    if model.labels is None:
+def labels_table(model_config: ModelConfig) -> sa.TableClause | None:
+    if model_config.labels is None:
         return None
-    schema, name = model.labels.schema_and_table
-    return sa.table(name, sa.column(model.labels.id_column), sa.column(model.labels.label_column), schema=schema)
+    schema, name = model_config.labels.schema_and_table
+    return sa.table(
+        name, sa.column(model_config.labels.id_column), sa.column(model_config.labels.label_column), schema=schema
+    )
 
 
-def latest_labels(model: ModelConfig) -> sa.Subquery | None:
+def latest_labels(model_config: ModelConfig) -> sa.Subquery | None:
     """``(id, label)`` per id of the model's separate label table, or ``None`` without one (or without an
     id column to join on). A label table may hold several rows per id (corrections): the largest wins."""
-    labels = labels_table(model)
-    if labels is None or model.labels is None or not model.id_column:
+    labels = labels_table(model_config)
+    if labels is None or model_config.labels is None or not model_config.id_column:
         return None
     return (
         sa.select(
-            labels.c[model.labels.id_column].label("id"),
-            sa.func.max(labels.c[model.labels.label_column]).label("label"),
+            labels.c[model_config.labels.id_column].label("id"),
+            sa.func.max(labels.c[model_config.labels.label_column]).label("label"),
         )
-        .group_by(labels.c[model.labels.id_column])
+        .group_by(labels.c[model_config.labels.id_column])
         .subquery("labels")
     )
 
 
 def window_statement(
-    model: ModelConfig, start: datetime, end: datetime, only: list[str] | None = None
+    model_config: ModelConfig, start: datetime, end: datetime, only: list[str] | None = None
 ) -> sa.Select[Any]:
     """The ``SELECT`` of a window's rows: every configured column (or the log columns in ``only``), and
     the joined label (see ``read_rows``)."""
-    table = log_table(model)
-    ts = table.c[model.timestamp_column]
-    columns = [table.c[c] for c in model.columns() if only is None or c in only]
+    table = log_table(model_config)
+    ts = table.c[model_config.timestamp_column]
+    columns = [table.c[c] for c in model_config.columns() if only is None or c in only]
     source: sa.FromClause = table
-    latest = latest_labels(model)
+    latest = latest_labels(model_config)
     if latest is not None:
-        source = table.outerjoin(latest, latest.c.id == table.c[model.id_column])
+        source = table.outerjoin(latest, latest.c.id == table.c[model_config.id_column])
         columns.append(latest.c.label.label(JOINED_LABEL))
     return sa.select(*columns).select_from(source).where(ts >= start, ts < end)
 
 
-def read_rows(engine: Engine, model: ModelConfig, start: datetime, end: datetime) -> pd.DataFrame:
+def read_rows(engine: Engine, model_config: ModelConfig, start: datetime, end: datetime) -> pd.DataFrame:
     """Rows with ``start <= timestamp < end`` and every configured column.
 
     With ``labels`` configured, the ground truth is left-joined on the id as column ``__label__``
     (NULL until it arrives); the frame then has every derived column too (see ``with_derived``).
     """
-    statement = window_statement(model, start, end)
-    return with_derived(copy_frame(engine, statement, column_types(engine, model), model.timestamp_column), model)
+    statement = window_statement(model_config, start, end)
+    return with_derived(
+        copy_frame(engine, statement, column_types(engine, model_config), model_config.timestamp_column), model_config
+    )
 
 
 def iter_rows(
     engine: Engine,
-    model: ModelConfig,
+    model_config: ModelConfig,
     start: datetime,
     end: datetime,
     block_bytes: int | None = None,
@@ -116,14 +123,14 @@ def iter_rows(
     """The rows of ``read_rows`` in consecutive blocks (about ``block_bytes`` of CSV each), so a caller
     that folds them (profiles) holds one block at a time; ``only`` limits the log columns read (fewer
     bytes to print, send and parse). Yields at least one, possibly empty, frame."""
-    statement = window_statement(model, start, end, only)
-    types = column_types(engine, model)
+    statement = window_statement(model_config, start, end, only)
+    types = column_types(engine, model_config)
     # closing(): a caller that stops early ends the COPY now, not whenever the generator is collected.
     with contextlib.closing(
-        copy_frames(engine, statement, types, model.timestamp_column, block_bytes or BLOCK_BYTES)
+        copy_frames(engine, statement, types, model_config.timestamp_column, block_bytes or BLOCK_BYTES)
     ) as frames:
         for frame in frames:
-            yield with_derived(frame, model)
+            yield with_derived(frame, model_config)
 
 
 #: Column kinds by database type: "integer", "float" (also NUMERIC), "text" (character types) and
@@ -161,17 +168,17 @@ def _kinds_of(engine: Engine, schema: str | None, name: str) -> ColumnKinds:
     return kinds
 
 
-def column_types(engine: Engine, model: ModelConfig) -> ColumnKinds:
+def column_types(engine: Engine, model_config: ModelConfig) -> ColumnKinds:
     """How each column of the window's ``SELECT`` is parsed, from its database type (reflected once per
     table every few minutes). Everything that is not a number is read as text, whatever it looks like
     ("007" stays "007", "t" stays "t"); times are text until the timestamp column is parsed. The
     types are fixed up front, not inferred, so every block of a streamed read parses alike."""
-    schema, name = model.schema_and_table
+    schema, name = model_config.schema_and_table
     log = _kinds_of(engine, schema, name)
-    kinds = {c: log.get(c, "text") for c in model.columns()}
-    if model.labels is not None and model.id_column:
-        label_schema, label_name = model.labels.schema_and_table
-        kinds[JOINED_LABEL] = _kinds_of(engine, label_schema, label_name).get(model.labels.label_column, "text")
+    kinds = {c: log.get(c, "text") for c in model_config.columns()}
+    if model_config.labels is not None and model_config.id_column:
+        label_schema, label_name = model_config.labels.schema_and_table
+        kinds[JOINED_LABEL] = _kinds_of(engine, label_schema, label_name).get(model_config.labels.label_column, "text")
     return kinds
 
 
@@ -295,12 +302,12 @@ def copy_frame(engine: Engine, statement: sa.Select[Any], kinds: ColumnKinds, ti
     return _to_frame(whole, names, timestamp)
 
 
-def with_derived(frame: pd.DataFrame, model: ModelConfig) -> pd.DataFrame:
+def with_derived(frame: pd.DataFrame, model_config: ModelConfig) -> pd.DataFrame:
     """Add derived columns: the regression residual (label - prediction, NaN until labelled)."""
-    label = model.label_field
-    if model.task == "regression" and label and label in frame and model.prediction_column in frame:
+    label = model_config.label_field
+    if model_config.task == "regression" and label and label in frame and model_config.prediction_column in frame:
         truth = pd.to_numeric(frame[label], errors="coerce")
-        predicted = pd.to_numeric(frame[model.prediction_column], errors="coerce")
+        predicted = pd.to_numeric(frame[model_config.prediction_column], errors="coerce")
         frame[RESIDUAL] = (truth - predicted).astype(float)
     return frame
 
@@ -309,7 +316,7 @@ verify_columns_task = task(verify_columns, name="verify-columns", **RETRY_TRANSI
 read_rows_task = task(read_rows, name="read-rows", **RETRY_TRANSIENT)
 
 
-def label_checksums(engine: Engine, model: ModelConfig, start: datetime, end: datetime) -> dict[datetime, str]:
+def label_checksums(engine: Engine, model_config: ModelConfig, start: datetime, end: datetime) -> dict[datetime, str]:
     """Per hour (UTC) in ``[start, end)``: an order-independent checksum of the labelled rows' (row, label)
     pairs, the sum of ``hashtextextended(row || ':' || label)`` (exact: ``sum`` of bigints is numeric).
 
@@ -318,19 +325,19 @@ def label_checksums(engine: Engine, model: ModelConfig, start: datetime, end: da
     a ``labels`` table the label is the one ``read_rows`` joins (the largest per id). Hours without
     a label are absent.
     """
-    if model.label_field is None:
+    if model_config.label_field is None:
         return {}
-    table = log_table(model)
-    ts = table.c[model.timestamp_column]
+    table = log_table(model_config)
+    ts = table.c[model_config.timestamp_column]
     hour = sa.func.date_trunc("hour", sa.func.timezone("UTC", ts)).label("hour")
-    row_key = sa.cast(table.c[model.id_column] if model.id_column else ts, sa.Text)
-    latest = latest_labels(model)
+    row_key = sa.cast(table.c[model_config.id_column] if model_config.id_column else ts, sa.Text)
+    latest = latest_labels(model_config)
     source: sa.FromClause = table
     if latest is not None:
-        source = table.join(latest, latest.c.id == table.c[model.id_column])
+        source = table.join(latest, latest.c.id == table.c[model_config.id_column])
         label = latest.c.label
     else:
-        label = table.c[model.label_column]
+        label = table.c[model_config.label_column]
     pair = sa.func.hashtextextended(row_key + sa.literal(":") + sa.cast(label, sa.Text), 0)
     statement = (
         sa.select(hour, sa.cast(sa.func.sum(pair), sa.Text).label("checksum"))
@@ -343,26 +350,26 @@ def label_checksums(engine: Engine, model: ModelConfig, start: datetime, end: da
         return {row.hour.replace(tzinfo=UTC): str(row.checksum) for row in connection.execute(statement)}
 
 
-def labelled_counts(engine: Engine, model: ModelConfig, start: datetime, end: datetime) -> dict[datetime, int]:
+def labelled_counts(engine: Engine, model_config: ModelConfig, start: datetime, end: datetime) -> dict[datetime, int]:
     """Labelled rows per hour (UTC) for windows in ``[start, end)``: what the late-label refresh compares."""
-    if model.label_field is None:
+    if model_config.label_field is None:
         return {}
-    table = log_table(model)
-    ts = table.c[model.timestamp_column]
+    table = log_table(model_config)
+    ts = table.c[model_config.timestamp_column]
     hour = sa.func.date_trunc("hour", sa.func.timezone("UTC", ts)).label("hour")
-    labels = labels_table(model)
-    if labels is not None and model.labels is not None and model.id_column:
+    labels = labels_table(model_config)
+    if labels is not None and model_config.labels is not None and model_config.id_column:
         ids = (
-            sa.select(labels.c[model.labels.id_column].label("id"))
-            .where(labels.c[model.labels.label_column].is_not(None))
+            sa.select(labels.c[model_config.labels.id_column].label("id"))
+            .where(labels.c[model_config.labels.label_column].is_not(None))
             .distinct()
             .subquery("labelled")
         )
         statement = sa.select(hour, sa.func.count(ids.c.id).label("n")).select_from(
-            table.outerjoin(ids, ids.c.id == table.c[model.id_column])
+            table.outerjoin(ids, ids.c.id == table.c[model_config.id_column])
         )
     else:
-        statement = sa.select(hour, sa.func.count(table.c[model.label_column]).label("n"))
+        statement = sa.select(hour, sa.func.count(table.c[model_config.label_column]).label("n"))
     statement = statement.where(ts >= start, ts < end).group_by(hour)
     with engine.connect() as connection:
         # A `timestamp` (no time zone) column holds UTC wall time: compare and truncate it in UTC, whatever

@@ -30,9 +30,9 @@ def recent_alert_counts(engine: Engine, model: ModelConfig, window: Window) -> d
     return stored_alert_counts(engine, model.name, since, window.start)
 
 
-def apply_persistence(model: ModelConfig, results: list[Result], earlier_alerts: dict[Key, int]) -> list[Result]:
+def apply_persistence(model_config: ModelConfig, results: list[Result], earlier_alerts: dict[Key, int]) -> list[Result]:
     """Hold back alerts that have not lasted ``alert_after.alerts`` of the last ``of_last`` windows."""
-    rule = model.alert_after
+    rule = model_config.alert_after
     if rule is None:
         return results
     out = []

@@ -109,7 +109,7 @@ def emit_promoted(results: Engine, model: str, payload: dict[str, Any]) -> list[
 
 def promote_model(
     results: Engine,
-    model: ModelConfig,
+    model_config: ModelConfig,
     *,
     version: str,
     reference_start: datetime | str | None = None,
@@ -133,12 +133,14 @@ def promote_model(
 
     if retrain_run_id is not None:
         request = retrain_run(results, retrain_run_id)
-        if request is None or request["model"] != model.name:
-            raise ConfigError(f"model {model.name!r}: retrain run {retrain_run_id} is not one of its retrain requests")
-    before = resolve_reference(results, model, None)
+        if request is None or request["model"] != model_config.name:
+            raise ConfigError(
+                f"model {model_config.name!r}: retrain run {retrain_run_id} is not one of its retrain requests"
+            )
+    before = resolve_reference(results, model_config, None)
     promoted = promote_reference(
         results,
-        model=model,
+        model_config=model_config,
         version=version,
         reference_start=reference_start,
         reference_end=reference_end,
@@ -153,7 +155,7 @@ def promote_model(
     )
     if retrain_run_id is not None:
         update_retrain(results, retrain_run_id, "promoted", {"promotion": payload})
-    events = emit_promoted(results, model.name, payload)
+    events = emit_promoted(results, model_config.name, payload)
     return payload | {"events": events, "previous_reference": before.describe(), "reference": promoted.describe()}
 
 

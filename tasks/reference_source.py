@@ -20,27 +20,31 @@ from driftline.core.window import Window
 from driftline.tasks.extract import read_rows, with_derived
 
 
-def read_reference_rows(data_engine: Engine, model: ModelConfig, span: Window) -> pd.DataFrame:
+def read_reference_rows(data_engine: Engine, model_config: ModelConfig, span: Window) -> pd.DataFrame:
     """The reference's rows: ``span`` of the log, or the configured table, query or file."""
-    source = model.reference.source
+    source = model_config.reference.source
     if source is None:
-        return read_rows(data_engine, model, span.start, span.end)
+        return read_rows(data_engine, model_config, span.start, span.end)
     kind, value = source
     frame = _read_source(data_engine, kind, value)
-    features = [c for c, _ in model.features.items()]
+    features = [c for c, _ in model_config.features.items()]
     missing = [c for c in features if c not in frame.columns]
     if missing:
         raise ReferenceDataError(f"the reference {kind} has no column " + ", ".join(map(repr, missing)))
-    wanted = model.columns()
-    if model.labels is not None:  # ground truth from a separate table: the source names it after that table
-        frame[JOINED_LABEL] = frame[model.labels.label_column] if model.labels.label_column in frame else np.nan
+    wanted = model_config.columns()
+    if model_config.labels is not None:  # ground truth from a separate table: the source names it after that table
+        frame[JOINED_LABEL] = (
+            frame[model_config.labels.label_column] if model_config.labels.label_column in frame else np.nan
+        )
         wanted = [*wanted, JOINED_LABEL]
     for column in wanted:
         if column not in frame.columns:
             frame[column] = np.nan  # e.g. no predictions in a training table: that profile stays empty
     frame = frame[wanted].copy()
-    frame[model.timestamp_column] = pd.to_datetime(frame[model.timestamp_column], utc=True, errors="coerce")
-    return with_derived(frame, model)
+    frame[model_config.timestamp_column] = pd.to_datetime(
+        frame[model_config.timestamp_column], utc=True, errors="coerce"
+    )
+    return with_derived(frame, model_config)
 
 
 def _read_source(engine: Engine, kind: str, value: str) -> pd.DataFrame:

@@ -71,19 +71,19 @@ class ReferenceVersion:
     def configured(self) -> bool:
         return self.version == 0
 
-    def apply(self, model: ModelConfig) -> ModelConfig:
+    def apply(self, model_config: ModelConfig) -> ModelConfig:
         """``model`` itself for the configured fixed reference, else a copy whose reference is this
         version's fixed range (its ``reference_definition`` then hashes that range, so the profile is
         fitted once and stored like any other)."""
-        if self.configured and not model.reference.rolling:
-            return model
+        if self.configured and not model_config.reference.rolling:
+            return model_config
         reference = ReferenceRange(
             start=self.start,
             end=self.end,
-            min_rows=model.reference.min_rows,
-            warmup_hours=model.reference.warmup_hours,
+            min_rows=model_config.reference.min_rows,
+            warmup_hours=model_config.reference.warmup_hours,
         )
-        return model.model_copy(update={"reference": reference})
+        return model_config.model_copy(update={"reference": reference})
 
     def not_ready_reason(self, window_start: datetime | None, now: datetime | None = None) -> str | None:
         """Why no window starting at ``window_start`` can be judged against this version yet, or ``None``.
@@ -139,16 +139,16 @@ def config_reference_key(reference: ReferenceRange) -> dict[str, Any]:
     return key
 
 
-def _from_row(row: dict[str, Any], model: ModelConfig, window_start: datetime | None) -> ReferenceVersion:
+def _from_row(row: dict[str, Any], model_config: ModelConfig, window_start: datetime | None) -> ReferenceVersion:
     start, end = row["reference_start"].astimezone(UTC), row["reference_end"].astimezone(UTC)
-    if model.reference.rolling and window_start is not None:
+    if model_config.reference.rolling and window_start is not None:
         # A rolling reference keeps rolling, but never reaches back before the promoted data; while
         # the rolling range still ends before that data starts, the promoted range itself.
-        configured = model.reference.span_for(window_start)
+        configured = model_config.reference.span_for(window_start)
         if start < configured[1]:
             start, end = max(configured[0], start), configured[1]
     return ReferenceVersion(
-        model=model.name,
+        model=model_config.name,
         version=int(row["version"]),
         start=start,
         end=end,
@@ -163,15 +163,15 @@ def _from_row(row: dict[str, Any], model: ModelConfig, window_start: datetime | 
     )
 
 
-def configured_reference(model: ModelConfig, window_start: datetime | None) -> ReferenceVersion:
+def configured_reference(model_config: ModelConfig, window_start: datetime | None) -> ReferenceVersion:
     """Version 0: the reference monitors.yaml configures, placed for ``window_start`` if rolling."""
-    start, end = model.reference.span_for(window_start)
-    return ReferenceVersion(model=model.name, version=0, start=start, end=end)
+    start, end = model_config.reference.span_for(window_start)
+    return ReferenceVersion(model=model_config.name, version=0, start=start, end=end)
 
 
 def resolve_reference(
     bind: Engine | sa.Connection,
-    model: ModelConfig,
+    model_config: ModelConfig,
     window_start: datetime | None,
     *,
     latest: bool = False,
@@ -186,38 +186,38 @@ def resolve_reference(
     refresh); 0 is the configured reference; a version recorded against a configured reference that
     monitors.yaml has changed since falls back to the default.
     """
-    key = config_reference_key(model.reference)
+    key = config_reference_key(model_config.reference)
     row: dict[str, Any] | None = None
     if version is not None:
         if version == 0:
-            return configured_reference(model, window_start)
-        row = reference_version_row(bind, model=model.name, version=version)
+            return configured_reference(model_config, window_start)
+        row = reference_version_row(bind, model=model_config.name, version=version)
         if row is not None and row["config_reference"] != key:
             row = None
     if row is None:
         at = None if latest else (window_start if window_start is not None else datetime.now(UTC))
-        row = version_in_effect(bind, model=model.name, config_reference=key, window_start=at)
+        row = version_in_effect(bind, model=model_config.name, config_reference=key, window_start=at)
     if row is None:
-        return configured_reference(model, window_start)
-    return _from_row(row, model, window_start)
+        return configured_reference(model_config, window_start)
+    return _from_row(row, model_config, window_start)
 
 
-def reference_versions(bind: Engine | sa.Connection, model: ModelConfig) -> list[ReferenceVersion]:
+def reference_versions(bind: Engine | sa.Connection, model_config: ModelConfig) -> list[ReferenceVersion]:
     """Every stored version of the model that applies to its configured reference, oldest first."""
-    key = config_reference_key(model.reference)
+    key = config_reference_key(model_config.reference)
     return [
-        _from_row(row, model, None)
-        for row in reference_version_rows(bind, model=model.name)
+        _from_row(row, model_config, None)
+        for row in reference_version_rows(bind, model=model_config.name)
         if row["config_reference"] == key
     ]
 
 
-def count_reference_rows(data_engine: Engine, model: ModelConfig, start: datetime, end: datetime) -> int:
+def count_reference_rows(data_engine: Engine, model_config: ModelConfig, start: datetime, end: datetime) -> int:
     """Rows of the prediction log in ``[start, end)``."""
     from driftline.tasks.extract import log_table
 
-    table = log_table(model)
-    ts = table.c[model.timestamp_column]
+    table = log_table(model_config)
+    ts = table.c[model_config.timestamp_column]
     statement = sa.select(sa.func.count()).select_from(table).where(ts >= start, ts < end)
     with data_engine.connect() as connection:
         return int(connection.execute(statement).scalar_one())
@@ -226,7 +226,7 @@ def count_reference_rows(data_engine: Engine, model: ModelConfig, start: datetim
 def promote_reference(
     bind: Engine | sa.Connection,
     *,
-    model: ModelConfig,
+    model_config: ModelConfig,
     version: str | int | None = None,
     reference_start: datetime | str | None = None,
     reference_end: datetime | str | None = None,
@@ -255,27 +255,29 @@ def promote_reference(
     end = _utc(reference_end, "reference_end")
     moment = _utc(effective_from, "effective_from") or (now or datetime.now(UTC))
     if (start is None) != (end is None):
-        raise ConfigError(f"model {model.name!r}: give both reference_start and reference_end, or neither (warm-up)")
+        raise ConfigError(
+            f"model {model_config.name!r}: give both reference_start and reference_end, or neither (warm-up)"
+        )
     warmup = start is None
     if start is None or end is None:
         first_full_hour = moment if floor_hour(moment) == moment else floor_hour(moment) + HOUR
-        start, end = moment, first_full_hour + timedelta(hours=model.reference.warmup_hours)
+        start, end = moment, first_full_hour + timedelta(hours=model_config.reference.warmup_hours)
     if not start < end:
-        raise ConfigError(f"model {model.name!r}: reference_start must be before reference_end")
+        raise ConfigError(f"model {model_config.name!r}: reference_start must be before reference_end")
     if not warmup and data_engine is not None:
-        rows = count_reference_rows(data_engine, model, start, end)
-        if rows < model.reference.min_rows:
+        rows = count_reference_rows(data_engine, model_config, start, end)
+        if rows < model_config.reference.min_rows:
             raise ReferenceTooSmallError(
-                f"model {model.name!r}: the reference {start.isoformat()} .. {end.isoformat()} has {rows} rows, "
-                f"fewer than reference.min_rows={model.reference.min_rows}; give a longer range, or no range "
-                f"for a {model.reference.warmup_hours}h warm-up on the new model's traffic"
+                f"model {model_config.name!r}: the reference {start.isoformat()} .. {end.isoformat()} has {rows} rows, "
+                f"fewer than reference.min_rows={model_config.reference.min_rows}; give a longer range, or no range "
+                f"for a {model_config.reference.warmup_hours}h warm-up on the new model's traffic"
             )
     values = {
-        "model": model.name,
+        "model": model_config.name,
         "reference_start": start,
         "reference_end": end,
         "effective_from": moment,
-        "config_reference": config_reference_key(model.reference),
+        "config_reference": config_reference_key(model_config.reference),
         "warmup": warmup,
         "model_version": None if version is None else str(version),
         "model_version_id": model_version_id,
@@ -288,30 +290,32 @@ def promote_reference(
     else:
         with bind.begin() as connection:
             row = insert_reference_version(connection, **values)
-    return _from_row(row, model, None)
+    return _from_row(row, model_config, None)
 
 
 # --- the reference-override helpers of the retrain log, kept as thin wrappers -----------------------
 
 
 def effective_reference_range(
-    engine: Engine, model: ModelConfig, window_start: datetime | None = None
+    engine: Engine, model_config: ModelConfig, window_start: datetime | None = None
 ) -> tuple[datetime, datetime]:
     """The ``[start, end)`` of the reference a window starting at ``window_start`` is judged against
     (``None``: the version in effect now). Kept for existing callers; see ``resolve_reference``."""
-    version = resolve_reference(engine, model, window_start)
+    version = resolve_reference(engine, model_config, window_start)
     return version.start, version.end
 
 
-def with_effective_reference(engine: Engine, model: ModelConfig, window_start: datetime | None = None) -> ModelConfig:
+def with_effective_reference(
+    engine: Engine, model_config: ModelConfig, window_start: datetime | None = None
+) -> ModelConfig:
     """``model`` itself, or a copy whose reference is the fixed range of the version in effect at
     ``window_start``. Kept for existing callers; see ``resolve_reference``."""
-    return resolve_reference(engine, model, window_start).apply(model)
+    return resolve_reference(engine, model_config, window_start).apply(model_config)
 
 
 def set_reference_override(
     connection: sa.Connection,
-    model: ModelConfig,
+    model_config: ModelConfig,
     start: datetime,
     end: datetime,
     model_version_id: int | None = None,
@@ -322,7 +326,7 @@ def set_reference_override(
     caller's transaction; returns the version number. Kept for existing callers; see ``promote_reference``."""
     promoted = promote_reference(
         connection,
-        model=model,
+        model_config=model_config,
         reference_start=start,
         reference_end=end,
         effective_from=effective_from,

@@ -43,12 +43,12 @@ class TrainingData:
     end: datetime
     split_at: int  # rows [0, split_at) train the candidate, the rest is the holdout
 
-    def holdout_range(self, model: ModelConfig) -> tuple[str | None, str | None]:
+    def holdout_range(self, model_config: ModelConfig) -> tuple[str | None, str | None]:
         """First and last timestamp of the holdout rows (ISO 8601), or (None, None) without any."""
         holdout = self.frame.iloc[self.split_at :]
         if holdout.empty:
             return None, None
-        times = pd.to_datetime(holdout[model.timestamp_column], utc=True)
+        times = pd.to_datetime(holdout[model_config.timestamp_column], utc=True)
         return times.iloc[0].isoformat(), times.iloc[-1].isoformat()
 
 
@@ -71,7 +71,7 @@ class Comparison:
 
 def training_rows(
     engine: Engine,
-    model: ModelConfig,
+    model_config: ModelConfig,
     lookback_hours: int,
     holdout_fraction: float,
     as_of: datetime | None = None,
@@ -83,34 +83,34 @@ def training_rows(
     ``as_of``. An unlabelled model (no label column) gives no rows.
     """
     if as_of is None:
-        table = log_table(model)
+        table = log_table(model_config)
         with engine.connect() as connection:
-            newest = connection.execute(sa.select(sa.func.max(table.c[model.timestamp_column]))).scalar_one()
+            newest = connection.execute(sa.select(sa.func.max(table.c[model_config.timestamp_column]))).scalar_one()
         if newest is None:
             return TrainingData(pd.DataFrame(), datetime.now(UTC), datetime.now(UTC), 0)
         end = floor_hour(newest) + HOUR
     else:
         end = as_of
     start = since if since is not None else end - timedelta(hours=lookback_hours)
-    frame = read_rows(engine, model, start, end)
-    label = model.label_field
+    frame = read_rows(engine, model_config, start, end)
+    label = model_config.label_field
     if label is None or label not in frame:
         return TrainingData(frame.iloc[0:0], start, end, 0)
-    frame = frame[frame[label].notna()].sort_values(model.timestamp_column, kind="stable").reset_index(drop=True)
-    if model.task == "classification":
-        frame["__y__"] = positive_indicator(frame, model)
+    frame = frame[frame[label].notna()].sort_values(model_config.timestamp_column, kind="stable").reset_index(drop=True)
+    if model_config.task == "classification":
+        frame["__y__"] = positive_indicator(frame, model_config)
     else:
         frame["__y__"] = pd.to_numeric(frame[label], errors="coerce")
     frame = frame[frame["__y__"].notna()].reset_index(drop=True)
     if not frame.empty:
-        times = pd.to_datetime(frame[model.timestamp_column], utc=True)
+        times = pd.to_datetime(frame[model_config.timestamp_column], utc=True)
         start = floor_hour(times.iloc[0].to_pydatetime())
         end = floor_hour(times.iloc[-1].to_pydatetime()) + HOUR
     split_at = int(round(len(frame) * (1 - holdout_fraction)))
     return TrainingData(frame, start, end, split_at)
 
 
-def build_estimator(model: ModelConfig) -> Any:
+def build_estimator(model_config: ModelConfig) -> Any:
     """Numeric features (median-imputed, scaled) + one-hot categorical ones, then LogisticRegression or Ridge."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -119,68 +119,72 @@ def build_estimator(model: ModelConfig) -> Any:
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     parts = []
-    if model.features.numeric:
+    if model_config.features.numeric:
         parts.append(
-            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), list(model.features.numeric))
+            (
+                "numeric",
+                make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                list(model_config.features.numeric),
+            )
         )
-    if model.features.categorical:
+    if model_config.features.categorical:
         parts.append(
             (
                 "categorical",
                 make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
-                list(model.features.categorical),
+                list(model_config.features.categorical),
             )
         )
-    head = LogisticRegression(max_iter=1000) if model.task == "classification" else Ridge(alpha=1.0)
+    head = LogisticRegression(max_iter=1000) if model_config.task == "classification" else Ridge(alpha=1.0)
     return Pipeline([("features", ColumnTransformer(parts)), ("model", head)])
 
 
-def feature_frame(frame: pd.DataFrame, model: ModelConfig) -> pd.DataFrame:
+def feature_frame(frame: pd.DataFrame, model_config: ModelConfig) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
-    for column in model.features.numeric:
+    for column in model_config.features.numeric:
         out[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    for column in model.features.categorical:
+    for column in model_config.features.categorical:
         out[column] = frame[column].astype(object).where(frame[column].notna(), np.nan)
     return out
 
 
-def score(y: np.ndarray, predicted: np.ndarray, model: ModelConfig) -> tuple[str, bool, float]:
+def score(y: np.ndarray, predicted: np.ndarray, model_config: ModelConfig) -> tuple[str, bool, float]:
     """(metric, higher is better, value): ROC AUC (accuracy on a one-class holdout) or RMSE."""
     from sklearn.metrics import accuracy_score, mean_squared_error, roc_auc_score
 
-    if model.task == "classification":
+    if model_config.task == "classification":
         if len(np.unique(y)) == 2:
             return "roc_auc", True, float(roc_auc_score(y, predicted))
         return "accuracy", True, float(accuracy_score(y, predicted >= 0.5))
     return "rmse", False, float(np.sqrt(mean_squared_error(y, predicted)))
 
 
-def predict(estimator: Any, features: pd.DataFrame, model: ModelConfig) -> np.ndarray:
-    if model.task == "classification":
+def predict(estimator: Any, features: pd.DataFrame, model_config: ModelConfig) -> np.ndarray:
+    if model_config.task == "classification":
         return np.asarray(estimator.predict_proba(features)[:, 1], dtype=float)
     return np.asarray(estimator.predict(features), dtype=float)
 
 
-def logged_predictions(frame: pd.DataFrame, model: ModelConfig) -> np.ndarray | None:
+def logged_predictions(frame: pd.DataFrame, model_config: ModelConfig) -> np.ndarray | None:
     """What the current model said on these rows: its score (classifiers, if logged) or its prediction."""
-    if model.task == "classification" and not model.score_column:
-        values = frame[model.prediction_column]
-        positive = model.performance.positive_label
+    if model_config.task == "classification" and not model_config.score_column:
+        values = frame[model_config.prediction_column]
+        positive = model_config.performance.positive_label
         if isinstance(positive, int | float) and not isinstance(positive, bool):
             hits = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan) == float(positive)
         else:
             hits = values.astype(str).to_numpy() == str(positive)
         predicted = np.where(values.notna().to_numpy(), hits.astype(float), np.nan)
     else:
-        column = model.score_column if model.task == "classification" else model.prediction_column
+        column = model_config.score_column if model_config.task == "classification" else model_config.prediction_column
         predicted = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     return None if len(predicted) == 0 or np.isnan(predicted).any() else predicted
 
 
-def train_candidate(data: TrainingData, model: ModelConfig) -> Any:
+def train_candidate(data: TrainingData, model_config: ModelConfig) -> Any:
     train = data.frame.iloc[: data.split_at]
-    estimator = build_estimator(model)
-    estimator.fit(feature_frame(train, model), train["__y__"].to_numpy(dtype=float))
+    estimator = build_estimator(model_config)
+    estimator.fit(feature_frame(train, model_config), train["__y__"].to_numpy(dtype=float))
     return estimator
 
 
@@ -210,7 +214,7 @@ def compare(candidate: Any, data: TrainingData, model: ModelConfig, stored: dict
 
 def record_candidate(
     connection: sa.Connection,
-    model: ModelConfig,
+    model_config: ModelConfig,
     candidate: Any,
     data: TrainingData,
     comparison: Comparison,
@@ -225,10 +229,10 @@ def record_candidate(
     return record_model_version(
         connection,
         {
-            "model": model.name,
+            "model": model_config.name,
             "estimator": type(candidate.named_steps["model"]).__name__,
             "artifact": pickle.dumps(candidate),
-            "features": model.features.model_dump(),
+            "features": model_config.features.model_dump(),
             "train_start": data.start,
             "train_end": data.end,
             "metric": comparison.metric,
@@ -242,11 +246,11 @@ def record_candidate(
     )
 
 
-def approval_request(model: ModelConfig, data: TrainingData, comparison: Comparison, reference: str) -> str:
+def approval_request(model_config: ModelConfig, data: TrainingData, comparison: Comparison, reference: str) -> str:
     """The Markdown a reviewer sees on the paused run (Prefect UI: Resume): scores and the data."""
-    holdout_from, holdout_to = data.holdout_range(model)
+    holdout_from, holdout_to = data.holdout_range(model_config)
     lines = [
-        f"## Promote a new `{model.name}` model?",
+        f"## Promote a new `{model_config.name}` model?",
         "",
         f"Holdout **{comparison.metric}** ({'higher' if comparison.higher_is_better else 'lower'} is better):",
         "",

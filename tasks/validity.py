@@ -61,11 +61,11 @@ def unparsed_reasons(current: ModelProfile, columns: list[str]) -> dict[str, str
     return reasons
 
 
-def _targets(model: ModelConfig) -> list[str]:
+def _targets(model_config: ModelConfig) -> list[str]:
     """Columns a model emits whose values must be finite numbers: the score, a regressor's prediction."""
-    columns = [model.score_column] if model.score_column else []
-    if model.task == "regression":
-        columns.append(model.prediction_column)
+    columns = [model_config.score_column] if model_config.score_column else []
+    if model_config.task == "regression":
+        columns.append(model_config.prediction_column)
     return columns
 
 

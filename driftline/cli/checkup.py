@@ -69,24 +69,24 @@ def _type_problem(role: str, column: str, kind: Any) -> str | None:
     return None
 
 
-def _roles(model: ModelConfig) -> list[tuple[str, str]]:
-    roles = [(model.timestamp_column, "timestamp")]
-    roles += [(c, "numeric") for c in model.features.numeric]
-    roles += [(c, "categorical") for c in model.features.categorical]
-    for column in (model.score_column, model.latency_column):
+def _roles(model_config: ModelConfig) -> list[tuple[str, str]]:
+    roles = [(model_config.timestamp_column, "timestamp")]
+    roles += [(c, "numeric") for c in model_config.features.numeric]
+    roles += [(c, "categorical") for c in model_config.features.categorical]
+    for column in (model_config.score_column, model_config.latency_column):
         if column:
             roles.append((column, "numeric"))
-    if model.task == "regression":
-        roles.append((model.prediction_column, "numeric"))
-        if model.label_column:
-            roles.append((model.label_column, "numeric"))
+    if model_config.task == "regression":
+        roles.append((model_config.prediction_column, "numeric"))
+        if model_config.label_column:
+            roles.append((model_config.label_column, "numeric"))
     return roles
 
 
-def _check_table(inspector: Any, model: ModelConfig, problems: list[str]) -> dict[str, Any] | None:
+def _check_table(inspector: Any, model_config: ModelConfig, problems: list[str]) -> dict[str, Any] | None:
     """Reflected columns of the model's log (name -> type), or None with the problem recorded."""
-    schema, name = model.schema_and_table
-    prefix = f"model {model.name!r}: "
+    schema, name = model_config.schema_and_table
+    prefix = f"model {model_config.name!r}: "
     try:
         exists = inspector.has_table(name, schema=schema)
     except sa.exc.SQLAlchemyError as exc:
@@ -101,18 +101,18 @@ def _check_table(inspector: Any, model: ModelConfig, problems: list[str]) -> dic
         problems.append(f"{prefix}table {_shown(schema, name)!r} does not exist{where}{_close(name, known)}")
         return None
     columns = {c["name"]: c["type"] for c in inspector.get_columns(name, schema=schema)}
-    for column in model.columns():
+    for column in model_config.columns():
         if column not in columns:
             problems.append(
                 f"{prefix}table {_shown(schema, name)!r} has no column {column!r}{_close(column, list(columns))}"
             )
-    for column, role in _roles(model):
+    for column, role in _roles(model_config):
         if column in columns:
             problem = _type_problem(role, column, columns[column])
             if problem:
                 problems.append(prefix + problem)
-    if model.labels is not None:
-        label_schema, label_name = model.labels.schema_and_table
+    if model_config.labels is not None:
+        label_schema, label_name = model_config.labels.schema_and_table
         if not inspector.has_table(label_name, schema=label_schema):
             known = inspector.get_table_names(schema=label_schema)
             problems.append(
@@ -120,7 +120,11 @@ def _check_table(inspector: Any, model: ModelConfig, problems: list[str]) -> dic
             )
         else:
             present = [c["name"] for c in inspector.get_columns(label_name, schema=label_schema)]
-            for column in (model.labels.id_column, model.labels.label_column, model.labels.timestamp_column):
+            for column in (
+                model_config.labels.id_column,
+                model_config.labels.label_column,
+                model_config.labels.timestamp_column,
+            ):
                 if column and column not in present:
                     problems.append(
                         f"{prefix}labels table {_shown(label_schema, label_name)!r} has no column {column!r}"
@@ -129,21 +133,21 @@ def _check_table(inspector: Any, model: ModelConfig, problems: list[str]) -> dic
     return columns
 
 
-def reference_rows(engine: Engine, model: ModelConfig, now: datetime | None = None) -> tuple[int, str]:
+def reference_rows(engine: Engine, model_config: ModelConfig, now: datetime | None = None) -> tuple[int, str]:
     """Rows in the model's reference and a description of it (the range that the next hour would use)."""
     from driftline.tasks.extract import log_table
 
-    source = model.reference.source
+    source = model_config.reference.source
     if source is not None:  # a table, query or file: read it as a fit would (every problem it has shows)
         from driftline.tasks.reference_source import read_reference_rows
 
-        frame = read_reference_rows(engine, model, Window(*model.reference.span_for()))
+        frame = read_reference_rows(engine, model_config, Window(*model_config.reference.span_for()))
         kind, value = source
         return len(frame), f"{kind} {value if len(value) <= 60 else value[:57] + '...'}"
     window_start = (now or last_full_hour_end()) - timedelta(hours=1)
-    start, end = model.reference.span_for(window_start)
-    table = log_table(model)
-    ts = table.c[model.timestamp_column]
+    start, end = model_config.reference.span_for(window_start)
+    table = log_table(model_config)
+    ts = table.c[model_config.timestamp_column]
     statement = sa.select(sa.func.count()).select_from(table).where(ts >= start, ts < end)
     with engine.connect() as connection:
         connection.execute(sa.text(f"SET statement_timeout = {COUNT_TIMEOUT_SECONDS * 1000}"))
@@ -152,10 +156,10 @@ def reference_rows(engine: Engine, model: ModelConfig, now: datetime | None = No
     return count, f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"
 
 
-def _check_reference(engine: Engine, model: ModelConfig, problems: list[str]) -> int | None:
-    prefix = f"model {model.name!r}: "
+def _check_reference(engine: Engine, model_config: ModelConfig, problems: list[str]) -> int | None:
+    prefix = f"model {model_config.name!r}: "
     try:
-        count, described = reference_rows(engine, model)
+        count, described = reference_rows(engine, model_config)
     except sa.exc.DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         problems.append(f"{prefix}could not count the reference's rows: {reason}")
@@ -163,7 +167,7 @@ def _check_reference(engine: Engine, model: ModelConfig, problems: list[str]) ->
     except DriftlineError as exc:
         problems.append(f"{prefix}reference: {exc}")
         return None
-    needed = max(model.drift.min_rows, int(getattr(model.reference, "min_rows", 0) or 0))
+    needed = max(model_config.drift.min_rows, int(getattr(model_config.reference, "min_rows", 0) or 0))
     if count == 0:
         problems.append(f"{prefix}the reference ({described}) has no rows")
     elif count < needed:

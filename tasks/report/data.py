@@ -47,17 +47,19 @@ def _instant(value: datetime | str | None) -> datetime | None:
 
 
 def reference_profile(
-    engine: Engine, model: ModelConfig, window_start: datetime | None = None
+    engine: Engine, model_config: ModelConfig, window_start: datetime | None = None
 ) -> tuple[ModelProfile | None, str | None]:
     """The reference profile ``window_start``'s window was judged against (``resolve_reference``: the
     version in effect at its start; ``None``: the one in effect now), else the model's most recent
     stored one (with a note). A promoted version is named in the note."""
-    if window_start is not None or not model.reference.rolling:
-        version = resolve_reference(engine, model, window_start)
-        current = load_reference(engine, model.name, version.apply(model).reference_definition(window_start))
+    if window_start is not None or not model_config.reference.rolling:
+        version = resolve_reference(engine, model_config, window_start)
+        current = load_reference(
+            engine, model_config.name, version.apply(model_config).reference_definition(window_start)
+        )
         if current is not None:
             return current, None if version.configured else describe_version(version)
-    latest = latest_reference_profile(engine, model.name)
+    latest = latest_reference_profile(engine, model_config.name)
     if latest is None:
         return None, "no reference profile is stored for this model yet (a monitor run fits it)"
     profile, reference_start, reference_end = latest
@@ -97,11 +99,11 @@ def _safe_reason(exc: Exception) -> str:
 
 
 def window_overlay(
-    data_engine: Engine, model: ModelConfig, reference: ModelProfile, window: Window
+    data_engine: Engine, model_config: ModelConfig, reference: ModelProfile, window: Window
 ) -> tuple[ModelProfile | None, str | None]:
     """Profile of one window's rows on the reference's bins, re-read from the prediction log."""
     try:
-        frame = read_rows(data_engine, model, window.start, window.end)
+        frame = read_rows(data_engine, model_config, window.start, window.end)
     except (DriftlineError, sa.exc.SQLAlchemyError) as exc:
         return None, f"window rows could not be read: {_safe_reason(exc)}"
     present = [c for c in reference.features if c in frame.columns]
@@ -113,7 +115,7 @@ def window_overlay(
 
 def load_report_data(
     results_engine: Engine,
-    model: ModelConfig,
+    model_config: ModelConfig,
     start: datetime | str | None,
     end: datetime | str | None,
     data_engine: Engine | None = None,
@@ -125,13 +127,13 @@ def load_report_data(
     distributions (window profiles are not stored; only their results are).
     """
     begin, stop = _instant(start), _instant(end)
-    results = load_results(results_engine, model.name, begin, stop)
+    results = load_results(results_engine, model_config.name, begin, stop)
     data = ReportData(
-        model=model,
+        model=model_config,
         start=begin,
         end=stop,
         results=results,
-        runs=load_runs(results_engine, model.name, begin, stop),
+        runs=load_runs(results_engine, model_config.name, begin, stop),
     )
     drift_windows = [r for r in results if r.kind == Kind.DATA_DRIFT]
     if drift_windows:
@@ -139,15 +141,15 @@ def load_report_data(
         data.overlay_window = Window(latest.window_start, latest.window_end)
     # The distributions are drawn against the reference the period's latest window was judged with.
     data.reference, data.reference_note = reference_profile(
-        results_engine, model, data.overlay_window.start if data.overlay_window else None
+        results_engine, model_config, data.overlay_window.start if data.overlay_window else None
     )
     data.reference_versions = [
-        v for v in reference_versions(results_engine, model) if stop is None or (v.effective_from or stop) < stop
+        v for v in reference_versions(results_engine, model_config) if stop is None or (v.effective_from or stop) < stop
     ]
     if data_engine is None:
         data.overlay_note = "window distributions are not shown: the report was made without the prediction log"
     elif data.reference is None or data.overlay_window is None:
         data.overlay_note = "window distributions need a reference profile and at least one drift window"
     else:
-        data.overlay, data.overlay_note = window_overlay(data_engine, model, data.reference, data.overlay_window)
+        data.overlay, data.overlay_note = window_overlay(data_engine, model_config, data.reference, data.overlay_window)
     return data

@@ -73,7 +73,7 @@ def test_rerunning_history_after_a_promotion_reproduces_stored_results_exactly(
     model = load_config(loan_config).model("loan")
     promoted = promote_reference(
         store,
-        model=model,
+        model_config=model,
         version="v2",
         reference_start=DAY + timedelta(hours=12),
         reference_end=DAY + timedelta(hours=18),
@@ -121,7 +121,7 @@ def test_the_run_command_rejudges_only_with_the_flag(
     model = load_config(loan_config).model("loan")
     promote_reference(
         store,
-        model=model,
+        model_config=model,
         reference_start=DAY + timedelta(hours=12),
         reference_end=DAY + timedelta(hours=18),
         effective_from=DAY + timedelta(hours=20),
@@ -149,7 +149,7 @@ def test_warm_up_then_judged_against_the_new_traffic_and_a_small_reference_is_re
     config = configure(warmup_hours=3, min_rows=500)
     model = load_config(Path(config)).model("loan")
     # No range given: the new model's traffic from 14:00 to 17:00 (600 rows) becomes the reference.
-    promoted = promote_reference(store, model=model, version="v2", effective_from=DAY + timedelta(hours=14))
+    promoted = promote_reference(store, model_config=model, version="v2", effective_from=DAY + timedelta(hours=14))
     assert promoted.warmup and promoted.end == DAY + timedelta(hours=17)
     backfill("loan", DAY + timedelta(hours=13), DAY + timedelta(hours=18), config)
     assert income_drift(store, DAY + timedelta(hours=13))["status"] == "alert"  # before the promotion
@@ -187,7 +187,7 @@ def test_multivariate_sample_follows_the_version_and_is_the_same_rows_on_every_r
     model = load_config(Path(config)).model("loan")
     promote_reference(
         store,
-        model=model,
+        model_config=model,
         reference_start=DAY + timedelta(hours=12),
         reference_end=DAY + timedelta(hours=18),
         effective_from=DAY + timedelta(hours=16),
@@ -235,7 +235,7 @@ def test_late_labels_re_judge_a_window_against_the_version_it_was_judged_with(
     model = load_config(loan_config).model("loan")
     promote_reference(
         store,
-        model=model,
+        model_config=model,
         reference_start=DAY + timedelta(hours=12),
         reference_end=DAY + timedelta(hours=14),
         effective_from=DAY,
@@ -275,7 +275,7 @@ def test_report_draws_against_the_version_of_its_latest_window_and_lists_the_ver
     model = load_config(loan_config).model("loan")
     promote_reference(
         store,
-        model=model,
+        model_config=model,
         version="v2",
         reference_start=DAY + timedelta(hours=12),
         reference_end=DAY + timedelta(hours=18),

@@ -33,7 +33,7 @@ def test_a_window_is_judged_against_the_version_in_effect_at_its_start(store: sa
     model = _model()
     first = promote_reference(
         store,
-        model=model,
+        model_config=model,
         version="v2",
         reference_start=DAY,
         reference_end=DAY + timedelta(hours=6),
@@ -43,7 +43,7 @@ def test_a_window_is_judged_against_the_version_in_effect_at_its_start(store: sa
     )
     second = promote_reference(
         store,
-        model=model,
+        model_config=model,
         version="v3",
         reference_start=DAY + timedelta(hours=6),
         reference_end=DAY + timedelta(hours=12),
@@ -73,7 +73,7 @@ def test_a_window_is_judged_against_the_version_in_effect_at_its_start(store: sa
 
 def test_promotion_without_a_range_is_a_warm_up_on_the_new_traffic(store: sa.Engine) -> None:
     model = _model(warmup_hours=6)
-    promoted = promote_reference(store, model=model, version=4, effective_from=PROMOTED + timedelta(minutes=20))
+    promoted = promote_reference(store, model_config=model, version=4, effective_from=PROMOTED + timedelta(minutes=20))
     # From the promotion to the end of the 6th full hour after it.
     assert promoted.warmup and promoted.model_version == "4"
     assert (promoted.start, promoted.end) == (PROMOTED + timedelta(minutes=20), PROMOTED + timedelta(hours=7))
@@ -86,7 +86,7 @@ def test_promotion_without_a_range_is_a_warm_up_on_the_new_traffic(store: sa.Eng
     assert resolve_reference(store, model, PROMOTED).version == 0
     # A reference whose range has not ended yet is never fitted (it would be stored incomplete).
     now = datetime.now(UTC)
-    live = promote_reference(store, model=model, effective_from=now)
+    live = promote_reference(store, model_config=model, effective_from=now)
     assert live.not_ready_reason(now + timedelta(hours=30)) is not None
 
 
@@ -107,11 +107,11 @@ def test_a_reference_smaller_than_min_rows_is_refused_before_anything_is_recorde
     )
     with pytest.raises(ReferenceTooSmallError, match=r"has 200 rows, fewer than reference.min_rows=300"):
         promote_reference(
-            store, model=model, reference_start=DAY, reference_end=DAY + timedelta(hours=2), data_engine=store
+            store, model_config=model, reference_start=DAY, reference_end=DAY + timedelta(hours=2), data_engine=store
         )
     assert reference_versions(store, model) == []
     enough = promote_reference(
-        store, model=model, reference_start=DAY, reference_end=DAY + timedelta(hours=3), data_engine=store
+        store, model_config=model, reference_start=DAY, reference_end=DAY + timedelta(hours=3), data_engine=store
     )
     assert enough.version == 1
 
@@ -119,11 +119,11 @@ def test_a_reference_smaller_than_min_rows_is_refused_before_anything_is_recorde
 def test_bad_promotions_are_clear_errors(store: sa.Engine) -> None:
     model = _model()
     with pytest.raises(ConfigError, match="both reference_start and reference_end"):
-        promote_reference(store, model=model, reference_start=DAY)
+        promote_reference(store, model_config=model, reference_start=DAY)
     with pytest.raises(ConfigError, match="before reference_end"):
-        promote_reference(store, model=model, reference_start=DAY, reference_end=DAY)
+        promote_reference(store, model_config=model, reference_start=DAY, reference_end=DAY)
     with pytest.raises(ConfigError, match="effective_from"):
-        promote_reference(store, model=model, effective_from="next tuesday")
+        promote_reference(store, model_config=model, effective_from="next tuesday")
     assert reference_versions(store, model) == []
 
 
