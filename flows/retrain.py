@@ -36,7 +36,7 @@ from sqlalchemy.engine import Engine
 
 from driftline.config.monitors import ModelConfig
 from driftline.config.notifications import DEFAULT_ACTIONS, DEFAULT_RETRAIN, RetrainAction
-from driftline.core.window import parse_instant
+from driftline.core.window import optional_instant
 from driftline.storage.connections import load_run_config, open_databases
 from driftline.storage.results import latest_window_end
 from driftline.storage.retrains import claim_retrain, latest_model_version, retrain_run, update_retrain
@@ -61,10 +61,7 @@ def retrain_settings(model_config: ModelConfig) -> RetrainAction:
 
 def _utc(value: str | datetime | None) -> datetime | None:
     """An ISO 8601 instant (naive = UTC) as an aware UTC datetime; None for None, '' or 'None'."""
-    if isinstance(value, datetime):
-        return parse_instant(value)
-    text = text_or_none(value)
-    return None if text is None else parse_instant(text)
+    return optional_instant(value if isinstance(value, datetime) else text_or_none(value))
 
 
 def name_run(name: str) -> None:

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from scipy import stats
 
 from driftline.core.results import Kind, Result, Status
+from driftline.core.window import optional_instant
 from driftline.stats.checks import OperationalState
 from driftline.stats.model_profile import ModelProfile, numeric_values
 from driftline.stats.profile import CategoricalProfile, NumericProfile
@@ -53,8 +54,8 @@ def hourly_history(context: WindowContext) -> tuple[list[int], Any]:
         # Hours and naive timestamps (a `timestamp` column) are read as UTC whatever the session's zone.
         connection.execute(sa.text("SET LOCAL TIME ZONE 'UTC'"))
         found = {row.hour.replace(tzinfo=UTC): row.n for row in connection.execute(counts)}
-        first = _aware(connection.execute(sa.select(sa.func.min(ts))).scalar())
-        last = _aware(connection.execute(sa.select(sa.func.max(ts)).where(ts < window.end)).scalar())
+        first = optional_instant(connection.execute(sa.select(sa.func.min(ts))).scalar())
+        last = optional_instant(connection.execute(sa.select(sa.func.max(ts)).where(ts < window.end)).scalar())
     history = []
     for days_back in range(1, model.operational.history_days + 1):
         start = window.start - timedelta(days=days_back)
@@ -62,13 +63,6 @@ def hourly_history(context: WindowContext) -> tuple[list[int], Any]:
             continue
         history.append(int(found.get(start, 0)))
     return history, last
-
-
-def _aware(value: Any) -> Any:
-    """A timestamp from the log as an aware UTC datetime (naive ones are taken as UTC)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def expected_band(history: list[int], mads: float) -> tuple[float, float, float]:

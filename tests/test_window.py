@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from driftline.core.errors import ConfigError
-from driftline.core.window import Window, hourly_windows, last_full_hour_end, parse_instant
+from driftline.core.window import Window, hourly_windows, last_full_hour_end, optional_instant, parse_instant
 
 
 def test_hour_ending_is_half_open_hour() -> None:
@@ -32,6 +32,14 @@ def test_naive_and_offset_times_become_utc() -> None:
     assert parse_instant("2026-03-08T16:00:00+02:00") == datetime(2026, 3, 8, 14, tzinfo=UTC)
     with pytest.raises(ConfigError, match="not an ISO 8601 time"):
         parse_instant("yesterday")
+
+
+def test_an_optional_instant_is_parsed_the_same_way_or_stays_none() -> None:
+    assert optional_instant(None) is None
+    assert optional_instant("2026-03-03T14:00:00+02:00") == datetime(2026, 3, 3, 12, tzinfo=UTC)
+    assert optional_instant(datetime(2026, 3, 3, 14)) == datetime(2026, 3, 3, 14, tzinfo=UTC)  # naive = UTC
+    with pytest.raises(ConfigError, match="not an ISO 8601 time"):
+        optional_instant("yesterday")
 
 
 def test_hourly_windows_cover_range_exactly() -> None:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from driftline.config.notifications import ActionsConfig, NotificationsConfig
 from driftline.core.errors import ConfigError
-from driftline.core.window import parse_instant
+from driftline.core.window import optional_instant
 from driftline.stats.registry import REGISTRY, ColumnKind
 
 MODEL_NAME_PATTERN = r"^[a-z0-9_-]+$"
@@ -104,7 +104,7 @@ class ReferenceRange(_Strict):
     @field_validator("start", "end", mode="before")
     @classmethod
     def _utc(cls, value: Any) -> datetime | None:
-        return None if value is None else parse_instant(value)
+        return optional_instant(value)
 
     @field_validator("query")
     @classmethod

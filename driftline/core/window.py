@@ -25,6 +25,11 @@ def parse_instant(text: str | datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def optional_instant(value: str | datetime | None) -> datetime | None:
+    """``parse_instant`` for a bound that may be absent: ``None`` stays ``None``."""
+    return None if value is None else parse_instant(value)
+
+
 def floor_hour(instant: datetime) -> datetime:
     instant = parse_instant(instant)
     return instant.replace(minute=0, second=0, microsecond=0)

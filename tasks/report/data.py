@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from driftline.config.monitors import ModelConfig
 from driftline.core.errors import DriftlineError
 from driftline.core.results import Kind, Result
-from driftline.core.window import Window, parse_instant
+from driftline.core.window import Window, optional_instant
 from driftline.stats.model_profile import ModelProfile, window_model_profile
 from driftline.storage.profiles import latest_reference_profile, load_reference
 from driftline.storage.results import load_results
@@ -40,10 +40,6 @@ class ReportData:
     overlay_note: str | None = None
     #: Promoted reference versions in effect during the period (oldest first); none: the configured one only.
     reference_versions: list[ReferenceVersion] = field(default_factory=list)
-
-
-def _instant(value: datetime | str | None) -> datetime | None:
-    return None if value is None else parse_instant(value)
 
 
 def reference_profile(
@@ -126,7 +122,7 @@ def load_report_data(
     log and profiled on the reference's bins, so the report can overlay window and reference
     distributions (window profiles are not stored; only their results are).
     """
-    begin, stop = _instant(start), _instant(end)
+    begin, stop = optional_instant(start), optional_instant(end)
     results = load_results(results_engine, model_config.name, begin, stop)
     data = ReportData(
         model=model_config,
