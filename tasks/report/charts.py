@@ -28,6 +28,17 @@ DISPLAY_BINS = 20
 #: Categorical charts show at most this many categories; the rest are merged.
 TOP_CATEGORIES = 15
 TIME_AXIS = {"title": None, "labelAngle": 0, "labelOverlap": "greedy", "labelFlush": True}
+#: The window start ``t`` (ms) on the x axis, and in a tooltip.
+TIME_X = {"field": "t", "type": "temporal", "scale": {"type": "utc"}, "axis": TIME_AXIS}
+TIME_TIP = {
+    "field": "t",
+    "type": "temporal",
+    "title": "window start (UTC)",
+    "format": "%m-%d %H:%M",
+    "formatType": "utc",
+}
+#: Level lines drawn as steps: warning and alert dashed, the reference's value dotted.
+LEVEL_LINES = {"w": ("#e8a33d", [4, 3]), "a": ("#d2453d", [4, 3]), "r": ("#555", [1, 2])}
 
 
 def ms(instant: datetime) -> int:
@@ -60,7 +71,7 @@ def status_heatmap(rows: list[dict[str, Any]], row_title: str, order: Sequence[s
             "data": {"values": rows},
             "mark": {"type": "rect", "tooltip": True},
             "encoding": {
-                "x": {"field": "t", "type": "temporal", "scale": {"type": "utc"}, "axis": TIME_AXIS},
+                "x": TIME_X,
                 "x2": {"field": "e"},
                 "y": {"field": "y", "type": "nominal", "sort": list(order), "title": row_title},
                 "color": {
@@ -102,10 +113,9 @@ def timeseries(
     value, dotted) and ``lo``/``hi`` (an expected band, shaded). Points are coloured by status ``s``.
     """
     present = {key for row in rows for key, value in row.items() if value is not None}
-    x = {"field": "t", "type": "temporal", "scale": {"type": "utc"}, "axis": TIME_AXIS}
     tooltip = [
         {"field": "m", "title": "metric"},
-        {"field": "t", "type": "temporal", "title": "window start (UTC)", "format": "%m-%d %H:%M", "formatType": "utc"},
+        TIME_TIP,
         {"field": "v", "title": "value"},
         {"field": "s", "title": "status"},
     ]
@@ -121,33 +131,19 @@ def timeseries(
                 "transform": [{"filter": "isValid(datum.lo) && isValid(datum.hi)"}],
                 "mark": {"type": "area", "opacity": 0.18, "color": "#2f6fd0"},
                 "encoding": {
-                    "x": x,
+                    "x": TIME_X,
                     "y": {"field": "lo", "type": "quantitative", "title": y_title},
                     "y2": {"field": "hi"},
                 },
             }
         )
-    for key, colour, dash in (("w", "#e8a33d", [4, 3]), ("a", "#d2453d", [4, 3]), ("r", "#555", [1, 2])):
-        if key in present:
-            layers.append(
-                {
-                    "transform": [{"filter": f"isValid(datum.{key})"}],
-                    "mark": {
-                        "type": "line",
-                        "color": colour,
-                        "strokeDash": dash,
-                        "strokeWidth": 1.2,
-                        "interpolate": "step-after",
-                    },
-                    "encoding": {"x": x, "y": {"field": key, "type": "quantitative", "title": y_title}},
-                }
-            )
+    layers += _level_lines("war", present, {"type": "quantitative", "title": y_title})
     layers.append(
         {
             "transform": [{"filter": "isValid(datum.v)"}],
             "mark": {"type": "line", "color": "#2f6fd0", "strokeWidth": 1.2},
             "encoding": {
-                "x": x,
+                "x": TIME_X,
                 "y": {"field": "v", "type": "quantitative", "title": y_title, "scale": {"zero": False}},
             },
         }
@@ -157,21 +153,14 @@ def timeseries(
             "transform": [{"filter": "isValid(datum.v)"}],
             "mark": {"type": "point", "filled": True, "size": 18},
             "encoding": {
-                "x": x,
+                "x": TIME_X,
                 "y": {"field": "v", "type": "quantitative", "title": y_title},
                 "color": {"field": "s", "type": "nominal", "scale": STATUS_SCALE, "legend": None},
                 "tooltip": tooltip,
             },
         }
     )
-    return {
-        "data": {"values": rows},
-        "facet": {"field": "m", "type": "nominal", "title": None, "header": {"labelFontWeight": "bold"}},
-        "columns": columns,
-        "spec": {"width": width, "height": height, "layer": layers},
-        "resolve": {"scale": {"y": "independent" if independent else "shared"}},
-        "config": {"view": {"stroke": "#ddd"}},
-    }
+    return _panels(rows, layers, columns, width, height, independent)
 
 
 def estimate_chart(rows: list[dict[str, Any]], *, columns: int = 3, width: int = 300, height: int = 110) -> Spec:
@@ -182,47 +171,25 @@ def estimate_chart(rows: list[dict[str, Any]], *, columns: int = 3, width: int =
     status ``vs``), ``a`` (alert bound, dashed) and ``r`` (the reference's estimate, dotted).
     """
     present = {key for row in rows for key, value in row.items() if value is not None}
-    x = {"field": "t", "type": "temporal", "scale": {"type": "utc"}, "axis": TIME_AXIS}
     y_field = {"type": "quantitative", "title": None, "scale": {"zero": False}}
-    time_tip = {
-        "field": "t",
-        "type": "temporal",
-        "title": "window start (UTC)",
-        "format": "%m-%d %H:%M",
-        "formatType": "utc",
-    }
     layers: list[Spec] = [
         {
             "transform": [{"filter": "isValid(datum.lo) && isValid(datum.hi)"}],
             "mark": {"type": "area", "opacity": 0.2, "color": "#2f6fd0", "interpolate": "step-after"},
-            "encoding": {"x": x, "y": {"field": "lo", **y_field}, "y2": {"field": "hi"}},
+            "encoding": {"x": TIME_X, "y": {"field": "lo", **y_field}, "y2": {"field": "hi"}},
         },
     ]
-    for key, colour, dash in (("a", "#d2453d", [4, 3]), ("r", "#555", [1, 2])):
-        if key in present:
-            layers.append(
-                {
-                    "transform": [{"filter": f"isValid(datum.{key})"}],
-                    "mark": {
-                        "type": "line",
-                        "color": colour,
-                        "strokeDash": dash,
-                        "strokeWidth": 1.2,
-                        "interpolate": "step-after",
-                    },
-                    "encoding": {"x": x, "y": {"field": key, **y_field}},
-                }
-            )
+    layers += _level_lines("ar", present, y_field)
     layers.append(
         {
             "transform": [{"filter": "isValid(datum.e)"}],
             "mark": {"type": "line", "color": "#2f6fd0", "strokeWidth": 1.4, "interpolate": "step-after"},
             "encoding": {
-                "x": x,
+                "x": TIME_X,
                 "y": {"field": "e", **y_field},
                 "tooltip": [
                     {"field": "m", "title": "metric"},
-                    time_tip,
+                    TIME_TIP,
                     {"field": "e", "title": "estimate"},
                     {"field": "lo", "title": "band low"},
                     {"field": "hi", "title": "band high"},
@@ -236,12 +203,12 @@ def estimate_chart(rows: list[dict[str, Any]], *, columns: int = 3, width: int =
             "transform": [{"filter": "isValid(datum.v)"}],
             "mark": {"type": "point", "filled": True, "size": 26, "stroke": "#222", "strokeWidth": 0.5},
             "encoding": {
-                "x": x,
+                "x": TIME_X,
                 "y": {"field": "v", **y_field},
                 "color": {"field": "vs", "type": "nominal", "scale": STATUS_SCALE, "legend": None},
                 "tooltip": [
                     {"field": "m", "title": "metric"},
-                    time_tip,
+                    TIME_TIP,
                     {"field": "v", "title": "realised"},
                     {"field": "vs", "title": "realised status"},
                     {"field": "e", "title": "estimate"},
@@ -249,12 +216,39 @@ def estimate_chart(rows: list[dict[str, Any]], *, columns: int = 3, width: int =
             },
         }
     )
+    return _panels(rows, layers, columns, width, height, independent=True)
+
+
+def _level_lines(keys: str, present: set[str], y: Spec) -> list[Spec]:
+    """A step line per level field in ``keys`` (``w`` warning, ``a`` alert, ``r`` reference) that some row
+    has, styled by ``LEVEL_LINES``; ``y`` is the rest of the y encoding (type, title, scale)."""
+    return [
+        {
+            "transform": [{"filter": f"isValid(datum.{key})"}],
+            "mark": {
+                "type": "line",
+                "color": LEVEL_LINES[key][0],
+                "strokeDash": LEVEL_LINES[key][1],
+                "strokeWidth": 1.2,
+                "interpolate": "step-after",
+            },
+            "encoding": {"x": TIME_X, "y": {"field": key, **y}},
+        }
+        for key in keys
+        if key in present
+    ]
+
+
+def _panels(
+    rows: list[dict[str, Any]], layers: list[Spec], columns: int, width: int, height: int, independent: bool
+) -> Spec:
+    """One panel of ``layers`` per metric ``m``, ``columns`` to a row; y scales per panel if ``independent``."""
     return {
         "data": {"values": rows},
         "facet": {"field": "m", "type": "nominal", "title": None, "header": {"labelFontWeight": "bold"}},
         "columns": columns,
         "spec": {"width": width, "height": height, "layer": layers},
-        "resolve": {"scale": {"y": "independent"}},
+        "resolve": {"scale": {"y": "independent" if independent else "shared"}},
         "config": {"view": {"stroke": "#ddd"}},
     }
 
@@ -267,7 +261,7 @@ def coverage_chart(rows: list[dict[str, Any]], width: int | str = "container") -
             "data": {"values": rows},
             "mark": {"type": "rect", "color": "#7a5cc2", "tooltip": True},
             "encoding": {
-                "x": {"field": "t", "type": "temporal", "scale": {"type": "utc"}, "axis": TIME_AXIS},
+                "x": TIME_X,
                 "x2": {"field": "e"},
                 "y": {
                     "field": "c",
@@ -277,13 +271,7 @@ def coverage_chart(rows: list[dict[str, Any]], width: int | str = "container") -
                     "axis": {"format": "%"},
                 },
                 "tooltip": [
-                    {
-                        "field": "t",
-                        "type": "temporal",
-                        "title": "window start (UTC)",
-                        "format": "%m-%d %H:%M",
-                        "formatType": "utc",
-                    },
+                    TIME_TIP,
                     {"field": "c", "title": "coverage", "format": ".1%"},
                     {"field": "n", "title": "labelled rows"},
                     {"field": "r", "title": "rows"},
@@ -437,6 +425,16 @@ def categorical_distribution_rows(
     return rows
 
 
+def _source_colour(window_label: str) -> Spec:
+    """Reference and window rows told apart by colour, legend on top."""
+    return {
+        "field": "src",
+        "type": "nominal",
+        "scale": {"domain": ["reference", window_label], "range": SOURCE_COLOURS},
+        "legend": {"title": None, "orient": "top"},
+    }
+
+
 def numeric_distribution(
     rows: list[dict[str, Any]], x_title: str, window_label: str = "window", symlog: float | None = None
 ) -> Spec:
@@ -456,12 +454,7 @@ def numeric_distribution(
                 },
                 "x2": {"field": "x1"},
                 "y": {"field": "d", "type": "quantitative", "title": "density", "stack": None},
-                "color": {
-                    "field": "src",
-                    "type": "nominal",
-                    "scale": {"domain": ["reference", window_label], "range": SOURCE_COLOURS},
-                    "legend": {"title": None, "orient": "top"},
-                },
+                "color": _source_colour(window_label),
                 "tooltip": [
                     {"field": "src", "title": "rows"},
                     {"field": "x0", "title": "from"},
@@ -493,12 +486,7 @@ def categorical_distribution(rows: list[dict[str, Any]], x_title: str, window_la
                 },
                 "xOffset": {"field": "src", "sort": ["reference", window_label]},
                 "y": {"field": "sh", "type": "quantitative", "title": "share of rows", "axis": {"format": "%"}},
-                "color": {
-                    "field": "src",
-                    "type": "nominal",
-                    "scale": {"domain": ["reference", window_label], "range": SOURCE_COLOURS},
-                    "legend": {"title": None, "orient": "top"},
-                },
+                "color": _source_colour(window_label),
                 "tooltip": [
                     {"field": "src", "title": "rows"},
                     {"field": "c", "title": "category"},
