@@ -11,6 +11,9 @@ reference hour, then one hour per size, drift injected in x0-x2 (numeric) and c0
 * ``frame``: ``read_rows`` + ``profile_window`` (the window as one DataFrame, then its profile);
 * ``flow-drift``: the ``monitor-model`` flow with ``monitors: [data_drift]`` (read, profile, drift, persist);
 * ``flow-all``: the flow with every default monitor (drift, concept, performance, completeness, operational);
+* ``flow-streamed``: the flow with every default monitor but completeness: the window streams (no frame);
+* ``flow-streamed-as-frame``: the same monitors plus a user monitor that reads rows, so the window is read
+  as a frame and every monitor runs on it, as they all did before they streamed (#15);
 * ``hourly-drift``, ``hourly-all``: the same windows through ``monitor-all`` (the hourly deployment), which
   runs each model's steps as plain calls inside one task instead of a Prefect task per step.
 
@@ -40,7 +43,20 @@ from typing import Any
 SCHEMA = "bench_window"
 REFERENCE_ROWS = 200_000
 REFERENCE_START = datetime(2026, 5, 1, tzinfo=UTC)
-METHODS = ["copy", "stream", "pushdown", "frame", "flow-drift", "flow-all", "hourly-drift", "hourly-all"]
+METHODS = [
+    "copy",
+    "stream",
+    "pushdown",
+    "frame",
+    "flow-drift",
+    "flow-all",
+    "flow-streamed",
+    "flow-streamed-as-frame",
+    "hourly-drift",
+    "hourly-all",
+]
+#: Every default monitor but completeness (Great Expectations still reads the window as a frame).
+STREAMED_MONITORS = ["data_drift", "concept_drift", "operational", "performance", "validity", "performance_estimation"]
 DEFAULT_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 
 
@@ -141,7 +157,18 @@ def model_entry(name: str, monitors: list[str] | None) -> dict[str, Any]:
     }
     if monitors is not None:
         entry["monitors"] = [{"name": m} for m in monitors]
+        if READS_ROWS in monitors:
+            entry["monitors"][-1] = {"name": READS_ROWS, "path": "window_scale:touch_rows", "kind": "operational"}
     return entry
+
+
+READS_ROWS = "touch_rows"
+
+
+def touch_rows(context: Any) -> list[Any]:
+    """A user monitor that reads the window's rows (so the flow reads the window as a frame)."""
+    assert len(context.frame) >= 0
+    return []
 
 
 def write_config(path: Path, database_url: str) -> Path:
@@ -149,7 +176,12 @@ def write_config(path: Path, database_url: str) -> Path:
 
     document = {
         "database_url": database_url,
-        "models": [model_entry("bench_drift", ["data_drift"]), model_entry("bench_all", None)],
+        "models": [
+            model_entry("bench_drift", ["data_drift"]),
+            model_entry("bench_all", None),
+            model_entry("bench_streamed", STREAMED_MONITORS),
+            model_entry("bench_streamed_frame", [*STREAMED_MONITORS, READS_ROWS]),
+        ],
     }
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return path
@@ -208,6 +240,8 @@ def measure(method: str, size: int, repeat: int, config_path: str) -> dict[str, 
         ),
         "flow-drift": lambda: flow("bench_drift"),
         "flow-all": lambda: flow("bench_all"),
+        "flow-streamed": lambda: flow("bench_streamed"),
+        "flow-streamed-as-frame": lambda: flow("bench_streamed_frame"),
         "hourly-drift": lambda: hourly("bench_drift"),
         "hourly-all": lambda: hourly("bench_all"),
     }

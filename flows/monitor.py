@@ -407,6 +407,10 @@ def periods(resolution: str, start: datetime | str, end: datetime | str) -> list
     return out
 
 
+def _no_rows() -> Any:
+    raise RuntimeError("a day or week is merged from stored hourly profiles: its rows are not reread")
+
+
 @flow(name="monitor-period")
 def monitor_period(
     model: str,
@@ -416,8 +420,8 @@ def monitor_period(
     config_path: str | None = None,
     rejudge_with_latest_reference: bool = False,
 ) -> dict[str, Any]:
-    """Data drift and estimated performance of whole days or weeks, from the stored hourly window
-    profiles (no rows are reread).
+    """Data drift, estimated and realised performance of whole days or weeks, from the stored hourly
+    window profiles (no rows are reread; a late-label refresh re-stores an hour's profile).
 
     Each period is judged like an hour — same statistics, thresholds and gates — against the
     reference version in effect at its first hour (``rejudge_with_latest_reference``: the newest
@@ -434,6 +438,7 @@ def monitor_period(
     from driftline.storage.results import save_window
     from driftline.tasks.drift import evaluate_drift
     from driftline.tasks.estimation import active, estimate_results
+    from driftline.tasks.performance import PERFORMANCE_STATE, evaluate_performance
     from driftline.tasks.profiles import choose_reference
 
     config = load_run_config(config_path)
@@ -459,6 +464,15 @@ def monitor_period(
         results = [replace(r, resolution=resolution) for r in evaluate_drift(model_config, period, reference, merged)]
         if active(model_config):
             results += estimate_results(model_config, period, reference, merged, resolution=resolution)
+        if reference is not None and PERFORMANCE_STATE in merged.states:
+            # Realised performance from the hours' merged states (late labels included once refreshed).
+            context = WindowContext(
+                model_config, period, _no_rows, reference, merged, databases.data, databases.results
+            )
+            realised = evaluate_performance(context, reference.extras.get("performance"))
+            results = judge_window_performance(
+                results + [replace(r, resolution=resolution) for r in realised], model_config
+            )
         for r in results:
             r.details["hours"] = len(hourly)
             r.details["reference_version"] = choice.version.version

@@ -13,8 +13,11 @@ from driftline.config.monitors import ModelConfig
 from driftline.config.notifications import NotificationsConfig
 from driftline.core.results import STATUS_SEVERITY, Kind, Result, Status, worst
 from driftline.core.window import HOUR, Window
+from driftline.stats.concept import RelationState
 from driftline.stats.model_profile import ModelProfile
+from driftline.stats.performance import WindowPerformance
 from driftline.storage.connections import Databases
+from driftline.storage.profiles import store_window_profile
 from driftline.storage.results import load_results, save_label_refresh
 from driftline.storage.runs import label_coverage, run_reference_versions, stored_label_checksums
 from driftline.tasks._prefect import RETRY_TRANSIENT
@@ -23,9 +26,9 @@ from driftline.tasks.estimation import attach_realised
 from driftline.tasks.extract import label_checksums, labelled_counts, read_rows
 from driftline.tasks.monitors import label_dependent_monitors
 from driftline.tasks.notify import react
-from driftline.tasks.performance import judge_window_performance
+from driftline.tasks.performance import PERFORMANCE_STATE, judge_window_performance
 from driftline.tasks.persistence import apply_persistence, recent_alert_counts
-from driftline.tasks.profiles import choose_reference, profile_window
+from driftline.tasks.profiles import CONCEPT_STATE, DEFINITION_KEY, choose_reference, stream_window_profile
 
 
 def labelled_in(frame: Any, model: ModelConfig) -> int | None:
@@ -36,9 +39,17 @@ def labelled_in(frame: Any, model: ModelConfig) -> int | None:
 
 
 def labelled_in_profile(profile: ModelProfile, model: ModelConfig) -> int | None:
-    """``labelled_in`` from a window's profile (the label is profiled as a target column): its non-null values."""
+    """``labelled_in`` from a window's profile: the labelled rows its performance or concept state
+    counted, else the label's non-null values (the label is profiled as a target column, with a reference)."""
     label = model.label_field
-    feature = profile.features.get(label) if label else None
+    if label is None:
+        return None
+    for state in (profile.states.get(PERFORMANCE_STATE), profile.states.get(CONCEPT_STATE)):
+        if isinstance(state, WindowPerformance):
+            return state.overall.labelled if state.label_present else None
+        if isinstance(state, RelationState):
+            return state.labelled
+    feature = profile.features.get(label)
     if feature is None:
         return None
     return profile.row_count - feature.nulls
@@ -118,12 +129,16 @@ def refresh_late_labels(
         # The reference the window's stored verdicts rest on (recorded in the run log), else the
         # version in effect at its start: a promotion since never re-judges it behind anyone's back.
         choice = choose_reference(data_engine, results_engine, model, window, version=versions.get(window_start))
-        frame = read_rows(data_engine, model, window.start, window.end)
-        current = profile_window(frame, choice.profile, model)
+        # Streamed like the hourly run: the label-dependent monitors work from the window's states.
+        current = stream_window_profile(data_engine, model, window, choice.profile)
+
+        def rows(window: Window = window) -> Any:
+            return read_rows(data_engine, model, window.start, window.end)
+
         context = WindowContext(
             model,
             window,
-            frame,
+            rows,
             choice.profile,
             current,
             data_engine,
@@ -140,10 +155,15 @@ def refresh_late_labels(
             # The hourly run's persistence, re-applied: labels that reveal a first alert hold it at warning
             # unless it lasted ``alert_after`` of the windows before this one, as a fresh window would.
             results = apply_persistence(model, results, recent_alert_counts(results_engine, model, window))
-        labelled = labelled_in(frame, model) or 0
+        labelled = (
+            labelled_in(context.frame, model) if context.rows.loaded else labelled_in_profile(current, model)
+        ) or 0
         kinds = {m.kind for m in monitors}
         previous = [r for r in load_results(results_engine, model.name, window.start, window.end) if r.kind in kinds]
         save_label_refresh(results_engine, model.name, window, results, kinds, labelled, live_sums.get(window_start))
+        if choice.profile is not None:
+            # The hour's stored profile now carries the late labels: days and weeks merge them.
+            store_window_profile(results_engine, model.name, choice.profile.extras[DEFINITION_KEY], window, current)
         refreshed.append(window.start.isoformat())
         worse = worse_kinds(previous, results) if notify else set()
         if worse:

@@ -93,6 +93,13 @@ def test_late_labels_refresh_performance_but_not_drift(
     assert drift_after == drift_stamps, "a late-label refresh must not rewrite drift rows"
     run = next(r for r in load_runs(store, "loan") if r["window_start"] == start)
     assert run["labelled_rows"] == 200
+    # The hour's stored profile carries the late labels too, so a day merged from it sees them.
+    with store.connect() as connection:
+        profile = connection.execute(
+            sa.text("SELECT profile FROM driftline.window_profiles WHERE model = 'loan' AND window_start = :s"),
+            {"s": start},
+        ).scalar_one()
+    assert profile["states"]["performance"]["overall"]["counts"][:2] == [200, 200]  # rows, labelled
 
     again = monitor_model("loan", end + timedelta(hours=1), str(loan_config))
     assert again["refreshed_windows"] == [], "unchanged coverage is not recomputed"
