@@ -30,6 +30,22 @@ def _window_lock(connection: sa.Connection, model: str, window: Window) -> None:
     connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
 
+def _clear_window(
+    connection: sa.Connection, model: str, window: Window, kinds: Iterable[Kind], resolution: str
+) -> None:
+    """Take the window's lock (held to the end of the caller's transaction), then delete its rows of
+    ``kinds`` at ``resolution``: the rows about to be written replace them, a kind not rewritten is gone."""
+    _window_lock(connection, model, window)
+    connection.execute(
+        sa.delete(RESULTS).where(
+            RESULTS.c.model == model,
+            RESULTS.c.resolution == resolution,
+            RESULTS.c.window_start == window.start,
+            RESULTS.c.kind.in_(sorted({str(k) for k in kinds})),
+        )
+    )
+
+
 def json_safe(value: Any) -> Any:
     """``details`` as PostgreSQL's JSON accepts it: NaN and infinities (not JSON) become null, nested too."""
     if isinstance(value, float | np.floating):
@@ -86,17 +102,8 @@ def save_window(
     Rows of other kinds (e.g. performance recomputed later as labels arrive) are untouched.
     Returns the number of result rows written.
     """
-    kind_names = sorted({str(k) for k in kinds})
     with engine.begin() as connection:
-        _window_lock(connection, model, window)
-        connection.execute(
-            sa.delete(RESULTS).where(
-                RESULTS.c.model == model,
-                RESULTS.c.resolution == resolution,
-                RESULTS.c.window_start == window.start,
-                RESULTS.c.kind.in_(kind_names),
-            )
-        )
+        _clear_window(connection, model, window, kinds, resolution)
         if results:
             statement = pg_insert(RESULTS).values([_result_values(r) for r in results])
             statement = statement.on_conflict_do_update(
@@ -139,17 +146,8 @@ def save_label_refresh(
 ) -> int:
     """Replace a past window's label-dependent rows (``kinds``) and record its new label coverage
     (count and checksum)."""
-    kind_names = sorted({str(k) for k in kinds})
     with engine.begin() as connection:
-        _window_lock(connection, model, window)
-        connection.execute(
-            sa.delete(RESULTS).where(
-                RESULTS.c.model == model,
-                RESULTS.c.resolution == "hour",
-                RESULTS.c.window_start == window.start,
-                RESULTS.c.kind.in_(kind_names),
-            )
-        )
+        _clear_window(connection, model, window, kinds, "hour")
         if results:
             connection.execute(pg_insert(RESULTS).values([_result_values(r) for r in results]))
         connection.execute(
