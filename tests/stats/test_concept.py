@@ -112,6 +112,7 @@ def test_empty_sides_are_undefined_not_errors() -> None:
     assert "no labelled rows" in nothing.details["reason"]
 
 
+@pytest.mark.slow
 def test_calm_small_windows_hold_the_level() -> None:
     """On calibrated scores judged against the exact rates, p < alpha no more often than alpha."""
     rng = np.random.default_rng(16)

@@ -204,6 +204,7 @@ def test_streamed_operational_and_validity_equal_the_frames(engine: sa.Engine, s
     assert operational["latency_p95"].details["rows"] == 15_000 and operational["error_rate"].details["errors"] > 0
 
 
+@pytest.mark.usefixtures("prefect_api")  # runs the flow: on the harness, not an ephemeral server (and so slow)
 def test_every_default_monitor_but_completeness_streams(
     store: sa.Engine, loan_log: dict[str, Any], database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
