@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -123,16 +124,42 @@ class WindowContext:
 
     def result(
         self,
-        *,
-        kind: Kind,
-        metric: str,
-        feature: str | None,
-        value: float | None,
-        threshold: float | None,
-        status: Status,
+        *legacy: Any,
+        kind: Kind | None = None,
+        metric: str | None = None,
+        feature: str | None = None,
+        value: float | None = None,
+        threshold: float | None = None,
+        status: Status | None = None,
         details: dict[str, Any] | None = None,
     ) -> Result:
-        """The :class:`Result` of this context's model and window (keyword arguments only)."""
+        """The :class:`Result` of this context's model and window: ``context.result(kind=..., metric=...,
+        feature=..., value=..., threshold=..., status=..., details=...)``.
+
+        The positional form ``result(kind, metric, feature, value, threshold, status[, details])``, which
+        docs/monitors.md showed before keyword arguments, still works for users' monitors, with a
+        ``DeprecationWarning``; mixing the two forms, or leaving out ``kind``, ``metric`` or ``status``,
+        is a ``TypeError``.
+        """
+        if legacy:
+            names = ("kind", "metric", "feature", "value", "threshold", "status", "details")
+            if len(legacy) > len(names) or any(
+                given is not None
+                for given in (kind, metric, feature, value, threshold, status, details)
+            ):
+                raise TypeError("context.result: pass its fields by keyword or in the old positional order, not both")
+            warnings.warn(
+                "context.result with positional arguments is deprecated: pass kind=, metric=, feature=, "
+                "value=, threshold=, status=, details= by keyword",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            given = dict(zip(names, legacy, strict=False))
+            kind, metric, status = given.get("kind"), given.get("metric"), given.get("status")
+            feature, value, threshold = given.get("feature"), given.get("value"), given.get("threshold")
+            details = given.get("details")
+        if kind is None or metric is None or status is None:
+            raise TypeError("context.result needs kind, metric and status")
         return Result(
             model=self.model.name,
             window_start=self.window.start,

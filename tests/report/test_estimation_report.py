@@ -52,16 +52,16 @@ def test_estimates_are_drawn_with_band_and_realised_points(store: sa.Engine, log
         ]
         estimates.append(
             Result(
-                "loan",
-                start,
-                start + timedelta(hours=1),
-                Kind.PERFORMANCE,
-                "estimated_segment_roc_auc",
-                "region",
-                0.78,
-                0.7,
-                Status.OK,
-                {"segment": "south", "segments": segments},
+                model="loan",
+                window_start=start,
+                window_end=start + timedelta(hours=1),
+                kind=Kind.PERFORMANCE,
+                metric="estimated_segment_roc_auc",
+                feature="region",
+                value=0.78,
+                threshold=0.7,
+                status=Status.OK,
+                details={"segment": "south", "segments": segments},
             )
         )
     store_results(store, estimates)
