@@ -425,6 +425,22 @@ def drift_rows(results: Iterable[Result]) -> list[dict[str, Any]]:
     ]
 
 
+def level_series(results: Iterable[Result], *, reference_key: str | None) -> list[dict[str, Any]]:
+    """One point per result for ``charts.timeseries``: value, status and the alert level (the record's
+    threshold); with ``reference_key``, also the warning level and the reference value
+    (``details[reference_key]``) as dashed and dotted lines."""
+    series = []
+    for r in results:
+        point = {"t": charts.ms(r.window_start), "m": r.metric, "v": charts.num(r.value), "s": str(r.status)}
+        if reference_key is not None:
+            point["w"] = charts.num(r.details.get("warning"))
+        point["a"] = charts.num(r.threshold)
+        if reference_key is not None:
+            point["r"] = charts.num(r.details.get(reference_key))
+        series.append(point)
+    return series
+
+
 def drawable(series: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
     """The time-series rows of metrics that have a value in some window, and a note naming those left
     out (every window unknown: no rows, too few labels, ...) so no panel is drawn as empty axes."""
@@ -682,18 +698,7 @@ def performance(page: Page, data: ReportData) -> None:
             '<p class="meta">Each metric on the window\'s labelled rows against its reference value (dotted) and '
             "the warning/alert bounds (dashed). Windows whose labels have not arrived are unknown.</p>"
         )
-        series = [
-            {
-                "t": charts.ms(r.window_start),
-                "m": r.metric,
-                "v": charts.num(r.value),
-                "s": str(r.status),
-                "w": charts.num(r.details.get("warning")),
-                "a": charts.num(r.threshold),
-                "r": charts.num(r.details.get("reference_value")),
-            }
-            for r in overall
-        ]
+        series = level_series(overall, reference_key="reference_value")
         page.add(page.chart(charts.timeseries(series, columns=3, width=380), label="performance over time"))
         coverage: dict[tuple[datetime, datetime], dict[str, Any]] = {}
         for r in overall:
@@ -863,32 +868,12 @@ def operational(page: Page, data: ReportData) -> None:
     latency = [r for r in rows if r.metric.startswith("latency_")]
     if latency:
         page.add("<h3>Latency percentiles against the reference</h3>")
-        series = [
-            {
-                "t": charts.ms(r.window_start),
-                "m": r.metric,
-                "v": charts.num(r.value),
-                "s": str(r.status),
-                "w": charts.num(r.details.get("warning")),
-                "a": charts.num(r.threshold),
-                "r": charts.num(r.details.get("reference")),
-            }
-            for r in latency
-        ]
+        series = level_series(latency, reference_key="reference")
         page.add(page.chart(charts.timeseries(series, columns=3, width=380), label="latency"))
     other = [r for r in rows if r.metric != "row_count" and not r.metric.startswith("latency_")]
     if other:
         page.add("<h3>Other health checks</h3>")
-        series = [
-            {
-                "t": charts.ms(r.window_start),
-                "m": r.metric,
-                "v": charts.num(r.value),
-                "s": str(r.status),
-                "a": charts.num(r.threshold),
-            }
-            for r in other
-        ]
+        series = level_series(other, reference_key=None)
         page.add(page.chart(charts.timeseries(series, columns=3, width=380), label="other health checks"))
     flagged: dict[str, list[Result]] = defaultdict(list)
     for r in rows:
