@@ -246,32 +246,23 @@ def dataset_drift(
     """Window-level rows: the share of drifted features, and MLRun's general drift preset."""
     features = [name for name, _ in model_config.features.items()]
     if reason is not None or reference is None:
-        unknown = {"reason": reason or "no reference"}
         return [
             Result(
                 model=model_config.name,
                 window_start=window.start,
                 window_end=window.end,
                 kind=Kind.DATA_DRIFT,
-                metric="drifted_features_share",
+                metric=metric,
                 feature=None,
                 value=None,
-                threshold=model_config.drift.dataset_alert,
+                threshold=threshold,
                 status=Status.UNKNOWN,
-                details=unknown,
-            ),
-            Result(
-                model=model_config.name,
-                window_start=window.start,
-                window_end=window.end,
-                kind=Kind.DATA_DRIFT,
-                metric="general_drift",
-                feature=None,
-                value=None,
-                threshold=GENERAL_DRIFT_LEVELS[1],
-                status=Status.UNKNOWN,
-                details=unknown,
-            ),
+                details={"reason": reason or "no reference"},
+            )
+            for metric, threshold in (
+                ("drifted_features_share", model_config.drift.dataset_alert),
+                ("general_drift", GENERAL_DRIFT_LEVELS[1]),
+            )
         ]
     verdicts = {f: worst([r.status for r in per_feature if r.feature == f]) for f in features}
     judged = [f for f, s in verdicts.items() if s != Status.UNKNOWN]
