@@ -147,7 +147,7 @@ def _category_values(categories: list[str], kind: str | None) -> list[Any]:
 
 
 def plan_expectations(
-    model: ModelConfig, reference: ModelProfile | None, kinds: Mapping[str, str] | None = None
+    model_config: ModelConfig, reference: ModelProfile | None, kinds: Mapping[str, str] | None = None
 ) -> list[PlannedExpectation]:
     """The expectations for one model, in a stable order, each with a unique (metric, feature).
 
@@ -169,7 +169,7 @@ def plan_expectations(
     A constant reference gives the range ``[c, c]``. The timestamp range uses the suite parameters
     ``window_start``/``window_end``, so the plan does not depend on the window.
     """
-    quality = model.quality
+    quality = model_config.quality
     builtin = _severity(quality.severity)
     kinds = kinds or {}
     planned: list[tuple[str, dict[str, Any], str | None, Status, str]] = []
@@ -177,16 +177,16 @@ def plan_expectations(
     def add(kind: str, kwargs: dict[str, Any], feature: str | None, severity: Status = builtin) -> None:
         planned.append((kind, kwargs, feature, severity, "builtin"))
 
-    for column in model.columns():
+    for column in model_config.columns():
         add("expect_column_to_exist", {"column": column}, column)
 
     min_rows = quality.min_rows if quality.min_rows is not None else 1
     add("expect_table_row_count_to_be_between", {"min_value": min_rows, "max_value": quality.max_rows}, None)
 
     usable = reference if reference is not None and reference.row_count > 0 else None
-    features = set(model.features.numeric) | set(model.features.categorical)
-    never_null_checked = {model.label_column, model.error_column} - {None}
-    for column in model.columns():
+    features = set(model_config.features.numeric) | set(model_config.features.categorical)
+    never_null_checked = {model_config.label_column, model_config.error_column} - {None}
+    for column in model_config.columns():
         if column in never_null_checked:
             continue
         if column in features:
@@ -203,7 +203,7 @@ def plan_expectations(
         )
 
     if usable is not None:
-        for column in model.features.categorical:
+        for column in model_config.features.categorical:
             profile = usable.features.get(column)
             if not isinstance(profile, CategoricalProfile) or profile.overflow or not profile.counts:
                 continue
@@ -216,7 +216,7 @@ def plan_expectations(
                 },
                 column,
             )
-        for column in model.features.numeric:
+        for column in model_config.features.numeric:
             profile = usable.features.get(column)
             if not isinstance(profile, NumericProfile):
                 continue
@@ -227,18 +227,18 @@ def plan_expectations(
             add("expect_column_values_to_be_between", {"column": column, "min_value": low - margin,
                                                        "max_value": high + margin}, column)
 
-    if model.id_column:
-        add("expect_column_values_to_be_unique", {"column": model.id_column}, model.id_column)
+    if model_config.id_column:
+        add("expect_column_values_to_be_unique", {"column": model_config.id_column}, model_config.id_column)
 
     add(
         "expect_column_values_to_be_between",
         {
-            "column": model.timestamp_column,
+            "column": model_config.timestamp_column,
             "min_value": {"$PARAMETER": WINDOW_START},
             "max_value": {"$PARAMETER": WINDOW_END},
             "strict_max": True,
         },
-        model.timestamp_column,
+        model_config.timestamp_column,
     )
 
     for spec in quality.expectations:
@@ -354,10 +354,10 @@ def build_suite(name: str, planned: list[PlannedExpectation]) -> tuple[Any, dict
     return gx.ExpectationSuite(name=name, expectations=expectations), errors
 
 
-def window_bounds(model: ModelConfig, window: Window, block: pd.DataFrame) -> dict[str, Any]:
+def window_bounds(model_config: ModelConfig, window: Window, block: pd.DataFrame) -> dict[str, Any]:
     """``window_start``/``window_end`` for the suite, naive when the block's timestamp column is naive."""
     start, end = window.start, window.end
-    column = block.get(model.timestamp_column)
+    column = block.get(model_config.timestamp_column)
     if column is not None and isinstance(column.dtype, np.dtype) and column.dtype.kind == "M":
         start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
     return {WINDOW_START: start, WINDOW_END: end}
@@ -378,7 +378,7 @@ def _release(definition: Any) -> None:
         pass
 
 
-def run_suite(model: ModelConfig, frame: pd.DataFrame, suite: Any, parameters: dict[str, Any]) -> list[Any]:
+def run_suite(model_config: ModelConfig, frame: pd.DataFrame, suite: Any, parameters: dict[str, Any]) -> list[Any]:
     """GX's own results of ``suite`` on the whole ``frame``: the reference the streamed evaluation is
     tested against (``tests/checks/test_streamed_completeness.py``) and benchmarked against
     (``bench/gx_timing.py``); the hourly run does not call it.
@@ -390,7 +390,7 @@ def run_suite(model: ModelConfig, frame: pd.DataFrame, suite: Any, parameters: d
     """
     from great_expectations.validator.v1_validator import Validator
 
-    definition = _batch_definition(model.name)
+    definition = _batch_definition(model_config.name)
     # A run abandoned by a timeout keeps the lock; wait a while, then report instead of hanging.
     if not _GX_RUN_LOCK.acquire(timeout=RUN_LOCK_TIMEOUT_SECONDS):
         raise TimeoutError(f"another GX validation has held GX for {RUN_LOCK_TIMEOUT_SECONDS:.0f} s")
@@ -569,13 +569,13 @@ class CompletenessFold:
 
 
 def begin_completeness(
-    model: ModelConfig, reference: ModelProfile | None, window: Window, first_block: pd.DataFrame
+    model_config: ModelConfig, reference: ModelProfile | None, window: Window, first_block: pd.DataFrame
 ) -> CompletenessFold:
     """An empty fold for the window; ``first_block`` (any block, even empty) gives the columns' value
     kinds and whether the timestamp is naive. Blocks of one streamed read share their dtypes."""
-    kinds = value_kinds(first_block, model.features.categorical)
-    planned = plan_expectations(model, reference, kinds)
-    parameters = window_bounds(model, window, first_block)
+    kinds = value_kinds(first_block, model_config.features.categorical)
+    planned = plan_expectations(model_config, reference, kinds)
+    parameters = window_bounds(model_config, window, first_block)
     expectations = [(item.type, _resolved(item.kwargs, parameters)) for item in planned]
     return CompletenessFold(planned, parameters, StreamedSuite(expectations, meta={"kinds": kinds,
                                                                                      "parameters": parameters}))
@@ -585,19 +585,19 @@ def begin_completeness(
 COMPLETENESS_STATE = "completeness"
 
 
-def completeness_streams(model: ModelConfig) -> bool:
+def completeness_streams(model_config: ModelConfig) -> bool:
     """Whether a window of ``model`` folds completeness tallies with its profile: ``quality.enabled`` and
     ``monitors:`` absent or naming the built-in ``completeness``."""
-    return model.quality.enabled and (model.monitors is None or any(
-        spec.name == "completeness" and spec.path is None and spec.entry_point is None for spec in model.monitors
+    return model_config.quality.enabled and (model_config.monitors is None or any(
+        spec.name == "completeness" and spec.path is None and spec.entry_point is None for spec in model_config.monitors
     ))
 
 
 def completeness_state(
-    block: pd.DataFrame, model: ModelConfig, reference: ModelProfile | None, window: Window
+    block: pd.DataFrame, model_config: ModelConfig, reference: ModelProfile | None, window: Window
 ) -> StreamedSuite:
     """The completeness tallies of one block of the window (merge the blocks' in row order)."""
-    return begin_completeness(model, reference, window, block).fold(block).suite
+    return begin_completeness(model_config, reference, window, block).fold(block).suite
 
 
 def _streamed_fold(context: WindowContext) -> CompletenessFold | None:
@@ -678,7 +678,7 @@ TESTED_EXPECTATIONS = (
 )
 
 
-def chance_rate(model: ModelConfig, planned: PlannedExpectation, reference: ModelProfile | None) -> float | None:
+def chance_rate(model_config: ModelConfig, planned: PlannedExpectation, reference: ModelProfile | None) -> float | None:
     """The share of unexpected values an *unchanged* window has on average, from the reference.
 
     Nulls: the reference's null rate. A category set: the reference's Good-Turing missing mass
@@ -689,7 +689,7 @@ def chance_rate(model: ModelConfig, planned: PlannedExpectation, reference: Mode
     """
     if planned.origin != "builtin" or planned.type not in TESTED_EXPECTATIONS or planned.feature is None:
         return None
-    if planned.feature == model.timestamp_column:
+    if planned.feature == model_config.timestamp_column:
         return None
     if reference is None or reference.row_count <= 0:
         return None

@@ -98,34 +98,38 @@ class Backtest:
 
 
 def concept_from_profile(
-    model: ModelConfig, window: Window, reference: ModelProfile, current: ModelProfile
+    model_config: ModelConfig, window: Window, reference: ModelProfile, current: ModelProfile
 ) -> list[Result]:
     """Prediction, score and label drift from the profiles alone (the hourly run's statistics and family).
 
     The label rate per score bin needs the rows and is not re-judged."""
-    targets = [(c, k) for c, k in model.target_columns() if c not in (model.latency_column, model.error_column)]
-    label = current.features.get(model.label_field) if model.label_field else None
+    targets = [
+        (c, k)
+        for c, k in model_config.target_columns()
+        if c not in (model_config.latency_column, model_config.error_column)
+    ]
+    label = current.features.get(model_config.label_field) if model_config.label_field else None
     labelled = int(label.n) if label is not None else 0
-    min_labels = model.performance.min_labels
+    min_labels = model_config.performance.min_labels
     column_reasons = {
         c: f"only {labelled} labelled rows in the window, fewer than performance.min_labels={min_labels}"
-        for c in label_columns(model)
+        for c in label_columns(model_config)
         if labelled < min_labels
     }
     return compare_columns(
-        model,
+        model_config,
         window,
         reference,
         current,
         targets,
         Kind.CONCEPT_DRIFT,
         lambda kind: CONCEPT_METRICS[kind],
-        size_reason(model, reference, current),
+        size_reason(model_config, reference, current),
         column_reasons,
     )
 
 
-def rejudge_performance(model: ModelConfig, stored: list[Result]) -> list[Result]:
+def rejudge_performance(model_config: ModelConfig, stored: list[Result]) -> list[Result]:
     """Stored performance results under ``model``'s tolerances and alpha (values and p-values as stored)."""
     out = []
     for r in stored:
@@ -134,13 +138,13 @@ def rejudge_performance(model: ModelConfig, stored: list[Result]) -> list[Result
         if r.status == Status.UNKNOWN or r.value is None or reference_value is None or "level_reached" not in d:
             out.append(r)
             continue
-        warning, alert = tolerance_for(model, r.metric)
+        warning, alert = tolerance_for(model_config, r.metric)
         alert_bound, warning_bound = bound(r.metric, reference_value, alert), bound(r.metric, reference_value, warning)
         beyond = (lambda v, b: v > b) if lower_is_better(r.metric) else (lambda v, b: v < b)
         level = "alert" if beyond(r.value, alert_bound) else "warning" if beyond(r.value, warning_bound) else "ok"
         d |= {"level_reached": level, "warning": warning_bound}
         out.append(replace(r, threshold=alert_bound, details=d))
-    return judge_performance_family(out, model) if out else out
+    return judge_performance_family(out, model_config) if out else out
 
 
 def run_backtest(

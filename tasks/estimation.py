@@ -136,20 +136,24 @@ def _segment_codes(frame: pd.DataFrame, feature: str, profile: Any, vocabulary: 
     return codes.astype(np.int64)
 
 
-def applies(model: ModelConfig) -> bool:
+def applies(model_config: ModelConfig) -> bool:
     """Whether the model can have estimates: labels on the reference, and a score for a classifier."""
-    if not model.performance.enabled or not model.performance.estimation.enabled or model.label_field is None:
+    if (
+        not model_config.performance.enabled
+        or not model_config.performance.estimation.enabled
+        or model_config.label_field is None
+    ):
         return False
-    return model.task == "regression" or model.score_column is not None
+    return model_config.task == "regression" or model_config.score_column is not None
 
 
-def active(model: ModelConfig) -> bool:
+def active(model_config: ModelConfig) -> bool:
     """Whether the ``performance_estimation`` monitor runs for the model: it can (:func:`applies`) and
     ``monitors:`` is absent (every built-in runs) or names it. Only then are windows folded for it."""
-    if not applies(model):
+    if not applies(model_config):
         return False
-    return model.monitors is None or any(
-        spec.name == MONITOR_NAME and spec.path is None and spec.entry_point is None for spec in model.monitors
+    return model_config.monitors is None or any(
+        spec.name == MONITOR_NAME and spec.path is None and spec.entry_point is None for spec in model_config.monitors
     )
 
 
@@ -158,34 +162,34 @@ def active(model: ModelConfig) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def fit_estimator(frame: pd.DataFrame, model: ModelConfig, profile: ModelProfile) -> dict[str, Any] | None:
+def fit_estimator(frame: pd.DataFrame, model_config: ModelConfig, profile: ModelProfile) -> dict[str, Any] | None:
     """The estimator for the model, JSON-ready, with the reference's own estimates; None when the
     model cannot have one (see :func:`applies`) or the reference has no labelled rows."""
-    if not applies(model) or frame.empty:
+    if not applies(model_config) or frame.empty:
         return None
     frame = frame.reset_index(drop=True)
-    features = [f for f, _ in model.features.items() if f in profile.features and f in frame.columns]
+    features = [f for f, _ in model_config.features.items() if f in profile.features and f in frame.columns]
     vocabularies = {f: _segment_vocabulary(profile.features[f]) for f in features}
-    base = {"version": ESTIMATOR_VERSION, "task": model.task, "segment_features": vocabularies}
-    if model.task == "classification":
-        fitted = _fit_classifier(frame, model)
+    base = {"version": ESTIMATOR_VERSION, "task": model_config.task, "segment_features": vocabularies}
+    if model_config.task == "classification":
+        fitted = _fit_classifier(frame, model_config)
         if fitted is None:
             return None
         estimator = {**base, **fitted}
     else:
-        fitted = _fit_regressor(frame, model, profile, features)
+        fitted = _fit_regressor(frame, model_config, profile, features)
         if fitted is None:
             return None
         estimator = {**base, **fitted}
     reference_profile = ModelProfile(len(frame), dict(profile.features), {ESTIMATION: estimator})
-    state = window_state(frame, model, reference_profile)
+    state = window_state(frame, model_config, reference_profile)
     if state is not None:
         calibration = _calibration(estimator)
         estimator["reference"] = _estimates_json(_estimates(estimator, state.overall, calibration=calibration))
         estimator["reference_segments"] = {
             feature: {
                 name: {
-                    "rows": _rows_in(model, value),
+                    "rows": _rows_in(model_config, value),
                     **_estimates_json(_estimates(estimator, value, segment=True, calibration=calibration)),
                 }
                 for name, value in segments.items()
@@ -195,10 +199,10 @@ def fit_estimator(frame: pd.DataFrame, model: ModelConfig, profile: ModelProfile
     return estimator
 
 
-def _fit_classifier(frame: pd.DataFrame, model: ModelConfig) -> dict[str, Any] | None:
-    score = numeric_values(_column(frame, model.score_column))
-    positive = _indicator(_column(frame, model.label_field), model.performance.positive_label)
-    predicted = _indicator(_column(frame, model.prediction_column), model.performance.positive_label)
+def _fit_classifier(frame: pd.DataFrame, model_config: ModelConfig) -> dict[str, Any] | None:
+    score = numeric_values(_column(frame, model_config.score_column))
+    positive = _indicator(_column(frame, model_config.label_field), model_config.performance.positive_label)
+    predicted = _indicator(_column(frame, model_config.prediction_column), model_config.performance.positive_label)
     labelled = np.isfinite(score) & np.isfinite(positive)
     if labelled.sum() < 2:
         return None
@@ -208,7 +212,7 @@ def _fit_classifier(frame: pd.DataFrame, model: ModelConfig) -> dict[str, Any] |
         "calibrator": calibrator.to_json(),
         "calibration": calibration_quality(score, positive, predicted),
         # More than two classes: the realised accuracy counts every class, the score speaks of one.
-        "label_classes": int(_column(frame, model.label_field).dropna().astype(str).nunique()),
+        "label_classes": int(_column(frame, model_config.label_field).dropna().astype(str).nunique()),
     }
 
 
@@ -280,21 +284,21 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float:
 
 
 def _fit_regressor(
-    frame: pd.DataFrame, model: ModelConfig, profile: ModelProfile, features: list[str]
+    frame: pd.DataFrame, model_config: ModelConfig, profile: ModelProfile, features: list[str]
 ) -> dict[str, Any] | None:
-    truth = numeric_values(_column(frame, model.label_field))
-    prediction = numeric_values(_column(frame, model.prediction_column))
+    truth = numeric_values(_column(frame, model_config.label_field))
+    prediction = numeric_values(_column(frame, model_config.prediction_column))
     error = truth - prediction
     if np.isfinite(error).sum() < 2:
         return None
-    inputs = _loss_inputs(model, profile, features)
-    codes, levels = _loss_codes(frame, profile, inputs, model.prediction_column)
+    inputs = _loss_inputs(model_config, profile, features)
+    codes, levels = _loss_codes(frame, profile, inputs, model_config.prediction_column)
     finite = error[np.isfinite(error)]
     mse = float(np.mean(finite**2))
     return {
         "method": "additive loss model (direct loss estimation)",
         "loss_inputs": [name for name, _ in inputs],
-        "interactions": model.prediction_column,
+        "interactions": model_config.prediction_column,
         "absolute_loss": fit_additive_loss(codes, levels, np.abs(error)).to_json(),
         "squared_loss": fit_additive_loss(codes, levels, error**2).to_json(),
         # E[e^4] / E[e^2]^2 on the reference: the spread of the squared errors for the RMSE band.
@@ -327,11 +331,11 @@ def _loss_codes(
     return codes, levels
 
 
-def _loss_inputs(model: ModelConfig, profile: ModelProfile, features: list[str]) -> list[tuple[str, list[str]]]:
+def _loss_inputs(model_config: ModelConfig, profile: ModelProfile, features: list[str]) -> list[tuple[str, list[str]]]:
     """The loss model's inputs: each feature's segments, and the prediction's reference bins."""
     names = [*features]
-    if model.prediction_column in profile.features and model.prediction_column not in names:
-        names.append(model.prediction_column)
+    if model_config.prediction_column in profile.features and model_config.prediction_column not in names:
+        names.append(model_config.prediction_column)
     return [(name, _segment_vocabulary(profile.features[name])) for name in names]
 
 
@@ -340,17 +344,19 @@ def _loss_inputs(model: ModelConfig, profile: ModelProfile, features: list[str])
 # --------------------------------------------------------------------------------------------
 
 
-def window_state(frame: pd.DataFrame, model: ModelConfig, reference: ModelProfile | None) -> EstimationState | None:
+def window_state(
+    frame: pd.DataFrame, model_config: ModelConfig, reference: ModelProfile | None
+) -> EstimationState | None:
     """The window's (or one block's) estimation state; None without a fitted estimator."""
     estimator = (reference.extras.get(ESTIMATION) if reference is not None else None) or None
-    if estimator is None or estimator.get("task") != model.task or reference is None:
+    if estimator is None or estimator.get("task") != model_config.task or reference is None:
         return None
     frame = frame.reset_index(drop=True)
     segment_features = {f: v for f, v in (estimator.get("segment_features") or {}).items() if f in reference.features}
-    if model.task == "classification":
+    if model_config.task == "classification":
         calibrator = Calibrator.from_json(estimator["calibrator"])
-        plateau = calibrator.plateau(numeric_values(_column(frame, model.score_column)))
-        predicted = _indicator(_column(frame, model.prediction_column), model.performance.positive_label)
+        plateau = calibrator.plateau(numeric_values(_column(frame, model_config.score_column)))
+        predicted = _indicator(_column(frame, model_config.prediction_column), model_config.performance.positive_label)
 
         group_of_bin, group_levels = segment_groups(calibrator)
         group = np.where(plateau >= 0, group_of_bin[np.maximum(plateau, 0)], -1)
@@ -368,7 +374,7 @@ def window_state(frame: pd.DataFrame, model: ModelConfig, reference: ModelProfil
         codes, _ = _loss_codes(frame, reference, inputs, estimator.get("interactions"))
         absolute = AdditiveLoss.from_json(estimator["absolute_loss"]).predict(codes) if codes else np.zeros(len(frame))
         squared = AdditiveLoss.from_json(estimator["squared_loss"]).predict(codes) if codes else np.zeros(len(frame))
-        usable = np.isfinite(numeric_values(_column(frame, model.prediction_column)))
+        usable = np.isfinite(numeric_values(_column(frame, model_config.prediction_column)))
 
         def cell(positions: np.ndarray | slice) -> np.ndarray:
             keep, a, q = usable[positions], absolute[positions], squared[positions]
@@ -377,13 +383,13 @@ def window_state(frame: pd.DataFrame, model: ModelConfig, reference: ModelProfil
         overall = cell(slice(None))
         skipped = len(frame) - int(overall[0])
     segments: dict[str, dict[str, np.ndarray]] = {}
-    if model.performance.segments:
+    if model_config.performance.segments:
         for feature in segment_features:
             if feature not in frame.columns:
                 continue
             names = assign_segments(frame[feature], reference.features[feature])
             segments[feature] = {str(name): cell(positions) for name, positions in segment_positions(names)}
-    return EstimationState(model.task, overall, segments, skipped)
+    return EstimationState(model_config.task, overall, segments, skipped)
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,8 +456,8 @@ def _estimates_json(estimates: dict[str, Estimate]) -> dict[str, dict[str, float
     return {m: {"value": _finite(e.value), "standard_error": _finite(e.standard_error)} for m, e in estimates.items()}
 
 
-def _rows_in(model: ModelConfig, cell: np.ndarray) -> int:
-    return int(cell.sum()) if model.task == "classification" else int(cell[0])
+def _rows_in(model_config: ModelConfig, cell: np.ndarray) -> int:
+    return int(cell.sum()) if model_config.task == "classification" else int(cell[0])
 
 
 def _finite(value: float | None) -> float | None:
@@ -462,16 +468,16 @@ def _rounded(value: float) -> float | None:
     return round(value, 6) if math.isfinite(value) else None
 
 
-def _z(model: ModelConfig) -> float:
-    return float(sps.norm.ppf(0.5 + model.performance.estimation.confidence / 2))
+def _z(model_config: ModelConfig) -> float:
+    return float(sps.norm.ppf(0.5 + model_config.performance.estimation.confidence / 2))
 
 
-def _band(model: ModelConfig, metric: str, estimate: Estimate) -> list[float] | None:
+def _band(model_config: ModelConfig, metric: str, estimate: Estimate) -> list[float] | None:
     """The band at ``performance.estimation.confidence``: the window's sampling error and the
     calibration's error from the reference labels, combined (independent draws)."""
     if not (math.isfinite(estimate.value) and math.isfinite(estimate.total_error)):
         return None
-    half = _z(model) * estimate.total_error
+    half = _z(model_config) * estimate.total_error
     low, high = estimate.value - half, estimate.value + half
     if metric in CLASSIFICATION_ESTIMATES:
         low, high = max(low, 0.0), min(high, 1.0)
@@ -486,21 +492,23 @@ def _worse_pvalue(metric: str, value: float, se: float, reference: float, refere
     return one_sided_pvalue(difference, se * se + reference_se * reference_se)
 
 
-def _verdict(model: ModelConfig, realised_name: str, value: float, reference: float) -> tuple[Status, float, float]:
+def _verdict(
+    model_config: ModelConfig, realised_name: str, value: float, reference: float
+) -> tuple[Status, float, float]:
     """Status by the realised metric's tolerances, with the alert and warning bounds."""
-    warning, alert = tolerance_for(model, realised_name)
+    warning, alert = tolerance_for(model_config, realised_name)
     alert_bound, warning_bound = bound(realised_name, reference, alert), bound(realised_name, reference, warning)
     levels = Threshold(warning_bound, alert_bound, None, higher_is_worse=lower_is_better(realised_name), strict=True)
     status = levels.judge(value)
     return status, alert_bound, warning_bound
 
 
-def _alpha(model: ModelConfig) -> float:
-    return float(getattr(model.performance, "alpha", ALPHA))
+def _alpha(model_config: ModelConfig) -> float:
+    return float(getattr(model_config.performance, "alpha", ALPHA))
 
 
 def _result(
-    model: ModelConfig,
+    model_config: ModelConfig,
     window: Window,
     metric: str,
     feature: str | None,
@@ -511,7 +519,7 @@ def _result(
     resolution: str,
 ) -> Result:
     return Result(
-        model=model.name,
+        model=model_config.name,
         window_start=window.start,
         window_end=window.end,
         kind=Kind.PERFORMANCE,
@@ -526,7 +534,7 @@ def _result(
 
 
 def estimate_results(
-    model: ModelConfig,
+    model_config: ModelConfig,
     window: Window,
     reference: ModelProfile | None,
     current: ModelProfile,
@@ -537,19 +545,19 @@ def estimate_results(
     No results for a model that cannot have estimates (:func:`applies`); every result ``unknown``
     (with the reason) without a fitted estimator, or below ``performance.estimation.min_rows`` scored rows.
     """
-    if not applies(model):
+    if not applies(model_config):
         return []
-    metrics = CLASSIFICATION_ESTIMATES if model.task == "classification" else REGRESSION_ESTIMATES
+    metrics = CLASSIFICATION_ESTIMATES if model_config.task == "classification" else REGRESSION_ESTIMATES
     estimator = (reference.extras.get(ESTIMATION) if reference is not None else None) or None
     state = current.states.get(ESTIMATION)
-    config = model.performance.estimation
+    config = model_config.performance.estimation
     base: dict[str, Any] = {"estimate": True, "confidence": config.confidence}
     reason = None
     if estimator is None:
         reason = "the reference has no fitted estimator (no labelled rows with a score and prediction)"
     elif state is None:
         reason = "the window has no estimation state"
-    rows = _rows_in(model, state.overall) if state is not None else 0
+    rows = _rows_in(model_config, state.overall) if state is not None else 0
     if reason is None and rows < config.min_rows:
         reason = (
             f"{rows} rows with a score and prediction, fewer than performance.estimation.min_rows={config.min_rows}"
@@ -557,7 +565,7 @@ def estimate_results(
     if reason is not None:
         return [
             _result(
-                model,
+                model_config,
                 window,
                 estimated(m),
                 None,
@@ -580,7 +588,7 @@ def estimate_results(
     reference_estimates = estimator.get("reference") or {}
     calibration = _calibration(estimator)
     estimates = _estimates(estimator, state.overall, calibration=calibration)
-    alpha = _alpha(model)
+    alpha = _alpha(model_config)
     results = []
     for metric in metrics:
         estimate = estimates[metric]
@@ -588,7 +596,7 @@ def estimate_results(
         ref_value, ref_se = ref.get("value"), float(ref.get("standard_error") or 0.0)
         details = {
             **base,
-            "band": _band(model, metric, estimate),
+            "band": _band(model_config, metric, estimate),
             "standard_error": _finite(estimate.standard_error),
             "calibration_error": _finite(estimate.calibration_error),
             "reference_value": ref_value,
@@ -596,7 +604,7 @@ def estimate_results(
             "direction": "lower_is_better" if metric in LOWER_IS_BETTER else "higher_is_better",
             "realised": None,
         }
-        warning, alert = tolerance_for(model, metric)
+        warning, alert = tolerance_for(model_config, metric)
         details["tolerance"] = {"warning": warning, "alert": alert}
         classes = int(estimator.get("label_classes") or 2)
         multiclass_accuracy = metric == "accuracy" and classes > 2
@@ -616,7 +624,7 @@ def estimate_results(
                 )
             results.append(
                 _result(
-                    model,
+                    model_config,
                     window,
                     estimated(metric),
                     None,
@@ -628,7 +636,7 @@ def estimate_results(
                 )
             )
             continue
-        status, alert_bound, warning_bound = _verdict(model, metric, estimate.value, ref_value)
+        status, alert_bound, warning_bound = _verdict(model_config, metric, estimate.value, ref_value)
         p_value = _worse_pvalue(metric, estimate.value, estimate.standard_error, ref_value, ref_se)
         details |= {
             "warning": warning_bound,
@@ -639,21 +647,25 @@ def estimate_results(
             "test": "estimate_vs_reference_z",
         }
         results.append(
-            _result(model, window, estimated(metric), None, estimate.value, alert_bound, status, details, resolution)
+            _result(
+                model_config, window, estimated(metric), None, estimate.value, alert_bound, status, details, resolution
+            )
         )
-    if model.performance.segments:
+    if model_config.performance.segments:
         features = [f for f in state.segments if f in (estimator.get("reference_segments") or {})]
         for feature in features:
             results.append(
-                _segment_result(model, window, estimator, state, feature, len(features), resolution, base, calibration)
+                _segment_result(
+                    model_config, window, estimator, state, feature, len(features), resolution, base, calibration
+                )
             )
     # The level each bound reached counts only if significant in the window's performance family
     # (Holm across every estimate, alert at alpha / 10): the realised metrics' gate, not one of its own.
-    return judge_performance_family(results, model)
+    return judge_performance_family(results, model_config)
 
 
 def _segment_result(
-    model: ModelConfig,
+    model_config: ModelConfig,
     window: Window,
     estimator: dict[str, Any],
     state: EstimationState,
@@ -666,13 +678,13 @@ def _segment_result(
     """The most degraded segment of one feature by its estimated primary metric. Its p-value is
     Bonferroni-adjusted over the segments compared and the features (``p_value_bonferroni``), as for
     the realised segments, before the window's performance family judges it."""
-    metric = "roc_auc" if model.task == "classification" else "mae"
+    metric = "roc_auc" if model_config.task == "classification" else "mae"
     name = estimated(f"segment_{metric}")
-    minimum = min_segment_labels(model)
+    minimum = min_segment_labels(model_config)
     reference_segments = estimator["reference_segments"][feature]
     compared = []
     for segment, cell in state.segments[feature].items():
-        rows = _rows_in(model, cell)
+        rows = _rows_in(model_config, cell)
         ref = reference_segments.get(segment) or {}
         ref_metric = ref.get(metric) or {}
         if rows < minimum or int(ref.get("rows") or 0) < minimum or ref_metric.get("value") is None:
@@ -701,37 +713,37 @@ def _segment_result(
     details.pop("rows", None)
     if not compared:
         details["reason"] = f"no segment of {feature!r} has {minimum} scored rows in both the window and the reference"
-        return _result(model, window, name, feature, None, None, Status.UNKNOWN, details, resolution)
+        return _result(model_config, window, name, feature, None, None, Status.UNKNOWN, details, resolution)
     compared.sort(key=lambda c: (-c[0], c[1]))
     worst_degradation, p_value, segment, rows, estimate, ref_value = compared[0]
-    status, alert_bound, warning_bound = _verdict(model, f"segment_{metric}", estimate.value, ref_value)
+    status, alert_bound, warning_bound = _verdict(model_config, f"segment_{metric}", estimate.value, ref_value)
     p_bonferroni = min(1.0, p_value * len(compared) * max(features, 1))
     details |= {
         "level_reached": str(status),
         "degradation": _finite(worst_degradation),
         "segment": segment,
         "rows": rows,
-        "band": _band(model, metric, estimate),
+        "band": _band(model_config, metric, estimate),
         "standard_error": _finite(estimate.standard_error),
         "calibration_error": _finite(estimate.calibration_error),
         "reference_value": ref_value,
         "warning": warning_bound,
         "p_value": p_value,
         "p_value_bonferroni": p_bonferroni,
-        "alpha": _alpha(model),
+        "alpha": _alpha(model_config),
         "segments_compared": len(compared),
         "segments": [
             {
                 "segment": c[2],
                 "rows": c[3],
                 "value": _finite(c[4].value),
-                "band": _band(model, metric, c[4]),
+                "band": _band(model_config, metric, c[4]),
                 "reference_value": c[5],
             }
             for c in compared[:12]
         ],
     }
-    return _result(model, window, name, feature, estimate.value, alert_bound, status, details, resolution)
+    return _result(model_config, window, name, feature, estimate.value, alert_bound, status, details, resolution)
 
 
 def estimation_monitor(context: WindowContext) -> list[Result]:
@@ -812,10 +824,10 @@ def _segments_beside(details: dict[str, Any], match: Result) -> dict[str, Any]:
     }
 
 
-def reacting(model: ModelConfig, results: list[Result]) -> list[Result]:
+def reacting(model_config: ModelConfig, results: list[Result]) -> list[Result]:
     """The results that may trigger events, notifications and automations: all but the estimates not
     named in ``performance.estimation.react`` (``null``: every estimate reacts)."""
-    chosen = model.performance.estimation.react
+    chosen = model_config.performance.estimation.react
     if chosen is None:
         return results
     allowed = {estimated(m) for m in chosen} | {estimated(f"segment_{m}") for m in chosen}

@@ -31,17 +31,17 @@ from driftline.tasks.persistence import apply_persistence, recent_alert_counts
 from driftline.tasks.profiles import CONCEPT_STATE, DEFINITION_KEY, choose_reference, stream_window_profile
 
 
-def labelled_in(frame: Any, model: ModelConfig) -> int | None:
-    label = model.label_field
+def labelled_in(frame: Any, model_config: ModelConfig) -> int | None:
+    label = model_config.label_field
     if label is None or label not in frame:
         return None
     return int(frame[label].notna().sum())
 
 
-def labelled_in_profile(profile: ModelProfile, model: ModelConfig) -> int | None:
+def labelled_in_profile(profile: ModelProfile, model_config: ModelConfig) -> int | None:
     """``labelled_in`` from a window's profile: the labelled rows its performance or concept state
     counted, else the label's non-null values (the label is profiled as a target column, with a reference)."""
-    label = model.label_field
+    label = model_config.label_field
     if label is None:
         return None
     for state in (profile.states.get(PERFORMANCE_STATE), profile.states.get(CONCEPT_STATE)):
@@ -76,7 +76,7 @@ def worse_kinds(before: list[Result], after: list[Result]) -> set[Kind]:
 def refresh_late_labels(
     data_engine: Engine,
     results_engine: Engine,
-    model: ModelConfig,
+    model_config: ModelConfig,
     reference: ModelProfile | None,
     before: Window,
     logger: Any = None,
@@ -100,21 +100,21 @@ def refresh_late_labels(
     status says nothing new, while reacting to it again would re-open an incident a newer window has
     resolved and notify the same problem twice.
     """
-    lookback = model.performance.lookback_hours
+    lookback = model_config.performance.lookback_hours
     # ``reference`` (the current window's) is not needed: each past window resolves its own.
-    if model.label_field is None or lookback == 0 or not model.performance.enabled:
+    if model_config.label_field is None or lookback == 0 or not model_config.performance.enabled:
         return []
     start = before.start - timedelta(hours=lookback)
-    stored = label_coverage(results_engine, model.name, start, before.start)
+    stored = label_coverage(results_engine, model_config.name, start, before.start)
     if not stored:
         return []
-    live = labelled_counts(data_engine, model, start, before.start)
+    live = labelled_counts(data_engine, model_config, start, before.start)
     # Taken before any window is reread: a label changed while it is reread shows up next time.
-    live_sums = label_checksums(data_engine, model, start, before.start)
-    stored_sums = stored_label_checksums(results_engine, model.name, start, before.start)
-    versions = run_reference_versions(results_engine, model.name, start, before.start)
+    live_sums = label_checksums(data_engine, model_config, start, before.start)
+    stored_sums = stored_label_checksums(results_engine, model_config.name, start, before.start)
+    versions = run_reference_versions(results_engine, model_config.name, start, before.start)
     refreshed = []
-    monitors = label_dependent_monitors(model)
+    monitors = label_dependent_monitors(model_config)
     if notify and flow_run_id is None:
         from prefect.runtime import flow_run
 
@@ -128,15 +128,15 @@ def refresh_late_labels(
         window = Window(window_start, window_start + HOUR)
         # The reference the window's stored verdicts rest on (recorded in the run log), else the
         # version in effect at its start: a promotion since never re-judges it behind anyone's back.
-        choice = choose_reference(data_engine, results_engine, model, window, version=versions.get(window_start))
+        choice = choose_reference(data_engine, results_engine, model_config, window, version=versions.get(window_start))
         # Streamed like the hourly run: the label-dependent monitors work from the window's states.
-        current = stream_window_profile(data_engine, model, window, choice.profile)
+        current = stream_window_profile(data_engine, model_config, window, choice.profile)
 
         def rows(window: Window = window) -> Any:
-            return read_rows(data_engine, model, window.start, window.end)
+            return read_rows(data_engine, model_config, window.start, window.end)
 
         context = WindowContext(
-            model,
+            model_config,
             window,
             rows,
             choice.profile,
@@ -149,28 +149,38 @@ def refresh_late_labels(
         if logger is not None:
             context.logger = logger
         results = attach_realised(
-            judge_window_performance([r for monitor in monitors for r in run_guarded(monitor, context)], model)
+            judge_window_performance([r for monitor in monitors for r in run_guarded(monitor, context)], model_config)
         )
-        if model.alert_after is not None:
+        if model_config.alert_after is not None:
             # The hourly run's persistence, re-applied: labels that reveal a first alert hold it at warning
             # unless it lasted ``alert_after`` of the windows before this one, as a fresh window would.
-            results = apply_persistence(model, results, recent_alert_counts(results_engine, model, window))
+            results = apply_persistence(
+                model_config, results, recent_alert_counts(results_engine, model_config, window)
+            )
         labelled = (
-            labelled_in(context.frame, model) if context.rows.loaded else labelled_in_profile(current, model)
+            labelled_in(context.frame, model_config)
+            if context.rows.loaded
+            else labelled_in_profile(current, model_config)
         ) or 0
         kinds = {m.kind for m in monitors}
-        previous = [r for r in load_results(results_engine, model.name, window.start, window.end) if r.kind in kinds]
-        save_label_refresh(results_engine, model.name, window, results, kinds, labelled, live_sums.get(window_start))
+        previous = [
+            r for r in load_results(results_engine, model_config.name, window.start, window.end) if r.kind in kinds
+        ]
+        save_label_refresh(
+            results_engine, model_config.name, window, results, kinds, labelled, live_sums.get(window_start)
+        )
         if choice.profile is not None:
             # The hour's stored profile now carries the late labels: days and weeks merge them.
-            store_window_profile(results_engine, model.name, choice.profile.extras[DEFINITION_KEY], window, current)
+            store_window_profile(
+                results_engine, model_config.name, choice.profile.extras[DEFINITION_KEY], window, current
+            )
         refreshed.append(window.start.isoformat())
         worse = worse_kinds(previous, results) if notify else set()
         if worse:
             # After the save, as in the hourly flow: react never raises and never holds results back.
             react(
                 Databases(data=data_engine, results=results_engine),
-                model,
+                model_config,
                 window,
                 [r for r in results if r.kind in worse],
                 flow_run_id,
@@ -179,9 +189,9 @@ def refresh_late_labels(
     return refreshed
 
 
-def window_label_checksum(data_engine: Engine, model: ModelConfig, window: Window) -> str | None:
+def window_label_checksum(data_engine: Engine, model_config: ModelConfig, window: Window) -> str | None:
     """The window's label checksum (:func:`label_checksums`); None without labels."""
-    return label_checksums(data_engine, model, window.start, window.end).get(window.start)
+    return label_checksums(data_engine, model_config, window.start, window.end).get(window.start)
 
 
 window_label_checksum_task = task(window_label_checksum, name="label-checksum", **RETRY_TRANSIENT)

@@ -97,13 +97,13 @@ def _builtin(name: str) -> FunctionMonitor:
     return FunctionMonitor(name, kind, fn)
 
 
-def label_dependent_monitors(model: ModelConfig | None = None) -> list[Monitor]:
+def label_dependent_monitors(model_config: ModelConfig | None = None) -> list[Monitor]:
     """What a late-label refresh recomputes for a past window (its data-drift rows stay untouched).
 
     The estimated performance too when it runs for ``model``: its rows are of kind ``performance``,
     which the refresh replaces, and the realised metric is put beside each estimate."""
     monitors = [_builtin("concept_drift"), _builtin("performance")]
-    if model is None or estimation_active(model):
+    if model_config is None or estimation_active(model_config):
         monitors.append(_builtin(ESTIMATION_MONITOR))
     return monitors
 
@@ -151,14 +151,14 @@ def resolve(spec: MonitorSpec) -> ConfiguredMonitor:
     )
 
 
-def monitors_for(model: ModelConfig) -> list[ConfiguredMonitor]:
-    if model.monitors is None:
+def monitors_for(model_config: ModelConfig) -> list[ConfiguredMonitor]:
+    if model_config.monitors is None:
         return [
             ConfiguredMonitor(name, kind, fn, {}, None, name not in PROFILE_ONLY)
             for name, (kind, fn, default) in BUILTIN.items()
             if default
         ]
-    return [resolve(spec) for spec in model.monitors]
+    return [resolve(spec) for spec in model_config.monitors]
 
 
 def run_monitor(monitor: ConfiguredMonitor | Monitor, context: WindowContext) -> list[Result]:

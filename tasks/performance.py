@@ -350,15 +350,15 @@ def assign_segments(column: pd.Series, profile: FeatureProfile) -> np.ndarray:
     return text
 
 
-def segment_metric(model: ModelConfig) -> str:
+def segment_metric(model_config: ModelConfig) -> str:
     """The primary metric compared per segment."""
-    if model.task == "regression":
+    if model_config.task == "regression":
         return "mae"
-    return "roc_auc" if model.score_column else "accuracy"
+    return "roc_auc" if model_config.score_column else "accuracy"
 
 
-def min_segment_labels(model: ModelConfig) -> int:
-    return max(MIN_SEGMENT_LABELS, math.ceil(model.performance.min_labels / 5))
+def min_segment_labels(model_config: ModelConfig) -> int:
+    return max(MIN_SEGMENT_LABELS, math.ceil(model_config.performance.min_labels / 5))
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,11 +366,11 @@ def min_segment_labels(model: ModelConfig) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def label_column_for(model: ModelConfig) -> str | None:
+def label_column_for(model_config: ModelConfig) -> str | None:
     """Where a frame holds the label: the model's label column, else the joined ``__label__``."""
-    if model.label_column:
-        return model.label_column
-    return JOINED_LABEL_COLUMN if model.labels is not None else None
+    if model_config.label_column:
+        return model_config.label_column
+    return JOINED_LABEL_COLUMN if model_config.labels is not None else None
 
 
 @dataclass
@@ -398,49 +398,55 @@ class _Rows:
         )
 
 
-def _rows(model: ModelConfig, frame: pd.DataFrame, label_column: str | None) -> _Rows:
+def _rows(model_config: ModelConfig, frame: pd.DataFrame, label_column: str | None) -> _Rows:
     def column(name: str | None) -> pd.Series:
         if name is not None and name in frame.columns:
             return frame[name].reset_index(drop=True)
         return pd.Series(np.full(len(frame), np.nan), dtype=np.float64)
 
-    score = column(model.score_column) if model.task == "classification" and model.score_column else None
-    return _Rows(column(label_column), column(model.prediction_column), score)
+    score = (
+        column(model_config.score_column)
+        if model_config.task == "classification" and model_config.score_column
+        else None
+    )
+    return _Rows(column(label_column), column(model_config.prediction_column), score)
 
 
 #: Key of the window's performance state in ``ModelProfile.states``.
 PERFORMANCE_STATE = "performance"
 
 
-def performance_streams(model: ModelConfig) -> bool:
+def performance_streams(model_config: ModelConfig) -> bool:
     """Whether a window of ``model`` carries a performance state: performance on, a label known, and
     ``monitors:`` absent (every built-in runs) or naming the built-in ``performance``."""
-    if not model.performance.enabled or label_column_for(model) is None:
+    if not model_config.performance.enabled or label_column_for(model_config) is None:
         return False
-    return model.monitors is None or any(
-        spec.name == "performance" and spec.path is None and spec.entry_point is None for spec in model.monitors
+    return model_config.monitors is None or any(
+        spec.name == "performance" and spec.path is None and spec.entry_point is None for spec in model_config.monitors
     )
 
 
 def window_performance(
-    frame: pd.DataFrame, model: ModelConfig, reference: ModelProfile | None, label_column: str | None = None
+    frame: pd.DataFrame, model_config: ModelConfig, reference: ModelProfile | None, label_column: str | None = None
 ) -> WindowPerformance:
     """The performance state of some rows of a window (a block or all of them): overall, and per
     segment of every feature the reference profiles (segments only with ``performance.segments``)."""
-    label_column = label_column or label_column_for(model)
-    rows = _rows(model, frame, label_column)
-    facts = RowFacts.of(model.task, rows.truth, rows.pred, rows.score, model.performance.positive_label)
+    label_column = label_column or label_column_for(model_config)
+    rows = _rows(model_config, frame, label_column)
+    facts = RowFacts.of(model_config.task, rows.truth, rows.pred, rows.score, model_config.performance.positive_label)
     segments: dict[str, np.ndarray] = {}
-    if model.performance.segments and reference is not None:
-        for feature, _ in model.features.items():
+    if model_config.performance.segments and reference is not None:
+        for feature, _ in model_config.features.items():
             profile = reference.features.get(feature)
             if profile is not None and feature in frame.columns:
                 segments[feature] = assign_segments(frame[feature].reset_index(drop=True), profile)
     return WindowPerformance.of_rows(facts, segments, label_present=label_column in frame.columns)
 
 
-def _metrics(model: ModelConfig, rows: _Rows, only: Collection[str] | None = None) -> dict[str, float]:
-    return compute_metrics(model.task, rows.truth, rows.pred, rows.score, model.performance.positive_label, only=only)
+def _metrics(model_config: ModelConfig, rows: _Rows, only: Collection[str] | None = None) -> dict[str, float]:
+    return compute_metrics(
+        model_config.task, rows.truth, rows.pred, rows.score, model_config.performance.positive_label, only=only
+    )
 
 
 def _json_float(value: float | None) -> float | None:
@@ -462,12 +468,12 @@ def segment_positions(segments: np.ndarray) -> list[tuple[Any, np.ndarray]]:
     return [(name, order[bounds[code] : bounds[code + 1]]) for code, name in enumerate(names)]
 
 
-def _segment_table(model: ModelConfig, rows: _Rows, segments: np.ndarray) -> dict[str, dict[str, Any]]:
-    metric = segment_metric(model)
+def _segment_table(model_config: ModelConfig, rows: _Rows, segments: np.ndarray) -> dict[str, dict[str, Any]]:
+    metric = segment_metric(model_config)
     labelled = rows.truth.notna().to_numpy()
     table: dict[str, dict[str, Any]] = {}
     for name, positions in segment_positions(segments):
-        value, sampling = _segment_statistics(model, metric, rows.subset(positions))
+        value, sampling = _segment_statistics(model_config, metric, rows.subset(positions))
         table[str(name)] = {
             "rows": int(positions.size),
             "labelled_rows": int(labelled[positions].sum()),
@@ -483,7 +489,7 @@ def _segment_table(model: ModelConfig, rows: _Rows, segments: np.ndarray) -> dic
 
 
 def reference_performance(
-    model: ModelConfig,
+    model_config: ModelConfig,
     reference_frame: pd.DataFrame,
     profile: ModelProfile | None = None,
     label_column: str | None = None,
@@ -511,31 +517,31 @@ def reference_performance(
     ``positives``/``negatives`` (roc_auc), ``n`` (accuracy: rows compared), ``n``/``error_std``
     (mae). Segment names: see :func:`assign_segments`.
     """
-    label_column = label_column or label_column_for(model)
-    rows = _rows(model, reference_frame, label_column)
+    label_column = label_column or label_column_for(model_config)
+    rows = _rows(model_config, reference_frame, label_column)
     if profile is None:
-        profile = fit_model_profile(reference_frame, model.features.numeric, model.features.categorical)
+        profile = fit_model_profile(reference_frame, model_config.features.numeric, model_config.features.categorical)
     segments: dict[str, Any] = {}
-    if model.performance.segments:
-        for feature, kind in model.features.items():
+    if model_config.performance.segments:
+        for feature, kind in model_config.features.items():
             feature_profile = profile.features.get(feature)
             if feature_profile is None or feature not in reference_frame.columns:
                 continue
             assigned = assign_segments(reference_frame[feature].reset_index(drop=True), feature_profile)
-            segments[feature] = {"column_kind": kind, "segments": _segment_table(model, rows, assigned)}
+            segments[feature] = {"column_kind": kind, "segments": _segment_table(model_config, rows, assigned)}
     labelled = rows.labelled
     return {
         "version": REFERENCE_PERFORMANCE_VERSION,
-        "task": model.task,
+        "task": model_config.task,
         "label_column": label_column,
-        "positive_label": model.performance.positive_label,
+        "positive_label": model_config.performance.positive_label,
         "rows": rows.rows,
         "labelled_rows": labelled,
         "label_coverage": _json_float(labelled / rows.rows) if rows.rows else None,
-        "metrics": {name: _json_float(value) for name, value in _metrics(model, rows).items()},
-        "sampling": overall_sampling(model, rows),
-        "segment_metric": segment_metric(model),
-        "min_segment_labels": min_segment_labels(model),
+        "metrics": {name: _json_float(value) for name, value in _metrics(model_config, rows).items()},
+        "sampling": overall_sampling(model_config, rows),
+        "segment_metric": segment_metric(model_config),
+        "min_segment_labels": min_segment_labels(model_config),
         "segments": segments,
     }
 
@@ -558,13 +564,13 @@ def lower_is_better(metric: str) -> bool:
     return base_metric(metric) in LOWER_IS_BETTER
 
 
-def tolerance_for(model: ModelConfig, metric: str) -> tuple[float, float]:
+def tolerance_for(model_config: ModelConfig, metric: str) -> tuple[float, float]:
     """Relative (warning, alert) degradation allowed for a metric; ``estimated_x`` falls back to ``x``,
     ``segment_x`` to ``x``."""
-    tolerances = model.performance.tolerance
+    tolerances = model_config.performance.tolerance
     realised = metric.removeprefix(ESTIMATED_PREFIX)
     levels = tolerances.get(metric) or tolerances.get(realised) or tolerances.get(base_metric(metric))
-    levels = levels or model.performance.default_tolerance
+    levels = levels or model_config.performance.default_tolerance
     return levels.warning, levels.alert
 
 
@@ -590,14 +596,14 @@ def _status(metric: str, value: float, warning_bound: float, alert_bound: float)
     return levels.judge(value)
 
 
-def _reference_problem(model: ModelConfig, reference_perf: dict[str, Any] | None) -> str | None:
+def _reference_problem(model_config: ModelConfig, reference_perf: dict[str, Any] | None) -> str | None:
     if reference_perf is None:
         return "no reference performance"
-    if reference_perf.get("task") != model.task:
-        return f"reference performance was computed for task {reference_perf.get('task')!r}, not {model.task!r}"
+    if reference_perf.get("task") != model_config.task:
+        return f"reference performance was computed for task {reference_perf.get('task')!r}, not {model_config.task!r}"
     labelled = int(reference_perf.get("labelled_rows") or 0)
-    if labelled < model.performance.min_labels:
-        return f"reference has {labelled} labelled rows, fewer than min_labels={model.performance.min_labels}"
+    if labelled < model_config.performance.min_labels:
+        return f"reference has {labelled} labelled rows, fewer than min_labels={model_config.performance.min_labels}"
     return None
 
 
@@ -700,17 +706,17 @@ def evaluate_performance(
     return explain_performance(context, judge_performance_family(results, model))
 
 
-def performance_threshold(model: ModelConfig) -> Threshold:
+def performance_threshold(model_config: ModelConfig) -> Threshold:
     """The threshold object of the performance family. The levels are reached by each metric's bounds
     (``details.level_reached``: 1 warning, 2 alert); the object supplies the significance each needs."""
-    alpha = _alpha(model)
+    alpha = _alpha(model_config)
     return Threshold(1.0, 2.0, alpha, alpha * ALERT_ALPHA_RATIO)
 
 
 _LEVEL_INDEX = {"ok": 0.0, "warning": 1.0, "alert": 2.0}
 
 
-def judge_performance_family(results: list[Result], model: ModelConfig) -> list[Result]:
+def judge_performance_family(results: list[Result], model_config: ModelConfig) -> list[Result]:
     """One window-level family for every performance check.
 
     The p-values of the overall metrics and of each feature's most degraded segment (already
@@ -724,7 +730,7 @@ def judge_performance_family(results: list[Result], model: ModelConfig) -> list[
     family again (with more members, see :func:`judge_window_performance`) gives the same answer from
     the same details, and keeps a flagged result's likely causes in its sentence.
     """
-    threshold = performance_threshold(model)
+    threshold = performance_threshold(model_config)
     members = [i for i, r in enumerate(results) if "level_reached" in r.details]
     pvalues = [results[i].details.get("p_value_bonferroni", results[i].details.get("p_value")) for i in members]
     statuses, adjusted = judge_family(
@@ -756,7 +762,7 @@ def _not_significant(r: Result) -> str:
     return "estimated degradation not significant" if estimate else "degradation not significant"
 
 
-def judge_window_performance(results: list[Result], model: ModelConfig) -> list[Result]:
+def judge_window_performance(results: list[Result], model_config: ModelConfig) -> list[Result]:
     """The window's performance family across monitors: realised metrics (``performance``) and
     estimated ones (``performance_estimation``) judged together, so a calm window's chance of any
     performance flag stays at ``alpha`` (warning) and ``alpha / 10`` (alert) with both monitors on.
@@ -768,7 +774,7 @@ def judge_window_performance(results: list[Result], model: ModelConfig) -> list[
     members = [i for i, r in enumerate(results) if r.kind == Kind.PERFORMANCE and "level_reached" in r.details]
     if not members:
         return results
-    judged = judge_performance_family([results[i] for i in members], model)
+    judged = judge_performance_family([results[i] for i in members], model_config)
     out = list(results)
     for i, r in zip(members, judged, strict=True):
         out[i] = r
@@ -873,7 +879,7 @@ def _drift_ranking(context: WindowContext) -> list[dict[str, Any]]:
     return ranked
 
 
-def overall_sampling(model: ModelConfig, rows: _Rows) -> dict[str, Any]:
+def overall_sampling(model_config: ModelConfig, rows: _Rows) -> dict[str, Any]:
     """What the significance tests of the overall metrics need, on the labelled rows, as JSON.
 
     Classification: ``n`` (rows with a label and a prediction: accuracy's denominator),
@@ -886,7 +892,7 @@ def overall_sampling(model: ModelConfig, rows: _Rows) -> dict[str, Any]:
     and absolute percentage error (``mape_std``, ``|y - p| / max(|y|, eps)`` as scikit-learn).
     A standard deviation needs two rows, else it is ``null``.
     """
-    if model.task == "regression":
+    if model_config.task == "regression":
         t = pd.to_numeric(rows.truth, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         p = pd.to_numeric(rows.pred, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         keep = np.isfinite(t) & np.isfinite(p)
@@ -903,12 +909,12 @@ def overall_sampling(model: ModelConfig, rows: _Rows) -> dict[str, Any]:
     out: dict[str, Any] = {"n": int(keep.sum()), "predicted_positives": 0, "actual_positives": 0}
     if keep.any():
         (t, p), positive = comparable(
-            rows.truth[keep], rows.pred[keep], positive_label=model.performance.positive_label
+            rows.truth[keep], rows.pred[keep], positive_label=model_config.performance.positive_label
         )
         out["predicted_positives"], out["actual_positives"] = int((p == positive).sum()), int((t == positive).sum())
     if rows.score is None:
         return out
-    y, s = _scored(model, rows)
+    y, s = _scored(model_config, rows)
     out |= {"positives": int(y.sum()), "negatives": int(y.size - y.sum())}
     if y.size and np.all((s >= 0) & (s <= 1)):
         eps = np.finfo(np.float64).eps
@@ -1152,17 +1158,17 @@ def _segment_state_statistics(metric: str, state: PerformanceState) -> tuple[flo
     return value, {"n": state.absolute_error.count, "error_std": _json_float(state.absolute_error.std())}
 
 
-def _segment_statistics(model: ModelConfig, metric: str, rows: _Rows) -> tuple[float, dict[str, Any]]:
+def _segment_statistics(model_config: ModelConfig, metric: str, rows: _Rows) -> tuple[float, dict[str, Any]]:
     """A segment's primary metric and what its sampling variance needs (stored with the reference).
 
     accuracy: ``n`` rows compared; roc_auc: ``positives`` and ``negatives``; mae: ``n`` and the
     standard deviation of the absolute errors ``error_std``.
     """
-    value = _metrics(model, rows, only=[metric])[metric]
+    value = _metrics(model_config, rows, only=[metric])[metric]
     if metric == "accuracy":
         return value, {"n": int((rows.truth.notna() & rows.pred.notna()).sum())}
     if metric == "roc_auc":
-        y, _ = _scored(model, rows)
+        y, _ = _scored(model_config, rows)
         return value, {"positives": int(y.sum()), "negatives": int(y.size - y.sum())}
     t = pd.to_numeric(rows.truth, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     p = pd.to_numeric(rows.pred, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
@@ -1225,8 +1231,8 @@ def _normal_pvalue(difference: float, variance: float) -> float:
     return float(stats.norm.cdf(difference / math.sqrt(variance)))
 
 
-def _alpha(model: ModelConfig) -> float:
-    return float(getattr(model.performance, "alpha", ALPHA))
+def _alpha(model_config: ModelConfig) -> float:
+    return float(getattr(model_config.performance, "alpha", ALPHA))
 
 
 def _calibration_change_pvalue(context: WindowContext, overall: Any, label_column: str) -> tuple[float, str]:
@@ -1254,13 +1260,13 @@ def _calibration_change_pvalue(context: WindowContext, overall: Any, label_colum
     return overall.calibration_pvalue(), "hosmer_lemeshow"
 
 
-def _scored(model: ModelConfig, rows: _Rows) -> tuple[np.ndarray, np.ndarray]:
+def _scored(model_config: ModelConfig, rows: _Rows) -> tuple[np.ndarray, np.ndarray]:
     """1/0 for the positive class, and the score, on the labelled rows that have a score."""
     if rows.score is None:
         return np.empty(0, np.int64), np.empty(0)
     s = pd.to_numeric(rows.score, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     keep = rows.truth.notna().to_numpy() & np.isfinite(s)
-    (t,), positive = comparable(rows.truth[keep], positive_label=model.performance.positive_label)
+    (t,), positive = comparable(rows.truth[keep], positive_label=model_config.performance.positive_label)
     return (t == positive).astype(np.int64), s[keep]
 
 

@@ -22,12 +22,12 @@ from driftline.storage.results import recent_alert_counts as stored_alert_counts
 Key = tuple[str, str, str | None]
 
 
-def recent_alert_counts(engine: Engine, model: ModelConfig, window: Window) -> dict[Key, int]:
+def recent_alert_counts(engine: Engine, model_config: ModelConfig, window: Window) -> dict[Key, int]:
     """Per (kind, metric, feature): how many of the ``of_last - 1`` hours before ``window`` reached the
     alert level (before persistence held any back)."""
-    assert model.alert_after is not None
-    since = window.start - timedelta(hours=model.alert_after.of_last - 1)
-    return stored_alert_counts(engine, model.name, since, window.start)
+    assert model_config.alert_after is not None
+    since = window.start - timedelta(hours=model_config.alert_after.of_last - 1)
+    return stored_alert_counts(engine, model_config.name, since, window.start)
 
 
 def apply_persistence(model_config: ModelConfig, results: list[Result], earlier_alerts: dict[Key, int]) -> list[Result]:

@@ -34,20 +34,20 @@ from driftline.tasks.validity import SCORE_RANGE_STATE, score_range_state
 DEFINITION_KEY = "_definition"
 
 
-def profiled_columns(model: ModelConfig) -> tuple[list[str], list[str]]:
+def profiled_columns(model_config: ModelConfig) -> tuple[list[str], list[str]]:
     """Numeric and categorical columns of the profile: the features, then the targets."""
-    columns = model.features.items() + model.target_columns()
+    columns = model_config.features.items() + model_config.target_columns()
     return [c for c, k in columns if k == "numeric"], [c for c, k in columns if k == "categorical"]
 
 
-def positive_indicator(frame: pd.DataFrame, model: ModelConfig) -> np.ndarray:
+def positive_indicator(frame: pd.DataFrame, model_config: ModelConfig) -> np.ndarray:
     """1.0 where the label is the positive class, 0.0 where it is another class, NaN where unknown."""
-    label = model.label_field
+    label = model_config.label_field
     if label is None or label not in frame:
         return np.full(len(frame), np.nan)
     values = frame[label]
     known = values.notna().to_numpy()
-    positive = model.performance.positive_label
+    positive = model_config.performance.positive_label
     as_number = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     if isinstance(positive, int | float) and not isinstance(positive, bool):
         hits = as_number == float(positive)
@@ -60,48 +60,52 @@ def positive_indicator(frame: pd.DataFrame, model: ModelConfig) -> np.ndarray:
 CONCEPT_STATE = "concept"
 
 
-def _runs(model: ModelConfig, builtin: str) -> bool:
+def _runs(model_config: ModelConfig, builtin: str) -> bool:
     """Whether the built-in monitor ``builtin`` runs: ``monitors:`` absent (every built-in) or naming it."""
-    return model.monitors is None or any(
-        spec.name == builtin and spec.path is None and spec.entry_point is None for spec in model.monitors
+    return model_config.monitors is None or any(
+        spec.name == builtin and spec.path is None and spec.entry_point is None for spec in model_config.monitors
     )
 
 
-def concept_streams(model: ModelConfig) -> bool:
+def concept_streams(model_config: ModelConfig) -> bool:
     """Whether a window of ``model`` carries a concept state: ``monitors:`` absent or naming ``concept_drift``."""
-    return _runs(model, "concept_drift")
+    return _runs(model_config, "concept_drift")
 
 
-def relation_state(frame: pd.DataFrame, model: ModelConfig, reference: ModelProfile | None) -> RelationState:
+def relation_state(frame: pd.DataFrame, model_config: ModelConfig, reference: ModelProfile | None) -> RelationState:
     """The concept state of some rows of a window (a block or all): labelled rows, and the label rate
     per reference score bin when the model has a score, a label and the reference its summary."""
-    label = model.label_field
+    label = model_config.label_field
     labelled = int(frame[label].notna().sum()) if label and label in frame else 0
     calibration = (reference.extras.get("calibration") if reference is not None else None) or {}
-    if not (model.task == "classification" and model.score_column and label and calibration):
+    if not (model_config.task == "classification" and model_config.score_column and label and calibration):
         return RelationState(labelled, np.zeros(0), np.zeros(0))
-    score = numeric_values(frame[model.score_column]) if model.score_column in frame else np.full(len(frame), np.nan)
-    return RelationState.of(calibration, labelled, score, positive_indicator(frame, model))
+    score = (
+        numeric_values(frame[model_config.score_column])
+        if model_config.score_column in frame
+        else np.full(len(frame), np.nan)
+    )
+    return RelationState.of(calibration, labelled, score, positive_indicator(frame, model_config))
 
 
-def fit_extras(frame: pd.DataFrame, model: ModelConfig) -> dict[str, Any]:
+def fit_extras(frame: pd.DataFrame, model_config: ModelConfig) -> dict[str, Any]:
     """Reference facts beyond per-column profiles: the label rate per score bin (classifiers)."""
     extras: dict[str, Any] = {}
-    if model.task == "classification" and model.score_column and model.label_field:
+    if model_config.task == "classification" and model_config.score_column and model_config.label_field:
         extras["calibration"] = fit_calibration(
-            numeric_values(frame[model.score_column]), positive_indicator(frame, model)
+            numeric_values(frame[model_config.score_column]), positive_indicator(frame, model_config)
         )
     return extras
 
 
-def fit_reference(frame: pd.DataFrame, model: ModelConfig) -> ModelProfile:
+def fit_reference(frame: pd.DataFrame, model_config: ModelConfig) -> ModelProfile:
     """Profiles of every feature and target column, plus the reference's calibration and performance."""
-    numeric, categorical = profiled_columns(model)
+    numeric, categorical = profiled_columns(model_config)
     profile = fit_model_profile(frame, numeric, categorical)
-    profile.extras = fit_extras(frame, model)
-    if model.label_field:
-        profile.extras["performance"] = reference_performance(model, frame, profile)
-    estimator = fit_estimator(frame, model, profile)
+    profile.extras = fit_extras(frame, model_config)
+    if model_config.label_field:
+        profile.extras["performance"] = reference_performance(model_config, frame, profile)
+    estimator = fit_estimator(frame, model_config, profile)
     if estimator is not None:
         profile.extras[ESTIMATION] = estimator
     return profile
@@ -120,7 +124,7 @@ class ReferenceChoice:
 def choose_reference(
     data_engine: Engine,
     results_engine: Engine,
-    model: ModelConfig,
+    model_config: ModelConfig,
     window: Window | None = None,
     *,
     latest: bool = False,
@@ -134,41 +138,41 @@ def choose_reference(
     rows logged into it later are still picked up), or when it has fewer than ``reference.min_rows``.
     """
     window_start = window.start if window is not None else None
-    chosen = resolve_reference(results_engine, model, window_start, latest=latest, version=version)
+    chosen = resolve_reference(results_engine, model_config, window_start, latest=latest, version=version)
     not_ready = chosen.not_ready_reason(window_start)
     if not_ready is not None:
         return ReferenceChoice(chosen, None, not_ready)
-    applied = chosen.apply(model)
+    applied = chosen.apply(model_config)
     definition = applied.reference_definition(window_start)
-    stored = load_reference(results_engine, model.name, definition)
+    stored = load_reference(results_engine, model_config.name, definition)
     if stored is None:
         span = Window(*applied.reference.span_for(window_start))
         frame = read_reference_rows(data_engine, applied, span)
         if frame.empty:
             return ReferenceChoice(chosen, None, "reference range has no rows")
-        stored = store_reference(results_engine, model.name, definition, span, fit_reference(frame, applied))
+        stored = store_reference(results_engine, model_config.name, definition, span, fit_reference(frame, applied))
     stored.extras[DEFINITION_KEY] = definition
-    if stored.row_count < model.reference.min_rows:
+    if stored.row_count < model_config.reference.min_rows:
         label = "the configured reference" if chosen.configured else f"reference version {chosen.version}"
         return ReferenceChoice(
             chosen,
             None,
             f"{label} ({chosen.start.isoformat()} .. {chosen.end.isoformat()}) has {stored.row_count} rows, "
-            f"fewer than reference.min_rows={model.reference.min_rows}: refused",
+            f"fewer than reference.min_rows={model_config.reference.min_rows}: refused",
         )
     return ReferenceChoice(chosen, stored, None)
 
 
 def ensure_reference(
-    data_engine: Engine, results_engine: Engine, model: ModelConfig, window: Window | None = None
+    data_engine: Engine, results_engine: Engine, model_config: ModelConfig, window: Window | None = None
 ) -> ModelProfile | None:
     """The reference profile ``window`` is judged against (``choose_reference``), or ``None`` (no usable
     reference: warm-up, empty, incomplete or refused as too small)."""
-    return choose_reference(data_engine, results_engine, model, window).profile
+    return choose_reference(data_engine, results_engine, model_config, window).profile
 
 
 def profile_window(
-    frame: pd.DataFrame, reference: ModelProfile | None, model: ModelConfig, window: Window | None = None
+    frame: pd.DataFrame, reference: ModelProfile | None, model_config: ModelConfig, window: Window | None = None
 ) -> ModelProfile:
     """The window's profile on the reference bins (or just its row count without a reference); given the
     ``window``, with its completeness tallies too (the suite's window range needs its bounds)."""
@@ -176,22 +180,22 @@ def profile_window(
         profile = ModelProfile(len(frame))
     else:
         profile = window_model_profile(frame, reference)
-    if window is not None and completeness_streams(model):
+    if window is not None and completeness_streams(model_config):
         # Completeness (the GX suite) folds with the profile: no frame, no GX call per window.
-        profile.states[COMPLETENESS_STATE] = completeness_state(frame, model, reference, window)
-    if performance_streams(model):
+        profile.states[COMPLETENESS_STATE] = completeness_state(frame, model_config, reference, window)
+    if performance_streams(model_config):
         # The realised performance folds with the profile too: it streams, and days merge from hours.
-        profile.states[PERFORMANCE_STATE] = window_performance(frame, model, reference)
-    if concept_streams(model):
-        profile.states[CONCEPT_STATE] = relation_state(frame, model, reference)
-    if _runs(model, "operational"):
-        profile.states[OPERATIONAL_STATE] = operational_state(frame, model)
-    if _runs(model, "validity") and model.task == "classification" and model.score_column:
-        profile.states[SCORE_RANGE_STATE] = score_range_state(frame, model)
+        profile.states[PERFORMANCE_STATE] = window_performance(frame, model_config, reference)
+    if concept_streams(model_config):
+        profile.states[CONCEPT_STATE] = relation_state(frame, model_config, reference)
+    if _runs(model_config, "operational"):
+        profile.states[OPERATIONAL_STATE] = operational_state(frame, model_config)
+    if _runs(model_config, "validity") and model_config.task == "classification" and model_config.score_column:
+        profile.states[SCORE_RANGE_STATE] = score_range_state(frame, model_config)
     if reference is None:
         return profile
     # Only for a model that runs the estimate: a drift-only model's streamed profile stays as cheap as before.
-    state = window_state(frame, model, reference) if active(model) else None
+    state = window_state(frame, model_config, reference) if active(model_config) else None
     if state is not None:
         # Estimated performance folds with the profile, so it streams and merges into days like drift.
         profile.states[ESTIMATION] = state
@@ -199,19 +203,19 @@ def profile_window(
 
 
 def stream_window_profile(
-    data_engine: Engine, model: ModelConfig, window: Window, reference: ModelProfile | None
+    data_engine: Engine, model_config: ModelConfig, window: Window, reference: ModelProfile | None
 ) -> ModelProfile:
     """``profile_window`` of the window's rows, folded block by block as they stream out of PostgreSQL:
     memory holds a block (about 20,000 rows at 20 columns), never the window. Equal to profiling the whole frame
     (counts, nulls, extremes exactly; the moment sums up to float rounding)."""
     # Only the profiled columns (features and targets, which include the prediction and label the
     # residual derives from): not the timestamp or id, a tenth of the CSV and a parse per block.
-    numeric, categorical = profiled_columns(model)
+    numeric, categorical = profiled_columns(model_config)
     # Completeness checks every configured column (the id's uniqueness, the timestamp's range).
-    only = None if completeness_streams(model) else numeric + categorical
+    only = None if completeness_streams(model_config) else numeric + categorical
     profile: ModelProfile | None = None
-    for block in iter_rows(data_engine, model, window.start, window.end, only=only):
-        part = profile_window(block, reference, model, window)
+    for block in iter_rows(data_engine, model_config, window.start, window.end, only=only):
+        part = profile_window(block, reference, model_config, window)
         profile = part if profile is None else profile.merge(part)
     assert profile is not None  # iter_rows yields at least one block
     return profile
@@ -223,7 +227,9 @@ profile_window_task = task(profile_window, name="profile-window", **NO_RETRIES)
 stream_window_profile_task = task(stream_window_profile, name="stream-window-profile", **RETRY_TRANSIENT)
 
 
-def seasonal_reference(engine: Engine, model: ModelConfig, reference: ModelProfile, window: Window) -> ModelProfile:
+def seasonal_reference(
+    engine: Engine, model_config: ModelConfig, reference: ModelProfile, window: Window
+) -> ModelProfile:
     """The same hour of the day (or week) over the last N days (weeks), merged from the stored hourly
     profiles on the reference's bins: the reference a feature with a daily cycle is judged against.
 
@@ -236,17 +242,19 @@ def seasonal_reference(engine: Engine, model: ModelConfig, reference: ModelProfi
 
     from driftline.storage.profiles import load_window_profiles
 
-    rule = model.seasonal_reference
+    rule = model_config.seasonal_reference
     assert rule is not None
     step = timedelta(days=1) if rule.every == "day" else timedelta(weeks=1)
     definition = reference.extras[DEFINITION_KEY]
     hours: list[ModelProfile] = []
     for back in range(1, rule.last + 1):
         start = window.start - back * step
-        hours += load_window_profiles(engine, model.name, definition, reference, start, start + timedelta(hours=1))
+        hours += load_window_profiles(
+            engine, model_config.name, definition, reference, start, start + timedelta(hours=1)
+        )
     merged = reduce(lambda a, b: a.merge(b), hours) if hours else ModelProfile(0)
     summary = {"every": rule.every, "last": rule.last, "hours": len(hours), "rows": merged.row_count}
-    if merged.row_count < model.drift.min_rows:
+    if merged.row_count < model_config.drift.min_rows:
         return ModelProfile(
             reference.row_count, reference.features, dict(reference.extras) | {"seasonal": summary | {"used": False}}
         )

@@ -188,21 +188,23 @@ def train_candidate(data: TrainingData, model_config: ModelConfig) -> Any:
     return estimator
 
 
-def compare(candidate: Any, data: TrainingData, model: ModelConfig, stored: dict[str, Any] | None) -> Comparison:
+def compare(candidate: Any, data: TrainingData, model_config: ModelConfig, stored: dict[str, Any] | None) -> Comparison:
     """Candidate vs the current model on the holdout; the baseline (the incumbent) is the better of
     the logged predictions and the latest stored version."""
     holdout = data.frame.iloc[data.split_at :]
     y = holdout["__y__"].to_numpy(dtype=float)
-    features = feature_frame(holdout, model)
-    metric, higher, candidate_score = score(y, predict(candidate, features, model), model)
+    features = feature_frame(holdout, model_config)
+    metric, higher, candidate_score = score(y, predict(candidate, features, model_config), model_config)
     scores = {"candidate": candidate_score}
-    logged = logged_predictions(holdout, model)
+    logged = logged_predictions(holdout, model_config)
     if logged is not None:
-        scores["logged predictions"] = score(y, logged, model)[2]
+        scores["logged predictions"] = score(y, logged, model_config)[2]
     if stored is not None and stored.get("artifact"):
         try:
             previous = pickle.loads(stored["artifact"])  # our own artifact, from our own table
-            scores[f"model version {stored['version']}"] = score(y, predict(previous, features, model), model)[2]
+            scores[f"model version {stored['version']}"] = score(
+                y, predict(previous, features, model_config), model_config
+            )[2]
         except Exception:  # features changed since: that version cannot score these rows
             pass
     baselines = {k: v for k, v in scores.items() if k != "candidate"}

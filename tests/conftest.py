@@ -103,7 +103,7 @@ def store(engine: sa.Engine) -> sa.Engine:
             sa.text(
                 "TRUNCATE driftline.results, driftline.runs, driftline.reference_profiles, driftline.incidents, "
                 "driftline.outbox, driftline.model_versions, driftline.reference_overrides, driftline.retrain_runs, "
-                "driftline.reference_versions"
+                "driftline.reference_versions, driftline.window_profiles"
             )
         )
     return engine

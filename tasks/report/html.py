@@ -455,9 +455,9 @@ def drawable(series: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
     return [row for row in series if row["m"] in valued], note
 
 
-def feature_order(model: ModelConfig, results: list[Result]) -> list[str]:
+def feature_order(model_config: ModelConfig, results: list[Result]) -> list[str]:
     """Configured features (and any other drifted column), most alerted first, then config order."""
-    configured = [name for name, _ in model.features.items()]
+    configured = [name for name, _ in model_config.features.items()]
     seen = {r.feature for r in results if r.kind == Kind.DATA_DRIFT and r.feature is not None}
     names = configured + sorted(seen - set(configured))
     score: Counter[str] = Counter()
