@@ -425,6 +425,20 @@ def drift_rows(results: Iterable[Result]) -> list[dict[str, Any]]:
     ]
 
 
+def verdict_cells(r: Result) -> list[str]:
+    """A judged result's table cells: metric, value, effect, warning, alert, adjusted p, status, reason."""
+    return [
+        esc(r.metric),
+        esc(fmt(r.value)),
+        esc(fmt(effect_of(r))),
+        esc(fmt(r.details.get("warning"))),
+        esc(fmt(r.details.get("alert"))),
+        esc(fmt(r.details.get("p_value_adjusted"))),
+        badge(r.status),
+        esc(r.details.get("reason", "")),
+    ]
+
+
 def level_series(results: Iterable[Result], *, reference_key: str | None) -> list[dict[str, Any]]:
     """One point per result for ``charts.timeseries``: value, status and the alert level (the record's
     threshold); with ``reference_key``, also the warning level and the reference value
@@ -584,20 +598,7 @@ def data_drift(page: Page, data: ReportData, features: list[str]) -> None:
         page.add(
             table(
                 ["latest window", "metric", "value", "effect", "warning", "alert", "p adjusted", "status", "note"],
-                (
-                    [
-                        esc(when(r.window_start)),
-                        esc(r.metric),
-                        esc(fmt(r.value)),
-                        esc(fmt(effect_of(r))),
-                        esc(fmt(r.details.get("warning"))),
-                        esc(fmt(r.details.get("alert"))),
-                        esc(fmt(r.details.get("p_value_adjusted"))),
-                        badge(r.status),
-                        esc(r.details.get("reason", "")),
-                    ]
-                    for r in latest_rows
-                ),
+                ([esc(when(r.window_start)), *verdict_cells(r)] for r in latest_rows),
                 numeric=(2, 3, 4, 5, 6),
             )
         )
@@ -1105,19 +1106,7 @@ def render_comparison(
         page.add(
             table(
                 ["metric", "value", "effect", "warning", "alert", "p adjusted", "status", "note"],
-                (
-                    [
-                        esc(r.metric),
-                        esc(fmt(r.value)),
-                        esc(fmt(effect_of(r))),
-                        esc(fmt(r.details.get("warning"))),
-                        esc(fmt(r.details.get("alert"))),
-                        esc(fmt(r.details.get("p_value_adjusted"))),
-                        badge(r.status),
-                        esc(r.details.get("reason", "")),
-                    ]
-                    for r in rows
-                ),
+                (verdict_cells(r) for r in rows),
                 numeric=(1, 2, 3, 4, 5),
             )
         )
