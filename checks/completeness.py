@@ -588,9 +588,7 @@ COMPLETENESS_STATE = "completeness"
 def completeness_streams(model_config: ModelConfig) -> bool:
     """Whether a window of ``model`` folds completeness tallies with its profile: ``quality.enabled`` and
     ``monitors:`` absent or naming the built-in ``completeness``."""
-    return model_config.quality.enabled and (model_config.monitors is None or any(
-        spec.name == "completeness" and spec.path is None and spec.entry_point is None for spec in model_config.monitors
-    ))
+    return model_config.quality.enabled and model_config.runs_builtin("completeness")
 
 
 def completeness_state(

@@ -152,9 +152,7 @@ def active(model_config: ModelConfig) -> bool:
     ``monitors:`` is absent (every built-in runs) or names it. Only then are windows folded for it."""
     if not applies(model_config):
         return False
-    return model_config.monitors is None or any(
-        spec.name == MONITOR_NAME and spec.path is None and spec.entry_point is None for spec in model_config.monitors
-    )
+    return model_config.runs_builtin(MONITOR_NAME)
 
 
 # --------------------------------------------------------------------------------------------

@@ -421,9 +421,7 @@ def performance_streams(model_config: ModelConfig) -> bool:
     ``monitors:`` absent (every built-in runs) or naming the built-in ``performance``."""
     if not model_config.performance.enabled or label_column_for(model_config) is None:
         return False
-    return model_config.monitors is None or any(
-        spec.name == "performance" and spec.path is None and spec.entry_point is None for spec in model_config.monitors
-    )
+    return model_config.runs_builtin("performance")
 
 
 def window_performance(

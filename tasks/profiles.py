@@ -60,16 +60,9 @@ def positive_indicator(frame: pd.DataFrame, model_config: ModelConfig) -> np.nda
 CONCEPT_STATE = "concept"
 
 
-def _runs(model_config: ModelConfig, builtin: str) -> bool:
-    """Whether the built-in monitor ``builtin`` runs: ``monitors:`` absent (every built-in) or naming it."""
-    return model_config.monitors is None or any(
-        spec.name == builtin and spec.path is None and spec.entry_point is None for spec in model_config.monitors
-    )
-
-
 def concept_streams(model_config: ModelConfig) -> bool:
     """Whether a window of ``model`` carries a concept state: ``monitors:`` absent or naming ``concept_drift``."""
-    return _runs(model_config, "concept_drift")
+    return model_config.runs_builtin("concept_drift")
 
 
 def relation_state(frame: pd.DataFrame, model_config: ModelConfig, reference: ModelProfile | None) -> RelationState:
@@ -188,9 +181,9 @@ def profile_window(
         profile.states[PERFORMANCE_STATE] = window_performance(frame, model_config, reference)
     if concept_streams(model_config):
         profile.states[CONCEPT_STATE] = relation_state(frame, model_config, reference)
-    if _runs(model_config, "operational"):
+    if model_config.runs_builtin("operational"):
         profile.states[OPERATIONAL_STATE] = operational_state(frame, model_config)
-    if _runs(model_config, "validity") and model_config.task == "classification" and model_config.score_column:
+    if model_config.runs_builtin("validity") and model_config.task == "classification" and model_config.score_column:
         profile.states[SCORE_RANGE_STATE] = score_range_state(frame, model_config)
     if reference is None:
         return profile

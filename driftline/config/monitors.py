@@ -419,6 +419,13 @@ class ModelConfig(_Strict):
             return JOINED_LABEL
         return self.label_column
 
+    def runs_builtin(self, name: str) -> bool:
+        """Whether the built-in monitor ``name`` runs: ``monitors:`` absent (every built-in runs) or
+        naming it (a user monitor of the same name, by ``path`` or ``entry_point``, does not count)."""
+        return self.monitors is None or any(
+            spec.name == name and spec.path is None and spec.entry_point is None for spec in self.monitors
+        )
+
     def target_columns(self) -> list[tuple[str, ColumnKind]]:
         """Columns profiled besides the features: prediction, score, label, residual, latency, error."""
         outcome: ColumnKind = "categorical" if self.task == "classification" else "numeric"
