@@ -206,18 +206,23 @@ def write_config(path: Path, models: list[dict[str, Any]], database_url: str | N
     return path
 
 
-@pytest.fixture
-def loan_log(engine: sa.Engine, log_schema: str) -> dict[str, Any]:
+def write_loan_log(engine: sa.Engine, schema: str) -> dict[str, Any]:
     """A prediction log ``<schema>.loan_predictions``: 2 days of reference, then a day whose
     afternoon (from 12:00) has income shifted by +3 standard deviations. 200 rows per hour."""
-    table = create_log_table(engine, log_schema, "loan_predictions")
+    table = create_log_table(engine, schema, "loan_predictions")
     rng = np.random.default_rng(7)
     rows = synthetic_rows(rng, REFERENCE_START, 48, 200)
     rows += synthetic_rows(rng, DAY, 12, 200, first_id=len(rows) + 1)
     rows += synthetic_rows(rng, DAY + timedelta(hours=12), 12, 200, income_shift=30_000, first_id=len(rows) + 1)
     with engine.begin() as connection:
         connection.execute(table.insert(), rows)
-    return {"schema": log_schema, "table": f"{log_schema}.loan_predictions", "rows": rows}
+    return {"schema": schema, "table": f"{schema}.loan_predictions", "rows": rows}
+
+
+@pytest.fixture
+def loan_log(engine: sa.Engine, log_schema: str) -> dict[str, Any]:
+    """The loan prediction log (:func:`write_loan_log`) in a fresh schema of the session's server."""
+    return write_loan_log(engine, log_schema)
 
 
 @pytest.fixture

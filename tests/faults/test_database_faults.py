@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -297,19 +296,14 @@ def private_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     from driftline.storage.embedded import start_embedded
     from driftline.storage.engine import dispose_all
     from driftline.storage.migrate import upgrade
-    from tests.conftest import REFERENCE_START, create_log_table, synthetic_rows
+    from tests.conftest import write_loan_log
 
     url = start_embedded(tmp_path / "pgdata")
     engine = get_engine(url)
     upgrade(engine)
     with engine.begin() as connection:
         connection.execute(sa.schema.CreateSchema("log"))
-    table = create_log_table(engine, "log", "loan_predictions")
-    rng = np.random.default_rng(7)
-    rows = synthetic_rows(rng, REFERENCE_START, 48, 200)
-    rows += synthetic_rows(rng, DAY, 12, 200, first_id=len(rows) + 1)
-    with engine.begin() as connection:
-        connection.execute(table.insert(), rows)
+    write_loan_log(engine, "log")
     monkeypatch.delenv("DRIFTLINE_DATABASE_URL", raising=False)
     monkeypatch.delenv("DRIFTLINE_RESULTS_URL", raising=False)
     config = write_config(tmp_path / "monitors.yaml", [model_entry("loan", "log.loan_predictions")], url)
