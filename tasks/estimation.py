@@ -46,6 +46,7 @@ from driftline.stats.estimation import (
     Estimate,
     EstimationState,
     LevelError,
+    design_counts,
     estimate_classification,
     estimate_regression,
     fit_additive_loss,
@@ -365,14 +366,20 @@ def window_state(
 
         overall = plateau_counts(plateau, predicted, calibrator.plateaus)
         skipped = len(frame) - int(overall.sum())
+        design = None
     else:
         inputs = [
             (n, _segment_vocabulary(reference.features[n])) for n in estimator["loss_inputs"] if n in reference.features
         ]
-        codes, _ = _loss_codes(frame, reference, inputs, estimator.get("interactions"))
-        absolute = AdditiveLoss.from_json(estimator["absolute_loss"]).predict(codes) if codes else np.zeros(len(frame))
-        squared = AdditiveLoss.from_json(estimator["squared_loss"]).predict(codes) if codes else np.zeros(len(frame))
+        codes, levels = _loss_codes(frame, reference, inputs, estimator.get("interactions"))
+        # Without the replicates: they are read once per window's estimate, not once per folded block.
+        absolute_loss = AdditiveLoss.from_json(estimator["absolute_loss"], replicates=False)
+        squared_loss = AdditiveLoss.from_json(estimator["squared_loss"], replicates=False)
+        absolute = absolute_loss.predict(codes) if codes else np.zeros(len(frame))
+        squared = squared_loss.predict(codes) if codes else np.zeros(len(frame))
         usable = np.isfinite(numeric_values(_column(frame, model_config.prediction_column)))
+        # The window's rows per loss-model level: the loss model's own error of the window's mean (overall).
+        design = design_counts(codes, levels, usable)
 
         def cell(positions: np.ndarray | slice) -> np.ndarray:
             keep, a, q = usable[positions], absolute[positions], squared[positions]
@@ -387,7 +394,7 @@ def window_state(
                 continue
             names = assign_segments(frame[feature], reference.features[feature])
             segments[feature] = {str(name): cell(positions) for name, positions in segment_positions(names)}
-    return EstimationState(model_config.task, overall, segments, skipped)
+    return EstimationState(model_config.task, overall, segments, skipped, design)
 
 
 # --------------------------------------------------------------------------------------------
@@ -438,16 +445,39 @@ def _calibration(estimator: dict[str, Any]) -> _Calibration | None:
 
 
 def _estimates(
-    estimator: dict[str, Any], cell: np.ndarray, segment: bool = False, calibration: _Calibration | None = None
+    estimator: dict[str, Any],
+    cell: np.ndarray,
+    segment: bool = False,
+    calibration: _Calibration | None = None,
+    design: np.ndarray | None = None,
 ) -> dict[str, Estimate]:
-    """The estimates of one cell; pass ``calibration`` (:func:`_calibration`) when estimating many cells."""
+    """The estimates of one cell; pass ``calibration`` (:func:`_calibration`) when estimating many cells.
+    A regressor's ``design`` (the cell's rows per loss-model level) adds the loss model's own error."""
     if estimator["task"] == "classification":
         calibration = calibration or _calibration(estimator)
         assert calibration is not None
         if segment:
             return estimate_classification(calibration.group_levels, cell, calibration.group_error)
         return estimate_classification(calibration.levels, cell, calibration.error)
-    return estimate_regression(float(cell[0]), float(cell[1]), float(cell[2]), float(estimator.get("kurtosis", 3.0)))
+    rows = float(cell[0])
+    model_errors = (math.nan, math.nan)
+    if design is not None:
+        model_errors = (
+            AdditiveLoss.from_json(estimator["absolute_loss"]).model_error(design, rows),
+            AdditiveLoss.from_json(estimator["squared_loss"]).model_error(design, rows),
+        )
+    return estimate_regression(
+        rows, float(cell[1]), float(cell[2]), float(estimator.get("kurtosis", 3.0)), *model_errors
+    )
+
+
+def _estimator_error(model_config: ModelConfig, estimate: Estimate, state: EstimationState) -> dict[str, Any]:
+    """The estimator's own error from the reference, as a detail: the calibration's (classifiers) or
+    the loss model's (regressors: ``model_error``, None for a window folded without its design counts)."""
+    if model_config.task == "classification":
+        return {"calibration_error": _finite(estimate.calibration_error)}
+    known = state.design is not None and estimate.calibration_error > 0
+    return {"model_error": _finite(estimate.calibration_error) if known else None}
 
 
 def _estimates_json(estimates: dict[str, Estimate]) -> dict[str, dict[str, float | None]]:
@@ -585,7 +615,7 @@ def estimate_results(
     realised_reference = ((reference.extras.get("performance") or {}).get("metrics") or {}) if reference else {}
     reference_estimates = estimator.get("reference") or {}
     calibration = _calibration(estimator)
-    estimates = _estimates(estimator, state.overall, calibration=calibration)
+    estimates = _estimates(estimator, state.overall, calibration=calibration, design=state.design)
     alpha = _alpha(model_config)
     results = []
     for metric in metrics:
@@ -596,7 +626,7 @@ def estimate_results(
             **base,
             "band": _band(model_config, metric, estimate),
             "standard_error": _finite(estimate.standard_error),
-            "calibration_error": _finite(estimate.calibration_error),
+            **_estimator_error(model_config, estimate, state),
             "reference_value": ref_value,
             "reference_realised": _finite(realised_reference.get(metric)),
             "direction": "lower_is_better" if metric in LOWER_IS_BETTER else "higher_is_better",

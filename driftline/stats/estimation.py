@@ -433,12 +433,24 @@ def plateau_counts(plateau: np.ndarray, predicted_positive: np.ndarray, plateaus
 # --------------------------------------------------------------------------------------------
 
 
+#: Replicates of the loss model's coefficient error kept with the fit (a Gaussian sketch of the
+#: sandwich covariance): the model error of a window's mean fitted loss is estimated to within about
+#: ``1 / sqrt(2 * LOSS_REPLICATES)`` (9% at 64) of its standard error, at O(replicates x coefficients).
+LOSS_REPLICATES = 64
+
+
 @dataclass
 class AdditiveLoss:
-    """``E[loss] = intercept + sum_f coefficients[f][code_f]``, fitted by :func:`fit_additive_loss`."""
+    """``E[loss] = intercept + sum_f coefficients[f][code_f]``, fitted by :func:`fit_additive_loss`.
+
+    ``replicates`` (``(R, 1 + coefficients)``, intercept first; empty for a fit stored without them)
+    are draws of the fitted coefficients' error from the reference rows (:func:`fit_additive_loss`):
+    :meth:`model_error` turns them into the standard error of a window's mean fitted loss.
+    """
 
     intercept: float
     coefficients: list[np.ndarray] = field(default_factory=list)
+    replicates: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
 
     def predict(self, codes: list[np.ndarray]) -> np.ndarray:
         out = np.full(codes[0].shape if codes else (0,), self.intercept, dtype=np.float64)
@@ -446,16 +458,68 @@ class AdditiveLoss:
             out += coefficient[code]
         return out
 
+    @property
+    def size(self) -> int:
+        """The number of one-hot coefficients (the length of a design-count vector)."""
+        return int(sum(c.size for c in self.coefficients))
+
+    def model_error(self, design: np.ndarray | None, rows: float) -> float:
+        """The standard error, from the reference rows the model was fitted on, of the mean fitted loss
+        of rows whose one-hot levels were counted in ``design`` (``rows`` rows; see :func:`design_counts`).
+
+        Delta method: the mean fitted loss is ``g' beta`` with ``g = [1, design / rows]``, so its variance
+        is ``g' Cov(beta) g``; ``Cov(beta)`` is the ridge fit's sandwich covariance from the reference
+        residuals, kept as ``R`` Gaussian replicates ``d_r`` with ``E[d d'] = Cov(beta)``, so the variance
+        is ``mean_r (g' d_r)^2``. NaN without replicates, without rows, or with a design of another size.
+        """
+        if design is None or rows <= 0 or self.replicates.size == 0 or design.size + 1 != self.replicates.shape[1]:
+            return math.nan
+        through = self.replicates[:, 0] + self.replicates[:, 1:] @ (np.asarray(design, dtype=np.float64) / rows)
+        return float(math.sqrt(np.mean(through * through)))
+
     def to_json(self) -> dict[str, Any]:
-        return {"intercept": self.intercept, "coefficients": [c.tolist() for c in self.coefficients]}
+        out: dict[str, Any] = {"intercept": self.intercept, "coefficients": [c.tolist() for c in self.coefficients]}
+        if self.replicates.size:
+            # Four significant digits of the largest entry: the replicates are a random sketch (~9% error).
+            largest = float(np.max(np.abs(self.replicates)))
+            digits = 4 - int(math.floor(math.log10(largest))) if largest > 0 else 4
+            out["replicates"] = np.round(self.replicates, digits).tolist()
+        return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> AdditiveLoss:
-        return cls(float(data["intercept"]), [np.asarray(c, dtype=np.float64) for c in data["coefficients"]])
+    def from_json(cls, data: dict[str, Any], replicates: bool = True) -> AdditiveLoss:
+        """The stored fit; ``replicates=False`` skips the (large) replicates when only predicting."""
+        stored = data.get("replicates") if replicates else None
+        draws = np.asarray(stored, dtype=np.float64) if stored else np.empty((0, 0))
+        return cls(float(data["intercept"]), [np.asarray(c, dtype=np.float64) for c in data["coefficients"]], draws)
+
+
+def design_counts(codes: list[np.ndarray], levels: list[int], keep: np.ndarray | None = None) -> np.ndarray:
+    """How many rows (those in ``keep``) take each one-hot level, the blocks concatenated in order:
+    ``rows x`` the window's mean design row. Adds up over blocks, hours and days."""
+    out = []
+    for code, level in zip(codes, levels, strict=True):
+        chosen = np.asarray(code, dtype=np.int64) if keep is None else np.asarray(code, dtype=np.int64)[keep]
+        out.append(np.bincount(chosen, minlength=level).astype(np.float64))
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def _one_hot(codes: list[np.ndarray], offsets: np.ndarray, rows: int) -> sparse.csr_matrix:
+    """The ``(rows, 1 + levels)`` design matrix: a column of ones, then each block's one-hot columns."""
+    columns = np.column_stack([np.zeros(rows, np.int64), *[c + offsets[f] for f, c in enumerate(codes)]])
+    return sparse.csr_matrix(
+        (np.ones(columns.size), columns.ravel(), np.arange(0, columns.size + 1, columns.shape[1])),
+        shape=(rows, int(offsets[-1])),
+    )
 
 
 def fit_additive_loss(
-    codes: list[np.ndarray], levels: list[int], target: npt.ArrayLike, ridge: float = 1.0
+    codes: list[np.ndarray],
+    levels: list[int],
+    target: npt.ArrayLike,
+    ridge: float = 1.0,
+    replicates: int = LOSS_REPLICATES,
+    seed: int = 0,
 ) -> AdditiveLoss:
     """Ridge regression of ``target`` on the one-hot codes of several features (plus an intercept).
 
@@ -463,6 +527,12 @@ def fit_additive_loss(
     assembled from co-occurrence counts (``bincount``), so memory does not grow with the rows. The
     intercept is not penalised; ``ridge`` (in rows) keeps the collinear one-hot blocks solvable and
     shrinks rare levels towards the mean. Rows with a non-finite target are left out.
+
+    With ``replicates`` > 0, the fit keeps that many draws ``d = A^-1 X' (r * z)`` (``A`` the penalised
+    normal matrix, ``r`` the reference residuals, ``z`` independent standard normals, seeded by
+    ``seed``): ``E[d d'] = A^-1 X' diag(r^2) X A^-1``, the heteroscedasticity-robust (sandwich)
+    covariance of the coefficients — what a refit on resampled reference rows would vary by — without
+    ever forming that ``(L, L)`` matrix. Ridge's own bias (shrinkage of rare levels) is not in it.
     """
     y = np.asarray(target, dtype=np.float64)
     keep = np.isfinite(y)
@@ -488,22 +558,40 @@ def fit_additive_loss(
     penalty = np.full(size, float(ridge))
     penalty[0] = 0.0
     system = gram + np.diag(penalty)
+    factor = None
     try:  # positive definite with any rows (the penalty covers every one-hot block): Cholesky, not SVD
-        solution = linalg.solve(system, moment, assume_a="pos")
+        factor = linalg.cho_factor(system)
+        solution = linalg.cho_solve(factor, moment)
     except (linalg.LinAlgError, ValueError):  # no rows at all: the minimum-norm answer
         solution = np.linalg.lstsq(system, moment, rcond=None)[0]
-    return AdditiveLoss(float(solution[0]), [solution[offsets[f] : offsets[f + 1]] for f in range(len(codes))])
+    draws = np.empty((0, 0))
+    if replicates > 0 and factor is not None and y.size > 0:
+        design = _one_hot(codes, offsets, y.size)
+        residual = y - design @ solution
+        multipliers = np.random.default_rng(seed).standard_normal((y.size, replicates))
+        draws = linalg.cho_solve(factor, design.T @ (residual[:, None] * multipliers)).T
+    return AdditiveLoss(float(solution[0]), [solution[offsets[f] : offsets[f + 1]] for f in range(len(codes))], draws)
 
 
-def estimate_regression(rows: float, absolute_sum: float, squared_sum: float, kurtosis: float) -> dict[str, Estimate]:
-    """Estimated MAE and RMSE from the window's sums of fitted loss, with sampling errors.
+def estimate_regression(
+    rows: float,
+    absolute_sum: float,
+    squared_sum: float,
+    kurtosis: float,
+    absolute_model_error: float = 0.0,
+    squared_model_error: float = 0.0,
+) -> dict[str, Estimate]:
+    """Estimated MAE and RMSE from the window's sums of fitted loss, with sampling and model errors.
 
     ``absolute_sum``/``squared_sum`` are the sums over the window's rows of the fitted absolute and
     squared error. The realised MAE's standard error is ``sqrt(MSE - MAE^2) / sqrt(n)``; the
     realised MSE's is ``sqrt(kurtosis - 1) * MSE / sqrt(n)`` with ``kurtosis = E[e^4] / E[e^2]^2``
-    measured on the reference, and RMSE's by the delta method, ``SE(MSE) / (2 RMSE)``. Negative
-    fitted means (possible for an additive model far outside the reference) are floored at 0. No
-    rows: NaN.
+    measured on the reference, and RMSE's by the delta method, ``SE(MSE) / (2 RMSE)``.
+    ``absolute_model_error``/``squared_model_error`` are the loss models' own standard errors of the
+    window's mean fitted absolute and squared error (:meth:`AdditiveLoss.model_error`; 0 or NaN: not
+    known, left out); they become each estimate's ``calibration_error`` (RMSE's by the same delta
+    method). Negative fitted means (possible for an additive model far outside the reference) are
+    floored at 0. No rows: NaN.
     """
     if rows <= 0:
         nan = Estimate(math.nan, math.nan)
@@ -514,7 +602,10 @@ def estimate_regression(rows: float, absolute_sum: float, squared_sum: float, ku
     rmse = math.sqrt(mse)
     mse_se = math.sqrt(max(kurtosis - 1.0, 0.0)) * mse / math.sqrt(rows)
     rmse_se = mse_se / (2 * rmse) if rmse > 0 else 0.0
-    return {"mae": Estimate(mae, mae_se), "rmse": Estimate(rmse, rmse_se)}
+    mae_model = absolute_model_error if math.isfinite(absolute_model_error) else 0.0
+    mse_model = squared_model_error if math.isfinite(squared_model_error) else 0.0
+    rmse_model = mse_model / (2 * rmse) if rmse > 0 else 0.0
+    return {"mae": Estimate(mae, mae_se, mae_model), "rmse": Estimate(rmse, rmse_se, rmse_model)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -535,6 +626,10 @@ class EstimationState:
     overall: np.ndarray
     segments: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     skipped: int = 0
+    #: A regressor's rows per one-hot level of its loss model (:func:`design_counts`), overall: what the
+    #: loss model's own error needs (:meth:`AdditiveLoss.model_error`). None for a classifier and for a
+    #: state folded before it was kept (a merge with such a state has none either).
+    design: np.ndarray | None = None
 
     def merge(self, other: EstimationState) -> EstimationState:
         if self.task != other.task or self.overall.shape != other.overall.shape:
@@ -544,25 +639,43 @@ class EstimationState:
             mine = segments.setdefault(feature, {})
             for name, value in theirs.items():
                 mine[name] = mine[name] + value if name in mine else value
-        return EstimationState(self.task, self.overall + other.overall, segments, self.skipped + other.skipped)
+        design = None
+        if self.design is not None and other.design is not None and self.design.shape == other.design.shape:
+            design = self.design + other.design
+        return EstimationState(self.task, self.overall + other.overall, segments, self.skipped + other.skipped, design)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "type": "estimation",
             "task": self.task,
             "overall": self.overall.tolist(),
             "segments": {f: {k: v.tolist() for k, v in s.items()} for f, s in self.segments.items()},
             "skipped": self.skipped,
         }
+        if self.design is not None:
+            # Sparse: an hour's rows touch few of a large model's pair levels.
+            present = np.flatnonzero(self.design)
+            out["design"] = {
+                "size": int(self.design.size),
+                "index": present.tolist(),
+                "count": self.design[present].tolist(),
+            }
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EstimationState:
         dtype = np.int64 if data["task"] == "classification" else np.float64
+        design = None
+        if data.get("design") is not None:
+            stored = data["design"]
+            design = np.zeros(int(stored["size"]))
+            design[np.asarray(stored["index"], dtype=np.int64)] = np.asarray(stored["count"], dtype=np.float64)
         return cls(
             str(data["task"]),
             np.asarray(data["overall"], dtype=dtype),
             {f: {k: np.asarray(v, dtype=dtype) for k, v in s.items()} for f, s in data.get("segments", {}).items()},
             int(data.get("skipped", 0)),
+            design,
         )
 
 

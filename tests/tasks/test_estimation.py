@@ -172,6 +172,10 @@ def test_regression_loss_model_follows_a_shift_towards_harder_rows() -> None:
         low, high = result.details["band"]
         assert low <= realised[metric] <= high, (metric, realised[metric], result.details["band"])
         assert result.status == Status.ALERT
+        # The band holds the loss model's own error from the reference beside the window's sampling error.
+        model_error, standard_error = result.details["model_error"], result.details["standard_error"]
+        assert 0 < model_error < standard_error  # 20,000 reference rows against a 3,000-row window
+        assert high - low == pytest.approx(2 * 1.959964 * np.hypot(standard_error, model_error), rel=1e-5)
     assert results[("estimated_segment_mae", "region")].details["segments_compared"] == 2
 
 
@@ -326,3 +330,24 @@ def test_multiclass_model_estimates_the_positive_class_one_vs_rest_and_not_accur
         low, high = result.details["band"]
         assert low <= realised[metric] <= high, (metric, realised[metric], result.details["band"])
         assert result.status == Status.OK
+
+
+def test_regression_design_counts_stream_and_an_older_state_keeps_the_sampling_band() -> None:
+    """Blocks fold to the whole window's loss-model design counts; a state folded before they were kept
+    (no ``design``) still gets its estimate, with the sampling error alone and ``model_error`` None."""
+    model = _model(task="regression", score_column=None)
+    reference = fit_reference(_regression_rows(5_000, 12), model)
+    window = _regression_rows(1_000, 13, heavy_share=0.5)
+    window["label"] = window[RESIDUAL] = np.nan
+    whole = profile_window(window, reference, model)
+    blocks = profile_window(window.iloc[:300], reference, model).merge(
+        profile_window(window.iloc[300:], reference, model)
+    )
+    np.testing.assert_allclose(blocks.states[ESTIMATION].design, whole.states[ESTIMATION].design)
+    streamed = _by_metric(estimate_results(model, WINDOW, reference, blocks))[("estimated_mae", None)]
+    assert streamed.details["model_error"] > 0
+    older = replace(whole, states={ESTIMATION: replace(whole.states[ESTIMATION], design=None)})
+    result = _by_metric(estimate_results(model, WINDOW, reference, older))[("estimated_mae", None)]
+    assert result.details["model_error"] is None and result.value == pytest.approx(streamed.value)
+    low, high = result.details["band"]
+    assert high - low == pytest.approx(2 * 1.959964 * result.details["standard_error"], rel=1e-5)
