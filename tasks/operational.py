@@ -3,7 +3,10 @@
 * ``row_count`` against the volume expected for that hour of day, learned from the same hour on the
   previous ``history_days`` days (median +- ``volume_band_mads`` scaled MADs, never narrower than a
   Poisson band). An empty window is always an alert.
-* ``latency_p50/p95/p99`` against the reference's percentiles (ratio levels).
+* ``latency_p50/p95/p99`` against the reference's percentiles (ratio levels). The window's
+  percentiles come from a mergeable quantile sketch within 1% (relative) of the exact ones
+  (``details.quantile_relative_error``); negative or infinite latencies are rejected from them and
+  counted (``details.latency_rejected``), NULL and text are skipped.
 * ``error_rate`` (rows whose error column is set) against the reference's error rate.
 * ``minutes_since_last_row`` at the window's end.
 """
@@ -25,6 +28,7 @@ from driftline.core.window import optional_instant
 from driftline.stats.checks import OperationalState
 from driftline.stats.model_profile import ModelProfile, numeric_values
 from driftline.stats.profile import CategoricalProfile, NumericProfile
+from driftline.stats.sketch import QuantileSketch
 from driftline.stats.verdict import Threshold, format_number, judge_family, reason_sentence
 from driftline.tasks.context import WindowContext
 from driftline.tasks.extract import log_table
@@ -79,11 +83,11 @@ OPERATIONAL_STATE = "operational"
 
 
 def operational_state(frame: pd.DataFrame, model: Any) -> OperationalState:
-    """The operational state of some rows of a window (a block or all of them)."""
-    latency = np.empty(0)
+    """The operational state of some rows of a window (a block or all of them): the latencies'
+    quantile sketch (NULL and text skipped, negative or infinite ones rejected and counted)."""
+    latency = QuantileSketch()
     if model.latency_column and model.latency_column in frame:
-        latency = numeric_values(frame[model.latency_column])
-        latency = latency[np.isfinite(latency)]
+        latency = QuantileSketch.of(numeric_values(frame[model.latency_column]))
     errors, error_rows = 0, 0
     if model.error_column and model.error_column in frame:
         errors, error_rows = _error_share(frame[model.error_column])
@@ -148,13 +152,15 @@ def latency(context: WindowContext, state: OperationalState | None = None) -> li
     if not column:
         return []
     reference = context.reference.features.get(column) if context.reference else None
-    values = (state or _state(context)).latency
-    assert values is not None
+    sketch = (state or _state(context)).latency
+    assert sketch is not None
+    # How the percentiles were taken, on every latency result (the rule for invalid values too).
+    accuracy = {"quantile_relative_error": sketch.relative_accuracy, "latency_rejected": sketch.rejected}
     results = []
     for q in PERCENTILES:
         metric = f"latency_p{q}"
-        if values.size == 0 or not isinstance(reference, NumericProfile) or reference.n == 0:
-            why = "no latency values in the window" if values.size == 0 else "no reference latency"
+        if sketch.count == 0 or not isinstance(reference, NumericProfile) or reference.n == 0:
+            why = "no latency values in the window" if sketch.count == 0 else "no reference latency"
             results.append(
                 context.result(
                     kind=Kind.OPERATIONAL,
@@ -163,18 +169,19 @@ def latency(context: WindowContext, state: OperationalState | None = None) -> li
                     value=None,
                     threshold=None,
                     status=Status.UNKNOWN,
-                    details={"reason": why},
+                    details={"reason": why} | accuracy,
                 )
             )
             continue
-        current = float(np.percentile(values, q))
+        current = sketch.quantile(q)
         baseline = _reference_percentile(reference, q)
         ratio = current / baseline if baseline > 0 else math.inf
         status = latency_threshold(context).judge(ratio)
         # Is the window's q-th percentile above the reference's, beyond chance? Under an unchanged
         # distribution the count of values above the reference percentile is Binomial(n, 1 - q/100).
-        above = int((values > baseline).sum())
-        p_value = float(stats.binom.sf(above - 1, values.size, 1 - q / 100))
+        # The count comes from the sketch: exact but for the values within 1% of the baseline.
+        above = round(sketch.count_above(baseline))
+        p_value = float(stats.binom.sf(above - 1, sketch.count, 1 - q / 100))
         results.append(
             context.result(
                 kind=Kind.OPERATIONAL,
@@ -187,12 +194,13 @@ def latency(context: WindowContext, state: OperationalState | None = None) -> li
                     "reference": baseline,
                     "ratio": ratio,
                     "warning": baseline * cfg.latency_warning_ratio,
-                    "rows": int(values.size),
+                    "rows": sketch.count,
                     "rows_above_reference": above,
                     "p_value": p_value,
                     "test": "binomial_quantile",
                     "level_reached": str(status),
-                },
+                }
+                | accuracy,
             )
         )
     return results

@@ -12,36 +12,46 @@ from typing import Any
 
 import numpy as np
 
+from driftline.stats.sketch import QuantileSketch
+
 
 @dataclass
 class OperationalState:
-    """Rows, the finite latency values, and error rows of a window.
+    """Rows, the latency values' quantile sketch, and error rows of a window.
 
-    The latency percentiles are exact, so the finite latency values themselves are kept (8 bytes a
-    row, one column instead of the whole window). They are not stored with the window profile (days
-    and weeks have no latency percentiles): the stored form keeps ``latency = None``.
+    The latency percentiles come from a :class:`~driftline.stats.sketch.QuantileSketch` (within its
+    relative accuracy, 1% by default, of the exact percentiles), so memory is a few hundred buckets
+    whatever the window's size, and the state merges into days and weeks with its latencies. A state
+    stored before the sketch existed loads with ``latency = None`` (the window's latencies unknown).
     """
 
     rows: int = 0
-    latency: np.ndarray | None = field(default_factory=lambda: np.empty(0))
+    latency: QuantileSketch | None = field(default_factory=QuantileSketch)
     errors: int = 0
     #: Rows of the error column (0 when the model has none or the rows lack it).
     error_rows: int = 0
 
     def merge(self, other: OperationalState) -> OperationalState:
-        latency = (
-            None if self.latency is None or other.latency is None else np.concatenate([self.latency, other.latency])
-        )
+        latency = None if self.latency is None or other.latency is None else self.latency.merge(other.latency)
         return OperationalState(
             self.rows + other.rows, latency, self.errors + other.errors, self.error_rows + other.error_rows
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "operational", "rows": self.rows, "errors": self.errors, "error_rows": self.error_rows}
+        data: dict[str, Any] = {
+            "type": "operational",
+            "rows": self.rows,
+            "errors": self.errors,
+            "error_rows": self.error_rows,
+        }
+        if self.latency is not None:
+            data["latency"] = self.latency.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OperationalState:
-        return cls(int(data["rows"]), None, int(data["errors"]), int(data["error_rows"]))
+        latency = QuantileSketch.from_json(data["latency"]) if data.get("latency") is not None else None
+        return cls(int(data["rows"]), latency, int(data["errors"]), int(data["error_rows"]))
 
 
 @dataclass
