@@ -46,14 +46,27 @@ def _clear_window(
     )
 
 
+#: Values JSON takes as they are; checked by exact type first, as a stored window profile holds
+#: tens of thousands of them (#15: the recursion per element was ~30 ms of every window).
+_AS_IS = frozenset({int, str, bool, type(None)})
+
+
 def json_safe(value: Any) -> Any:
     """``details`` as PostgreSQL's JSON accepts it: NaN and infinities (not JSON) become null, nested too."""
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind in _AS_IS:
+        return value
     if isinstance(value, dict):
         return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [json_safe(item) for item in value]
+        return [
+            item if type(item) in _AS_IS or (type(item) is float and math.isfinite(item)) else json_safe(item)
+            for item in value
+        ]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
     return value
 
 
@@ -206,7 +219,6 @@ def latest_window_end(engine: Engine, model: str, resolution: str = "hour") -> d
     with engine.connect() as connection:
         latest = connection.execute(statement).scalar()
     return None if latest is None else latest.astimezone(UTC)
-
 
 
 def recent_alert_counts(

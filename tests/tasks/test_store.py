@@ -107,3 +107,31 @@ def test_reference_is_stored_once(store: sa.Engine) -> None:
     loaded = load_reference(store, "m", "def1")
     assert loaded is not None and loaded.features["region"].counts == {"a": 2, "b": 1}  # type: ignore[union-attr]
     assert load_reference(store, "m", "other") is None
+
+
+def test_json_safe_nulls_every_non_finite_float_and_keeps_the_rest() -> None:
+    """Nested anywhere, NaN and +-Infinity (Python or numpy) become null; numpy floats become floats;
+    ints, bools, strings and None stay as they are; tuples become lists."""
+    import math
+
+    import numpy as np
+
+    from driftline.storage.results import json_safe
+
+    value = {
+        "plain": [1, 2.5, True, None, "x", math.nan, -math.inf],
+        "numpy": (np.float32(2.5), np.float64(math.inf), np.float64(-0.0), np.int64(7)),
+        "nested": {"deep": [[math.inf, {"nan": np.nan}], 1e308 * 10]},
+        "scalar": np.float64(1.5),
+        "flag": False,
+    }
+    safe = json_safe(value)
+    assert safe == {
+        "plain": [1, 2.5, True, None, "x", None, None],
+        "numpy": [2.5, None, -0.0, np.int64(7)],
+        "nested": {"deep": [[None, {"nan": None}], None]},
+        "scalar": 1.5,
+        "flag": False,
+    }
+    assert [type(v) for v in safe["plain"]] == [int, float, bool, type(None), str, type(None), type(None)]
+    assert type(safe["numpy"][0]) is float and type(safe["scalar"]) is float and safe["flag"] is False
