@@ -188,7 +188,8 @@ def profile_models(config_path: Path, end: datetime, count: int, out: Path | Non
     from driftline.storage.connections import load_run_config
 
     names = [m.name for m in load_run_config(str(config_path)).models][:count]
-    monitor_window(names[0], end, str(config_path), as_tasks=False)  # warm: imports, engines, caches
+    for name in names:  # warm: imports, engines, caches, and each model's reference fitted and stored
+        monitor_window(name, end, str(config_path), as_tasks=False)
     seconds = []
     profiler = Profiler(interval=0.001)
     profiler.start()
@@ -213,7 +214,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="threads of the default runner")
     parser.add_argument("--dask", type=int, default=0, metavar="N", help="run on a LocalCluster of N processes")
     parser.add_argument("--threads-per-worker", type=int, default=1)
-    parser.add_argument("--runs", nargs="+", default=["first", "steady"], choices=["first", "steady"])
+    parser.add_argument("--runs", nargs="*", default=["first", "steady"], choices=["first", "steady"])
     parser.add_argument("--profile", type=int, default=0, metavar="K", help="then profile K models in sequence")
     parser.add_argument("--profile-html", type=Path)
     args = parser.parse_args()

@@ -187,8 +187,8 @@ def write_config(path: Path, database_url: str) -> Path:
     return path
 
 
-def measure(method: str, size: int, repeat: int, config_path: str) -> dict[str, Any]:
-    """Run in a child process: one warm-up, then ``repeat`` timed runs of ``method`` on the window."""
+def measure(method: str, size: int, repeat: int, config_path: str, warmup: int = 1) -> dict[str, Any]:
+    """Run in a child process: ``warmup`` untimed runs (default one), then ``repeat`` timed runs of ``method``."""
     import sqlalchemy as sa
     from pushdown import pushdown_window_profile  # bench/pushdown.py (the script's folder is on sys.path)
 
@@ -247,7 +247,8 @@ def measure(method: str, size: int, repeat: int, config_path: str) -> dict[str, 
     }
     run = runs[method]
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    run()  # warm-up: imports, caches, Prefect's temporary server for the flows
+    for _ in range(warmup):
+        run()  # warm-up: imports, caches, Prefect's temporary server for the flows
     seconds = []
     for _ in range(repeat):
         started = time.perf_counter()
@@ -275,12 +276,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (0: the first run is timed)")
     parser.add_argument("--database-url", default=os.environ.get("DRIFTLINE_TEST_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--child", nargs=3, metavar=("METHOD", "SIZE", "CONFIG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         method, size, config_path = args.child
-        print(json.dumps(measure(method, int(size), args.repeat, config_path)))
+        print(json.dumps(measure(method, int(size), args.repeat, config_path, args.warmup)))
         return
 
     from driftline.storage.engine import get_engine
@@ -302,7 +304,18 @@ def main() -> None:
             for method in args.methods:
                 load = os.getloadavg()[0]
                 child = subprocess.run(
-                    [sys.executable, __file__, "--repeat", str(args.repeat), "--child", method, str(size), str(config)],
+                    [
+                        sys.executable,
+                        __file__,
+                        "--repeat",
+                        str(args.repeat),
+                        "--warmup",
+                        str(args.warmup),
+                        "--child",
+                        method,
+                        str(size),
+                        str(config),
+                    ],
                     capture_output=True,
                     text=True,
                     env=env,
@@ -317,7 +330,7 @@ def main() -> None:
                 print(json.dumps(record), file=sys.stderr)
     print(
         f"\n{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; medians of {args.repeat} after a warm-up\n"
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; medians of {args.repeat} after {args.warmup} warm-up run(s)\n"
     )
     print("| rows | method | median s | runs s | × COPY floor | peak RSS MB (after imports) | load |")
     print("|---:|---|---:|---|---:|---:|---:|")

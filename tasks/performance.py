@@ -72,6 +72,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.special import ndtr
 from sklearn import metrics as skm
 
 from driftline.config.monitors import ModelConfig
@@ -1226,7 +1227,8 @@ def _normal_pvalue(difference: float, variance: float) -> float:
         return 1.0
     if variance <= 0:
         return 0.0 if difference < 0 else 1.0
-    return float(stats.norm.cdf(difference / math.sqrt(variance)))
+    # ``ndtr`` is what ``stats.norm.cdf`` evaluates, without ~0.1 ms of argument handling per call (#15).
+    return float(ndtr(difference / math.sqrt(variance)))
 
 
 def _alpha(model_config: ModelConfig) -> float:

@@ -672,3 +672,17 @@ def test_rank_roc_auc_equals_sklearns_with_ties() -> None:
             s = np.round(rng.uniform(size=n), decimals)  # few decimals: many ties
             assert roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
     assert math.isnan(roc_auc(np.ones(4, dtype=int), np.arange(4.0)))
+
+
+def test_normal_pvalue_is_scipys_normal_cdf() -> None:
+    """The degradation test's one-sided p-value is exactly ``stats.norm.cdf`` of the z score (#15 calls
+    ``ndtr`` directly), and its edge cases stay: no spread, a non-finite difference."""
+    from driftline.tasks.performance import _normal_pvalue
+
+    rng = np.random.default_rng(15)
+    for difference, variance in zip(rng.normal(0, 0.2, 2_000), rng.gamma(1.0, 0.01, 2_000), strict=True):
+        assert _normal_pvalue(float(difference), float(variance)) == float(
+            stats.norm.cdf(difference / math.sqrt(variance))
+        )
+    assert _normal_pvalue(-0.1, 0.0) == 0.0 and _normal_pvalue(0.1, 0.0) == 1.0
+    assert _normal_pvalue(math.nan, 0.01) == 1.0 and _normal_pvalue(-math.inf, 0.01) == 1.0
