@@ -204,7 +204,7 @@ def driftline_estimates(data: dict[str, Any], chunks: pd.DataFrame) -> tuple[pd.
             row[f"{metric}_low"], row[f"{metric}_high"] = band
         rows.append(row)
     elapsed = time.perf_counter() - began
-    return pd.DataFrame(rows), reference.extras["estimation"]["calibration"], elapsed
+    return pd.DataFrame(rows), reference.fitted.estimator["calibration"], elapsed
 
 
 def realised(data: dict[str, Any], chunks: pd.DataFrame) -> pd.DataFrame:

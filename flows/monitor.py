@@ -33,7 +33,6 @@ from driftline.tasks.notify import react_task
 from driftline.tasks.performance import judge_window_performance
 from driftline.tasks.persistence import apply_persistence, recent_alert_counts
 from driftline.tasks.profiles import (
-    DEFINITION_KEY,
     choose_reference_task,
     profile_window_task,
     seasonal_reference,
@@ -142,10 +141,11 @@ def monitor_window(
                 [r for monitor in monitors for r in step(run_monitor_task)(monitor, context)], model_config
             )
         )
-        if judged_against is not None and "seasonal" in judged_against.extras:
+        seasonal = judged_against.fitted.seasonal if judged_against is not None else None
+        if seasonal is not None:
             for r in results:
                 if r.kind in (Kind.DATA_DRIFT, Kind.CONCEPT_DRIFT):
-                    r.details["seasonal_reference"] = judged_against.extras["seasonal"]
+                    r.details["seasonal_reference"] = seasonal.as_details()
         if model_config.alert_after is not None:
             # Opt-in persistence: an alert pages only when it reached the alert level k of the last m hours.
             earlier = recent_alert_counts(databases.results, model_config, window)
@@ -198,7 +198,7 @@ def monitor_window(
             step(store_window_profile_task),
             databases.results,
             model,
-            reference.extras[DEFINITION_KEY],
+            reference.stored_definition(),
             window,
             current,
         )
@@ -457,7 +457,7 @@ def monitor_period(
             []
             if reference is None
             else load_window_profiles(
-                databases.results, model, reference.extras[DEFINITION_KEY], reference, period.start, period.end
+                databases.results, model, reference.stored_definition(), reference, period.start, period.end
             )
         )
         merged = reduce(lambda a, b: a.merge(b), hourly) if hourly else ModelProfile(0)
@@ -469,7 +469,7 @@ def monitor_period(
             context = WindowContext(
                 model_config, period, _no_rows, reference, merged, databases.data, databases.results
             )
-            realised = evaluate_performance(context, reference.extras.get("performance"))
+            realised = evaluate_performance(context, reference.fitted.performance)
             results = judge_window_performance(
                 results + [replace(r, resolution=resolution) for r in realised], model_config
             )

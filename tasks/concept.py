@@ -86,7 +86,7 @@ def _relation(context: WindowContext, state: RelationState, reason: str | None, 
     threshold = Threshold(warning, alert, model.drift.alpha, model.drift.alert_alpha)
     labelled = state.labelled
     base = {**threshold.as_details(), "labelled_rows": labelled}
-    calibration = (context.reference.extras.get("calibration") if context.reference else None) or {}
+    calibration = context.reference.fitted.calibration if context.reference else None
     if reason is None and labelled < model.performance.min_labels:
         reason = f"only {labelled} labelled rows, fewer than performance.min_labels={model.performance.min_labels}"
     if reason is None and not calibration:
@@ -101,6 +101,7 @@ def _relation(context: WindowContext, state: RelationState, reason: str | None, 
             status=Status.UNKNOWN,
             details={**base, "reason": reason},
         )
+    assert calibration is not None
     outcome = calibration_shift_of(calibration, state)
     p_adjusted = None if outcome.pvalue is None else min(1.0, outcome.pvalue * family)
     status = threshold.judge(outcome.statistic, p_adjusted)

@@ -1,6 +1,6 @@
 """Estimated performance before the labels arrive: the ``performance_estimation`` monitor.
 
-Fit once on the reference (:func:`fit_estimator`, stored in the reference profile's extras):
+Fit once on the reference (:func:`fit_estimator`, stored as the reference profile's ``fitted.estimator``):
 
 * classifiers with a score — isotonic calibration of the score on the labelled reference rows
   (:func:`driftline.stats.estimation.fit_isotonic`), and how well it predicts held-out reference
@@ -56,6 +56,7 @@ from driftline.stats.estimation import (
 )
 from driftline.stats.model_profile import ModelProfile, numeric_values
 from driftline.stats.profile import OTHER, CategoricalProfile, NumericProfile
+from driftline.stats.reference_state import ReferenceState
 from driftline.stats.verdict import Threshold
 from driftline.tasks._prefect import NO_RETRIES
 from driftline.tasks.context import WindowContext
@@ -75,7 +76,7 @@ from driftline.tasks.performance import (
     top_categories,
 )
 
-#: Key of the estimator in the reference's extras and of the window state in ``ModelProfile.states``.
+#: Key of the window state in ``ModelProfile.states`` (the estimator itself is ``ModelProfile.fitted.estimator``).
 ESTIMATION = "estimation"
 MONITOR_NAME = "performance_estimation"
 ESTIMATOR_VERSION = 1
@@ -180,7 +181,7 @@ def fit_estimator(frame: pd.DataFrame, model_config: ModelConfig, profile: Model
         if fitted is None:
             return None
         estimator = {**base, **fitted}
-    reference_profile = ModelProfile(len(frame), dict(profile.features), {ESTIMATION: estimator})
+    reference_profile = ModelProfile(len(frame), dict(profile.features), ReferenceState(estimator=estimator))
     state = window_state(frame, model_config, reference_profile)
     if state is not None:
         calibration = _calibration(estimator)
@@ -347,8 +348,8 @@ def window_state(
     frame: pd.DataFrame, model_config: ModelConfig, reference: ModelProfile | None
 ) -> EstimationState | None:
     """The window's (or one block's) estimation state; None without a fitted estimator."""
-    estimator = (reference.extras.get(ESTIMATION) if reference is not None else None) or None
-    if estimator is None or estimator.get("task") != model_config.task or reference is None:
+    estimator = reference.fitted.estimator if reference is not None else None
+    if not estimator or estimator.get("task") != model_config.task or reference is None:
         return None
     frame = frame.reset_index(drop=True)
     segment_features = {f: v for f, v in (estimator.get("segment_features") or {}).items() if f in reference.features}
@@ -576,7 +577,7 @@ def estimate_results(
     if not applies(model_config):
         return []
     metrics = CLASSIFICATION_ESTIMATES if model_config.task == "classification" else REGRESSION_ESTIMATES
-    estimator = (reference.extras.get(ESTIMATION) if reference is not None else None) or None
+    estimator = (reference.fitted.estimator if reference is not None else None) or None
     state = current.states.get(ESTIMATION)
     config = model_config.performance.estimation
     base: dict[str, Any] = {"estimate": True, "confidence": config.confidence}
@@ -612,7 +613,8 @@ def estimate_results(
         base["calibration"] = {
             k: calibration.get(k) for k in ("poor", "reason", "calibrated_ece", "held_out_gap") if k in calibration
         }
-    realised_reference = ((reference.extras.get("performance") or {}).get("metrics") or {}) if reference else {}
+    realised_performance = reference.fitted.performance if reference is not None else None
+    realised_reference = realised_performance.metrics if realised_performance is not None else {}
     reference_estimates = estimator.get("reference") or {}
     calibration = _calibration(estimator)
     estimates = _estimates(estimator, state.overall, calibration=calibration, design=state.design)

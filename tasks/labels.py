@@ -28,7 +28,7 @@ from driftline.tasks.monitors import label_dependent_monitors
 from driftline.tasks.notify import react
 from driftline.tasks.performance import PERFORMANCE_STATE, judge_window_performance
 from driftline.tasks.persistence import apply_persistence, recent_alert_counts
-from driftline.tasks.profiles import CONCEPT_STATE, DEFINITION_KEY, choose_reference, stream_window_profile
+from driftline.tasks.profiles import CONCEPT_STATE, choose_reference, stream_window_profile
 
 
 def labelled_in(frame: Any, model_config: ModelConfig) -> int | None:
@@ -172,7 +172,7 @@ def refresh_late_labels(
         if choice.profile is not None:
             # The hour's stored profile now carries the late labels: days and weeks merge them.
             store_window_profile(
-                results_engine, model_config.name, choice.profile.extras[DEFINITION_KEY], window, current
+                results_engine, model_config.name, choice.profile.stored_definition(), window, current
             )
         refreshed.append(window.start.isoformat())
         worse = worse_kinds(previous, results) if notify else set()

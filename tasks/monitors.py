@@ -34,7 +34,7 @@ ENTRY_POINT_GROUP = "driftline.monitors"
 
 
 def performance_monitor(context: WindowContext) -> list[Result]:
-    reference = context.reference.extras.get("performance") if context.reference else None
+    reference = context.reference.fitted.performance if context.reference else None
     return evaluate_performance(context, reference)
 
 

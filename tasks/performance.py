@@ -4,7 +4,8 @@ Pure computation: no database access. The caller loads the window's rows (with t
 joined into the label column) and the reference performance stored with the reference profile.
 
 * :func:`compute_metrics` — scikit-learn metrics on the labelled rows of any set of rows.
-* :func:`reference_performance` — the reference's metrics, overall and per segment, as JSON.
+* :func:`reference_performance` — the reference's metrics, overall and per segment
+  (:class:`~driftline.stats.reference_state.ReferencePerformance`, stored with the reference).
 * :func:`evaluate_performance` — one ``performance`` result per metric, plus one per feature for
   the segment whose performance fell the most.
 
@@ -65,7 +66,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -81,10 +82,11 @@ from driftline.stats.concept import RelationState, calibration_shift_of
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values
 from driftline.stats.performance import PerformanceState, RowFacts, WindowPerformance, comparable, hosmer_lemeshow
 from driftline.stats.profile import OTHER, CategoricalProfile, FeatureProfile, NumericProfile, category_text
+from driftline.stats.reference_state import ReferencePerformance
 from driftline.stats.verdict import ALERT_ALPHA_RATIO, Threshold, format_number, judge_family, reason_sentence
 from driftline.tasks.context import WindowContext
 
-#: Version of the JSON written by :func:`reference_performance`.
+#: Version of the reference performance written by :func:`reference_performance`.
 REFERENCE_PERFORMANCE_VERSION = 2
 #: The label column the label join writes when labels come from a separate table.
 JOINED_LABEL_COLUMN = "__label__"
@@ -492,8 +494,8 @@ def reference_performance(
     reference_frame: pd.DataFrame,
     profile: ModelProfile | None = None,
     label_column: str | None = None,
-) -> dict[str, Any]:
-    """The reference's performance on its labelled rows, overall and per segment, JSON-serialisable.
+) -> ReferencePerformance:
+    """The reference's performance on its labelled rows, overall and per segment (stored as JSON).
 
     ``profile`` is the stored reference profile whose bins define the numeric segments; when not
     given it is fitted from ``reference_frame`` (the same rows give the same bins). ``label_column``
@@ -514,7 +516,8 @@ def reference_performance(
     :func:`overall_sampling`). A segment's ``value`` is the ``segment_metric``; beside it what its
     sampling variance needs:
     ``positives``/``negatives`` (roc_auc), ``n`` (accuracy: rows compared), ``n``/``error_std``
-    (mae). Segment names: see :func:`assign_segments`.
+    (mae). Segment names: see :func:`assign_segments`. The shape above is the stored JSON
+    (:meth:`ReferencePerformance.to_json`); the fields are read by attribute.
     """
     label_column = label_column or label_column_for(model_config)
     rows = _rows(model_config, reference_frame, label_column)
@@ -529,20 +532,20 @@ def reference_performance(
             assigned = assign_segments(reference_frame[feature].reset_index(drop=True), feature_profile)
             segments[feature] = {"column_kind": kind, "segments": _segment_table(model_config, rows, assigned)}
     labelled = rows.labelled
-    return {
-        "version": REFERENCE_PERFORMANCE_VERSION,
-        "task": model_config.task,
-        "label_column": label_column,
-        "positive_label": model_config.performance.positive_label,
-        "rows": rows.rows,
-        "labelled_rows": labelled,
-        "label_coverage": _json_float(labelled / rows.rows) if rows.rows else None,
-        "metrics": {name: _json_float(value) for name, value in _metrics(model_config, rows).items()},
-        "sampling": overall_sampling(model_config, rows),
-        "segment_metric": segment_metric(model_config),
-        "min_segment_labels": min_segment_labels(model_config),
-        "segments": segments,
-    }
+    return ReferencePerformance(
+        version=REFERENCE_PERFORMANCE_VERSION,
+        task=model_config.task,
+        label_column=label_column,
+        positive_label=model_config.performance.positive_label,
+        rows=rows.rows,
+        labelled_rows=labelled,
+        label_coverage=_json_float(labelled / rows.rows) if rows.rows else None,
+        metrics={name: _json_float(value) for name, value in _metrics(model_config, rows).items()},
+        sampling=overall_sampling(model_config, rows),
+        segment_metric=segment_metric(model_config),
+        min_segment_labels=min_segment_labels(model_config),
+        segments=segments,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -595,19 +598,21 @@ def _status(metric: str, value: float, warning_bound: float, alert_bound: float)
     return levels.judge(value)
 
 
-def _reference_problem(model_config: ModelConfig, reference_perf: dict[str, Any] | None) -> str | None:
+def _reference_problem(model_config: ModelConfig, reference_perf: ReferencePerformance | None) -> str | None:
     if reference_perf is None:
         return "no reference performance"
-    if reference_perf.get("task") != model_config.task:
-        return f"reference performance was computed for task {reference_perf.get('task')!r}, not {model_config.task!r}"
-    labelled = int(reference_perf.get("labelled_rows") or 0)
+    if reference_perf.task != model_config.task:
+        return f"reference performance was computed for task {reference_perf.task!r}, not {model_config.task!r}"
+    labelled = reference_perf.labelled_rows
     if labelled < model_config.performance.min_labels:
         return f"reference has {labelled} labelled rows, fewer than min_labels={model_config.performance.min_labels}"
     return None
 
 
 def evaluate_performance(
-    context: WindowContext, reference_perf: dict[str, Any] | None, label_column: str | None = None
+    context: WindowContext,
+    reference_perf: ReferencePerformance | Mapping[str, Any] | None,
+    label_column: str | None = None,
 ) -> list[Result]:
     """One ``performance`` result per metric, and one per feature for its most degraded segment.
 
@@ -616,7 +621,9 @@ def evaluate_performance(
     ``p_value``, ``test``, ``alpha``; see the module docstring). Fewer than ``performance.min_labels``
     labelled rows make every result ``unknown`` (with the reason). No label column
     (``label_column``, default :func:`label_column_for`) or performance disabled: no results.
+    ``reference_perf`` is the reference's ``fitted.performance`` (its stored JSON form is accepted too).
     """
+    reference_perf = ReferencePerformance.coerce(reference_perf)
     model = context.model
     label_column = label_column or label_column_for(model)
     if label_column is None or not model.performance.enabled:
@@ -636,11 +643,11 @@ def evaluate_performance(
     elif labelled < model.performance.min_labels:
         reason = f"{labelled} labelled rows, fewer than min_labels={model.performance.min_labels}"
     reference_reason = _reference_problem(model, reference_perf)
-    reference_metrics = (reference_perf or {}).get("metrics", {})
+    reference_metrics = reference_perf.metrics if reference_perf is not None else {}
     values = overall.metrics()
     tests: dict[str, _Test] = {}
-    if reason is None and reference_reason is None:
-        tests = _overall_tests(values, overall.sampling(), reference_perf or {})
+    if reason is None and reference_perf is not None and reference_reason is None:
+        tests = _overall_tests(values, overall.sampling(), reference_perf)
     alpha = _alpha(model)
 
     results = []
@@ -938,7 +945,7 @@ class _Test:
 
 
 def _overall_tests(
-    values: dict[str, float], window: dict[str, Any], reference_perf: dict[str, Any]
+    values: dict[str, float], window: dict[str, Any], reference_perf: ReferencePerformance
 ) -> dict[str, _Test]:
     """The significance test of each overall metric defined on both sides (calibration error aside).
 
@@ -946,8 +953,8 @@ def _overall_tests(
     reference's is the stored ``sampling`` (absent from references before version 2: they count as
     exact).
     """
-    reference_metrics = reference_perf.get("metrics") or {}
-    reference = reference_perf.get("sampling") or {}
+    reference_metrics = reference_perf.metrics
+    reference = reference_perf.sampling
     tests: dict[str, _Test] = {}
 
     def both(metric: str) -> tuple[float, float] | None:
@@ -1032,7 +1039,7 @@ def _segment_result(
     state: WindowPerformance,
     feature: str,
     kind: str,
-    reference_perf: dict[str, Any] | None,
+    reference_perf: ReferencePerformance | None,
     reason: str | None,
     features: int = 1,
 ) -> Result:
@@ -1063,8 +1070,8 @@ def _segment_result(
     if reason is not None:
         return unknown(reason)
     assert reference_perf is not None
-    reference_segments = (reference_perf.get("segments") or {}).get(feature, {}).get("segments")
-    if reference_perf.get("segment_metric") != metric or not reference_segments:
+    reference_segments = (reference_perf.segments.get(feature) or {}).get("segments")
+    if reference_perf.segment_metric != metric or not reference_segments:
         return unknown(f"no reference {metric} per segment of {feature!r}")
     window_segments = state.segments.get(feature)
     if window_segments is None:
@@ -1247,8 +1254,8 @@ def _calibration_change_pvalue(context: WindowContext, overall: Any, label_colum
     """
     from driftline.tasks.profiles import CONCEPT_STATE  # profiles imports this module
 
-    summary = (context.reference.extras.get("calibration") if context.reference is not None else None) or {}
-    if summary.get("counts"):
+    summary = context.reference.fitted.calibration if context.reference is not None else None
+    if summary is not None and summary.bins:
         relation = context.current.states.get(CONCEPT_STATE) if context.current is not None else None
         if not isinstance(relation, RelationState) and context.rows.loaded:
             y, s = _scored(context.model, _rows(context.model, context.frame, label_column))

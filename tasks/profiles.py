@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -13,8 +12,9 @@ from sqlalchemy.engine import Engine
 from driftline.checks.completeness import COMPLETENESS_STATE, completeness_state, completeness_streams
 from driftline.config.monitors import ModelConfig
 from driftline.core.window import Window
-from driftline.stats.concept import RelationState, fit_calibration
+from driftline.stats.concept import RelationState, ScoreCalibration, fit_calibration
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values, window_model_profile
+from driftline.stats.reference_state import ReferenceState, SeasonalProvenance
 from driftline.storage.profiles import load_reference, store_reference
 from driftline.tasks._prefect import NO_RETRIES, RETRY_TRANSIENT
 from driftline.tasks.estimation import ESTIMATION, active, fit_estimator, window_state
@@ -29,9 +29,6 @@ from driftline.tasks.performance import (
 from driftline.tasks.reference_source import read_reference_rows
 from driftline.tasks.references import ReferenceVersion, resolve_reference
 from driftline.tasks.validity import SCORE_RANGE_STATE, score_range_state
-
-#: In-memory only: the definition hash a loaded reference was stored under (window profiles are keyed by it).
-DEFINITION_KEY = "_definition"
 
 
 def profiled_columns(model_config: ModelConfig) -> tuple[list[str], list[str]]:
@@ -70,7 +67,7 @@ def relation_state(frame: pd.DataFrame, model_config: ModelConfig, reference: Mo
     per reference score bin when the model has a score, a label and the reference its summary."""
     label = model_config.label_field
     labelled = int(frame[label].notna().sum()) if label and label in frame else 0
-    calibration = (reference.extras.get("calibration") if reference is not None else None) or {}
+    calibration = reference.fitted.calibration if reference is not None else None
     if not (model_config.task == "classification" and model_config.score_column and label and calibration):
         return RelationState(labelled, np.zeros(0), np.zeros(0))
     score = (
@@ -81,26 +78,27 @@ def relation_state(frame: pd.DataFrame, model_config: ModelConfig, reference: Mo
     return RelationState.of(calibration, labelled, score, positive_indicator(frame, model_config))
 
 
-def fit_extras(frame: pd.DataFrame, model_config: ModelConfig) -> dict[str, Any]:
-    """Reference facts beyond per-column profiles: the label rate per score bin (classifiers)."""
-    extras: dict[str, Any] = {}
+def fit_score_calibration(frame: pd.DataFrame, model_config: ModelConfig) -> ScoreCalibration | None:
+    """The reference's label rate per score bin (classifiers with a score and a label; else None)."""
     if model_config.task == "classification" and model_config.score_column and model_config.label_field:
-        extras["calibration"] = fit_calibration(
+        return fit_calibration(
             numeric_values(frame[model_config.score_column]), positive_indicator(frame, model_config)
         )
-    return extras
+    return None
 
 
 def fit_reference(frame: pd.DataFrame, model_config: ModelConfig) -> ModelProfile:
-    """Profiles of every feature and target column, plus the reference's calibration and performance."""
+    """Profiles of every feature and target column, plus each built-in's typed reference state:
+    calibration, performance and the estimator (see :class:`~driftline.stats.reference_state.ReferenceState`)."""
     numeric, categorical = profiled_columns(model_config)
     profile = fit_model_profile(frame, numeric, categorical)
-    profile.extras = fit_extras(frame, model_config)
-    if model_config.label_field:
-        profile.extras["performance"] = reference_performance(model_config, frame, profile)
+    profile.fitted = ReferenceState(
+        calibration=fit_score_calibration(frame, model_config),
+        performance=reference_performance(model_config, frame, profile) if model_config.label_field else None,
+    )
     estimator = fit_estimator(frame, model_config, profile)
     if estimator is not None:
-        profile.extras[ESTIMATION] = estimator
+        profile.fitted = replace(profile.fitted, estimator=estimator)
     return profile
 
 
@@ -144,7 +142,7 @@ def choose_reference(
         if frame.empty:
             return ReferenceChoice(chosen, None, "reference range has no rows")
         stored = store_reference(results_engine, model_config.name, definition, span, fit_reference(frame, applied))
-    stored.extras[DEFINITION_KEY] = definition
+    stored.fitted = replace(stored.fitted, definition=definition)
     if stored.row_count < model_config.reference.min_rows:
         label = "the configured reference" if chosen.configured else f"reference version {chosen.version}"
         return ReferenceChoice(
@@ -227,7 +225,7 @@ def seasonal_reference(
     profiles on the reference's bins: the reference a feature with a daily cycle is judged against.
 
     Fewer than ``drift.min_rows`` such rows stored (a new model): the fitted ``reference`` itself, with
-    ``extras["seasonal"]["used"]`` false. Reference-level facts (performance, calibration) are the
+    ``fitted.seasonal.used`` false. Reference-level facts (performance, calibration) are the
     fitted reference's either way; only the per-column profiles change.
     """
     from datetime import timedelta
@@ -238,7 +236,7 @@ def seasonal_reference(
     rule = model_config.seasonal_reference
     assert rule is not None
     step = timedelta(days=1) if rule.every == "day" else timedelta(weeks=1)
-    definition = reference.extras[DEFINITION_KEY]
+    definition = reference.stored_definition()
     hours: list[ModelProfile] = []
     for back in range(1, rule.last + 1):
         start = window.start - back * step
@@ -246,10 +244,11 @@ def seasonal_reference(
             engine, model_config.name, definition, reference, start, start + timedelta(hours=1)
         )
     merged = reduce(lambda a, b: a.merge(b), hours) if hours else ModelProfile(0)
-    summary = {"every": rule.every, "last": rule.last, "hours": len(hours), "rows": merged.row_count}
-    if merged.row_count < model_config.drift.min_rows:
-        return ModelProfile(
-            reference.row_count, reference.features, dict(reference.extras) | {"seasonal": summary | {"used": False}}
-        )
+    used = merged.row_count >= model_config.drift.min_rows
+    seasonal = replace(
+        reference.fitted, seasonal=SeasonalProvenance(rule.every, rule.last, len(hours), merged.row_count, used)
+    )
+    if not used:
+        return ModelProfile(reference.row_count, reference.features, seasonal)
     features = {name: merged.features.get(name, profile) for name, profile in reference.features.items()}
-    return ModelProfile(merged.row_count, features, dict(reference.extras) | {"seasonal": summary | {"used": True}})
+    return ModelProfile(merged.row_count, features, seasonal)

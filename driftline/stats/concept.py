@@ -24,7 +24,33 @@ def _labelled(score: npt.ArrayLike, positive: npt.ArrayLike) -> tuple[np.ndarray
     return s[keep], p[keep] > 0.5
 
 
-def fit_calibration(score: npt.ArrayLike, positive: npt.ArrayLike, bins: int = 10) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ScoreCalibration:
+    """The reference's label rate per score quantile bin (concept drift's fitted reference state, and
+    the performance calibration test's): the inner bin ``edges``, and per bin the labelled rows with a
+    finite score (``counts``) and their ``positives``. Empty (no bins) when the reference had no such rows."""
+
+    edges: tuple[float, ...] = ()
+    counts: tuple[int, ...] = ()
+    positives: tuple[int, ...] = ()
+
+    @property
+    def bins(self) -> int:
+        return len(self.counts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"edges": list(self.edges), "counts": list(self.counts), "positives": list(self.positives)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScoreCalibration:
+        return cls(
+            tuple(float(e) for e in data.get("edges") or ()),
+            tuple(int(c) for c in data.get("counts") or ()),
+            tuple(int(p) for p in data.get("positives") or ()),
+        )
+
+
+def fit_calibration(score: npt.ArrayLike, positive: npt.ArrayLike, bins: int = 10) -> ScoreCalibration:
     """Reference label rate per score quantile bin. ``positive`` is 1/0 with NaN for unlabelled rows.
 
     Notes
@@ -34,12 +60,14 @@ def fit_calibration(score: npt.ArrayLike, positive: npt.ArrayLike, bins: int = 1
     """
     s, p = _labelled(score, positive)
     if s.size == 0:
-        return {"edges": [], "counts": [], "positives": []}
+        return ScoreCalibration()
     inner = np.unique(np.quantile(s, np.linspace(0, 1, bins + 1)[1:-1]))
     index = np.searchsorted(inner, s, side="right")
     counts = np.bincount(index, minlength=len(inner) + 1)
     positives = np.bincount(index, weights=p.astype(float), minlength=len(inner) + 1)
-    return {"edges": inner.tolist(), "counts": counts.tolist(), "positives": positives.astype(int).tolist()}
+    return ScoreCalibration(
+        tuple(float(e) for e in inner), tuple(int(c) for c in counts), tuple(int(p) for p in positives.astype(int))
+    )
 
 
 @dataclass
@@ -54,11 +82,11 @@ class RelationState:
 
     @classmethod
     def of(
-        cls, reference: dict[str, Any], labelled: int, score: npt.ArrayLike, positive: npt.ArrayLike
+        cls, reference: ScoreCalibration, labelled: int, score: npt.ArrayLike, positive: npt.ArrayLike
     ) -> RelationState:
-        bins = len(reference.get("counts") or [])
+        bins = reference.bins
         s, p = _labelled(score, positive)
-        index = np.searchsorted(np.asarray(reference.get("edges") or [], dtype=np.float64), s, side="right")
+        index = np.searchsorted(np.asarray(reference.edges, dtype=np.float64), s, side="right")
         return cls(
             labelled,
             np.bincount(index, minlength=bins).astype(np.float64)[:bins],
@@ -89,13 +117,13 @@ MIN_EXPECTED_FOR_CHI2 = 10.0
 EXACT_GRID = 2000
 
 
-def calibration_shift(reference: dict[str, Any], score: npt.ArrayLike, positive: npt.ArrayLike) -> StatResult:
+def calibration_shift(reference: ScoreCalibration, score: npt.ArrayLike, positive: npt.ArrayLike) -> StatResult:
     """Weighted mean change in label rate per reference score bin, with a chi-square p-value
     (:func:`calibration_shift_of` on the counts of these rows)."""
     return calibration_shift_of(reference, RelationState.of(reference, 0, score, positive))
 
 
-def calibration_shift_of(reference: dict[str, Any], window: RelationState) -> StatResult:
+def calibration_shift_of(reference: ScoreCalibration, window: RelationState) -> StatResult:
     """Weighted mean change in label rate per reference score bin, with a chi-square p-value.
 
     The statistic is ``sum_b n_b |rate_window_b - rate_reference_b| / N`` over bins with window rows
@@ -120,17 +148,17 @@ def calibration_shift_of(reference: dict[str, Any], window: RelationState) -> St
     return label_rate_change(reference, window.rows, window.positives)
 
 
-def label_rate_change(reference: dict[str, Any], rows: npt.ArrayLike, positives: npt.ArrayLike) -> StatResult:
+def label_rate_change(reference: ScoreCalibration, rows: npt.ArrayLike, positives: npt.ArrayLike) -> StatResult:
     """:func:`calibration_shift_of` from the window's labelled rows with a score and their positives
     per reference score bin."""
-    ref_n = np.asarray(reference.get("counts") or [], dtype=np.float64)
+    ref_n = np.asarray(reference.counts, dtype=np.float64)
     win_n = np.asarray(rows, dtype=np.float64)
     win_pos = np.asarray(positives, dtype=np.float64)
     if ref_n.size == 0:
         return StatResult(float("nan"), None, {"reason": "reference has no labelled rows with a score"})
     if win_n.sum() <= 0:
         return StatResult(float("nan"), None, {"reason": "window has no labelled rows with a score"})
-    ref_pos = np.asarray(reference["positives"], dtype=np.float64)
+    ref_pos = np.asarray(reference.positives, dtype=np.float64)
     ref_rate = (ref_pos + 0.5) / (ref_n + 1.0)
     used = win_n > 0
     win_rate = np.divide(win_pos, win_n, out=np.zeros_like(win_n), where=used)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from driftline.stats.profile import (
     profile_from_json,
     profile_numeric,
 )
+from driftline.stats.reference_state import ReferenceState
 
 
 def numeric_values(column: pd.Series) -> np.ndarray:
@@ -78,9 +80,10 @@ class ModelProfile:
 
     row_count: int
     features: dict[str, FeatureProfile] = field(default_factory=dict)
-    #: JSON-ready facts fitted on the reference besides per-column profiles (e.g. label rate per
-    #: score bin, reference performance). Empty for window profiles.
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: What the built-in monitors fitted on the reference besides per-column profiles, typed (label
+    #: rate per score bin, reference performance, the estimator; users' monitors' own slot ``user``),
+    #: see :mod:`driftline.stats.reference_state`. Empty for window profiles.
+    fitted: ReferenceState = field(default_factory=ReferenceState)
     #: Mergeable window states of monitors beyond per-column profiles (``estimation``: plateau counts
     #: per predicted class, see :mod:`driftline.stats.estimation`; ``performance``: the realised
     #: performance's sufficient statistics, see :mod:`driftline.stats.performance`; ``concept``: labelled
@@ -88,22 +91,47 @@ class ModelProfile:
     #: reference profiles.
     states: dict[str, WindowState] = field(default_factory=dict)
 
+    def stored_definition(self) -> str:
+        """The reference definition this profile was stored under (set when a reference is loaded)."""
+        if self.fitted.definition is None:
+            raise ValueError("this profile was not loaded as a stored reference: it has no definition key")
+        return self.fitted.definition
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """Deprecated read-only view of :attr:`fitted` in the old untyped dict's shape (``calibration``,
+        ``performance``, ``estimation``, ``seasonal``, and the ``user`` slot's keys), kept for users'
+        monitors written against it. Read ``fitted``'s typed fields instead."""
+        warnings.warn(
+            "ModelProfile.extras is deprecated: read the typed ModelProfile.fitted (users' state: fitted.user)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.fitted.legacy_extras()
+
     def to_json(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "row_count": self.row_count,
             "features": {k: v.to_json() for k, v in self.features.items()},
-            "extras": self.extras,
         }
+        if not self.fitted.is_empty():
+            data["fitted"] = self.fitted.to_json()
         if self.states:
             data["states"] = {k: v.to_json() for k, v in self.states.items()}
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelProfile:
+        """The stored form; a reference stored before the typed state (key ``extras``) loads too."""
+        fitted = (
+            ReferenceState.from_json(data["fitted"])
+            if "fitted" in data
+            else ReferenceState.from_legacy_extras(data.get("extras") or {})
+        )
         return cls(
             row_count=int(data["row_count"]),
             features={k: profile_from_json(v) for k, v in data["features"].items()},
-            extras=dict(data.get("extras") or {}),
+            fitted=fitted,
             states={k: _state_from_json(v) for k, v in (data.get("states") or {}).items()},
         )
 

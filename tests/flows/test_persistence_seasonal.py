@@ -14,6 +14,7 @@ from driftline.config.monitors import load_config
 from driftline.core.results import Kind, Status
 from driftline.core.window import Window
 from driftline.flows.monitor import monitor_model
+from driftline.stats.reference_state import SeasonalProvenance
 from driftline.storage.results import load_results
 from driftline.tasks.profiles import ensure_reference, seasonal_reference
 from tests.conftest import DAY
@@ -105,10 +106,12 @@ def test_seasonal_reference_merges_the_same_hour_of_earlier_days(store: sa.Engin
     window = Window(DAY + timedelta(days=1, hours=3), DAY + timedelta(days=1, hours=4))
     reference = ensure_reference(store, store, model, window)
     seasonal = seasonal_reference(store, model, reference, window)
-    assert seasonal.extras["seasonal"] == {"every": "day", "last": 7, "hours": 1, "rows": 200, "used": True}
+    assert seasonal.fitted.seasonal == SeasonalProvenance("day", 7, 1, 200, True)
     assert seasonal.row_count == 200 and seasonal.features["income"].n == 200
-    assert seasonal.extras["performance"] == reference.extras["performance"]
+    assert reference.fitted.performance is not None
+    assert seasonal.fitted.performance == reference.fitted.performance
     other_hour = seasonal_reference(
         store, model, reference, Window(window.start + timedelta(hours=1), window.end + timedelta(hours=1))
     )
-    assert other_hour.extras["seasonal"]["used"] is False and other_hour.row_count == reference.row_count
+    assert other_hour.fitted.seasonal is not None and not other_hour.fitted.seasonal.used
+    assert other_hour.row_count == reference.row_count

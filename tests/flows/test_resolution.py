@@ -65,7 +65,7 @@ def test_day_merges_hourly_profiles(
     }
     whole = profile_window(frame, reference, model)
     context = WindowContext(model, period, frame, reference, whole)
-    direct |= {(r.metric, r.feature): r for r in evaluate_performance(context, reference.extras["performance"])}
+    direct |= {(r.metric, r.feature): r for r in evaluate_performance(context, reference.fitted.performance)}
     assert ("estimated_roc_auc", None) in direct and ("estimated_segment_roc_auc", "region") in direct
     for r in day:
         expected = direct[(r.metric, r.feature)]

@@ -12,6 +12,7 @@ from scipy import stats as sps
 
 from driftline.stats.concept import (
     MIN_EXPECTED_FOR_CHI2,
+    ScoreCalibration,
     calibration_shift,
     exact_upper_tail,
     fit_calibration,
@@ -25,7 +26,7 @@ def _calm(rng: np.random.Generator, rows: int) -> tuple[np.ndarray, np.ndarray]:
     return score, (rng.random(rows) < score).astype(float)
 
 
-def _true_rates(edges: list[float]) -> dict[str, list]:
+def _true_rates(edges: list[float]) -> ScoreCalibration:
     """A reference summary holding the exact label rate of each bin of ``_calm`` (a huge reference)."""
     bounds = [0.0, *edges, 1.0]
     counts, positives = [], []
@@ -34,7 +35,7 @@ def _true_rates(edges: list[float]) -> dict[str, list]:
         mean = (sps.beta(3, 3).cdf(high) - sps.beta(3, 3).cdf(low)) * 2 / 5 / mass  # E[score | bin]
         counts.append(10**9)
         positives.append(int(round(10**9 * mean)))
-    return {"edges": edges, "counts": counts, "positives": positives}
+    return ScoreCalibration(tuple(edges), tuple(counts), tuple(positives))
 
 
 def test_exact_tail_closed_form_and_enumeration() -> None:
@@ -61,7 +62,7 @@ def test_small_bins_take_the_exact_tail_not_the_chi_square() -> None:
     """Regression (#16): a bin expecting 0.75 positives that sees 4 gave chi-square p = 1.2e-4 (one
     degree of freedom); the binomial chance of 4 or more is 0.0055. Such bins made the check warn in
     1.7% of calm 300-row hours."""
-    reference = {"edges": [0.5], "counts": [10**9, 10**9], "positives": [5 * 10**7, 5 * 10**8]}
+    reference = ScoreCalibration((0.5,), (10**9, 10**9), (5 * 10**7, 5 * 10**8))
     shifted = label_rate_change(reference, rows=[15, 0], positives=[4, 0])
     assert shifted.details["test"] == "exact"
     chi2 = (4 - 0.75) ** 2 / 0.7125
@@ -77,12 +78,12 @@ def test_large_bins_take_the_chi_square_with_both_sides_variance() -> None:
     score, label = _calm(rng, 20_000)  # as large as the reference: its own noise matters as much
     outcome = calibration_shift(reference, score, label)
     assert outcome.details["test"] == "chi2"
-    edges = np.asarray(reference["edges"])
+    edges = np.asarray(reference.edges)
     index = np.searchsorted(edges, score, side="right")
     n = np.bincount(index, minlength=10).astype(float)
     o = np.bincount(index, weights=label, minlength=10)
-    m = np.asarray(reference["counts"], float)
-    r = (np.asarray(reference["positives"]) + 0.5) / (m + 1)
+    m = np.asarray(reference.counts, float)
+    r = (np.asarray(reference.positives) + 0.5) / (m + 1)
     assert np.all(np.minimum(n * r, n * (1 - r)) >= MIN_EXPECTED_FOR_CHI2)
     chi2 = float(np.sum((o - n * r) ** 2 / (n * r * (1 - r) * (1 + n / m))))
     assert outcome.details["chi2"] == pytest.approx(chi2, rel=1e-9)
@@ -96,7 +97,7 @@ def test_counts_and_rows_give_the_same_answer() -> None:
     label[::9] = np.nan  # unlabelled rows are left out
     from_rows = calibration_shift(reference, score, label)
     keep = ~np.isnan(label)
-    index = np.searchsorted(np.asarray(reference["edges"]), score[keep], side="right")
+    index = np.searchsorted(np.asarray(reference.edges), score[keep], side="right")
     from_counts = label_rate_change(
         reference, np.bincount(index, minlength=10), np.bincount(index, weights=label[keep], minlength=10)
     )
@@ -106,7 +107,7 @@ def test_counts_and_rows_give_the_same_answer() -> None:
 
 def test_empty_sides_are_undefined_not_errors() -> None:
     reference = fit_calibration(*_calm(np.random.default_rng(5), 1_000))
-    assert math.isnan(calibration_shift({"edges": [], "counts": [], "positives": []}, [0.3], [1.0]).statistic)
+    assert math.isnan(calibration_shift(ScoreCalibration(), [0.3], [1.0]).statistic)
     nothing = calibration_shift(reference, [0.3, np.nan], [np.nan, 1.0])
     assert math.isnan(nothing.statistic) and nothing.pvalue is None
     assert "no labelled rows" in nothing.details["reason"]

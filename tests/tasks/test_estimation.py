@@ -61,9 +61,9 @@ def classifier() -> tuple[Any, Any]:
 
 def test_reference_carries_the_estimator_and_its_own_estimates(classifier: tuple[Any, Any]) -> None:
     _, reference = classifier
-    estimator = reference.extras[ESTIMATION]
+    estimator = reference.fitted.estimator
     assert estimator["task"] == "classification" and len(estimator["calibrator"]["levels"]) >= 10
-    realised = reference.extras["performance"]["metrics"]
+    realised = reference.fitted.performance.metrics
     for metric in ("roc_auc", "accuracy", "precision", "recall", "f1"):
         # The reference's own estimate is close to its realised metric (the score is calibrated).
         assert estimator["reference"][metric]["value"] == pytest.approx(realised[metric], abs=0.02), metric
@@ -162,7 +162,7 @@ def _regression_rows(n: int, seed: int, heavy_share: float = 0.2) -> pd.DataFram
 def test_regression_loss_model_follows_a_shift_towards_harder_rows() -> None:
     model = _model(task="regression", score_column=None)
     reference = fit_reference(_regression_rows(20_000, 8), model)
-    assert "absolute_loss" in reference.extras[ESTIMATION]
+    assert "absolute_loss" in reference.fitted.estimator
     window = _regression_rows(3_000, 9, heavy_share=0.7)
     realised = compute_metrics("regression", window["label"], window["prediction"])
     window["label"] = window[RESIDUAL] = np.nan

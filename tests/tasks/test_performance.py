@@ -19,6 +19,7 @@ from driftline.core.results import Kind, Result, Status
 from driftline.core.window import Window
 from driftline.stats.model_profile import ModelProfile, fit_model_profile, window_model_profile
 from driftline.stats.profile import OTHER, fit_numeric
+from driftline.stats.reference_state import ReferencePerformance, ReferenceState
 from driftline.tasks.context import WindowContext
 from driftline.tasks.performance import (
     ALPHA,
@@ -31,7 +32,7 @@ from driftline.tasks.performance import (
     numeric_segment_names,
     reference_performance,
 )
-from driftline.tasks.profiles import fit_extras
+from driftline.tasks.profiles import fit_score_calibration
 
 WINDOW = Window.hour_ending("2026-03-08T13:00:00Z")
 REGIONS = ["north", "south", "east"]
@@ -112,7 +113,8 @@ def _evaluate(
 ) -> tuple[dict[str, Result], dict[str, Result]]:
     """Overall results by metric and segment results by feature."""
     profile = fit_model_profile(reference, model.features.numeric, model.features.categorical)
-    profile.extras = fit_extras(reference, model)  # the label rate per score decile, as fit_reference stores it
+    # The label rate per score decile, as fit_reference stores it.
+    profile.fitted = ReferenceState(calibration=fit_score_calibration(reference, model))
     context = WindowContext(model, WINDOW, window, profile, window_model_profile(window, profile))
     results = evaluate_performance(context, reference_performance(model, reference, profile, **kwargs), **kwargs)
     assert all(r.kind is Kind.PERFORMANCE for r in results)
@@ -301,8 +303,10 @@ def test_degenerate_inputs_give_nan_not_exceptions() -> None:
 def test_reference_performance_is_json_with_overall_and_segment_metrics() -> None:
     model = _model()
     frame = _frame(5, 4000, label_share=0.8)
-    stored = reference_performance(model, frame)
+    typed = reference_performance(model, frame)
+    stored = typed.to_json()
     assert json.loads(json.dumps(stored, allow_nan=False)) == stored
+    assert ReferencePerformance.from_json(json.loads(json.dumps(stored))) == typed
     assert stored["version"] == 2
     assert stored["rows"] == 4000 and stored["labelled_rows"] == int(frame["label"].notna().sum())
     assert stored["metrics"]["roc_auc"] == pytest.approx(
@@ -324,7 +328,7 @@ def test_reference_performance_is_json_with_overall_and_segment_metrics() -> Non
 def test_reference_performance_stores_what_the_overall_tests_need() -> None:
     """Counts and per-row loss standard deviations, whose means are the stored metrics."""
     frame = _frame(8, 3000, label_share=0.9)
-    sampling = reference_performance(_model(), frame)["sampling"]
+    sampling = reference_performance(_model(), frame).sampling
     kept = frame[frame["label"].notna()]
     y, p, s = kept["label"].to_numpy(), kept["prediction"].to_numpy(), kept["score"].to_numpy()
     assert sampling["n"] == len(kept) == sampling["positives"] + sampling["negatives"]
@@ -334,14 +338,14 @@ def test_reference_performance_stores_what_the_overall_tests_need() -> None:
     assert log_loss.mean() == pytest.approx(skm.log_loss(y, s))
     assert sampling["log_loss_std"] == pytest.approx(np.std(log_loss, ddof=1))
     assert sampling["brier_score_std"] == pytest.approx(np.std((y - s) ** 2, ddof=1))
-    assert set(reference_performance(_model(score_column=None), frame)["sampling"]) == {
+    assert set(reference_performance(_model(score_column=None), frame).sampling) == {
         "n",
         "predicted_positives",
         "actual_positives",
     }
 
     regression = _regression_frame(9, 2000)
-    stored = reference_performance(_regression_model(), regression)
+    stored = reference_performance(_regression_model(), regression).to_json()
     json.dumps(stored, allow_nan=False)
     errors = (regression["label"] - regression["prediction"]).to_numpy()
     assert stored["sampling"] == pytest.approx(
@@ -472,7 +476,8 @@ def test_a_reference_without_sampling_statistics_counts_as_exact() -> None:
     reference = _frame(22, 10_000)
     profile = fit_model_profile(reference, model.features.numeric, model.features.categorical)
     stored = reference_performance(model, reference, profile)
-    old = {k: v for k, v in stored.items() if k != "sampling"} | {"version": 1}
+    # The JSON a version-1 reference was stored as (no sampling): accepted as such.
+    old = {k: v for k, v in stored.to_json().items() if k != "sampling"} | {"version": 1}
     for window, expected in (
         (_frame(23, 2000), Status.OK),
         (_frame(24, 200, flip=lambda f: np.ones(len(f))), Status.ALERT),
@@ -594,7 +599,8 @@ def test_no_reference_performance_is_unknown() -> None:
     model = _model()
     reference, window = _frame(52, 2000), _frame(53, 500)
     profile = fit_model_profile(reference, model.features.numeric, model.features.categorical)
-    profile.extras = fit_extras(reference, model)  # the label rate per score decile, as fit_reference stores it
+    # The label rate per score decile, as fit_reference stores it.
+    profile.fitted = ReferenceState(calibration=fit_score_calibration(reference, model))
     context = WindowContext(model, WINDOW, window, profile, window_model_profile(window, profile))
     results = evaluate_performance(context, None)
     assert results and all(r.status is Status.UNKNOWN for r in results)

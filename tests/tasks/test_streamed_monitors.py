@@ -126,7 +126,7 @@ def test_streamed_performance_equals_the_frames(engine: sa.Engine, scored_log: s
     overrides: dict[str, Any] = {} if task == "classification" else {"task": "regression", "score_column": None}
     model = _model(scored_log, **overrides)
     reference = fit_reference(read_rows(engine, model, REFERENCE.start, REFERENCE.end), model)
-    reference_perf = reference.extras["performance"]
+    reference_perf = reference.fitted.performance
     frame = read_rows(engine, model, WINDOW.start, WINDOW.end)
 
     # The frame path as before: no state with the profile, the monitor reads the whole frame.
