@@ -105,13 +105,19 @@ def domain_auc(
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from threadpoolctl import threadpool_limits
 
     both = pd.concat([reference, window], ignore_index=True)
     x = design_matrix(both, numeric, categorical)
     y = np.r_[np.zeros(len(reference)), np.ones(len(window))]
     classifier = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15, random_state=seed)
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-    scores = cross_val_predict(classifier, x, y, cv=folds, method="predict_proba")[:, 1]
+    # One OpenMP thread: the samples are small (two sides of 5,000 rows by default) and the monitor runs
+    # beside other models' windows. With a thread per core on a busy 2-core machine the threads spin
+    # waiting for each other: one window took 109 s with OpenMP's default and 13 s with one thread
+    # (tests/flows/test_reference_sources.py, load average ~9).
+    with threadpool_limits(limits=1, user_api="openmp"):
+        scores = cross_val_predict(classifier, x, y, cv=folds, method="predict_proba")[:, 1]
     return float(roc_auc_score(y, scores)), len(reference), len(window)
 
 
