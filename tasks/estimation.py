@@ -28,6 +28,7 @@ window's labels arrive, :func:`attach_realised` puts the realised value beside t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -64,6 +65,7 @@ from driftline.tasks.performance import (
     ALPHA,
     LOWER_IS_BETTER,
     MISSING,
+    BlockSegments,
     assign_segments,
     bound,
     degradation,
@@ -71,7 +73,6 @@ from driftline.tasks.performance import (
     lower_is_better,
     min_segment_labels,
     numeric_segment_names,
-    segment_positions,
     tolerance_for,
     top_categories,
 )
@@ -345,9 +346,13 @@ def _loss_inputs(model_config: ModelConfig, profile: ModelProfile, features: lis
 
 
 def window_state(
-    frame: pd.DataFrame, model_config: ModelConfig, reference: ModelProfile | None
+    frame: pd.DataFrame,
+    model_config: ModelConfig,
+    reference: ModelProfile | None,
+    segments: BlockSegments | None = None,
 ) -> EstimationState | None:
-    """The window's (or one block's) estimation state; None without a fitted estimator."""
+    """The window's (or one block's) estimation state; None without a fitted estimator. ``segments``:
+    the block's segment codes when another fold of the same block computed them."""
     estimator = reference.fitted.estimator if reference is not None else None
     if not estimator or estimator.get("task") != model_config.task or reference is None:
         return None
@@ -364,6 +369,12 @@ def window_state(
         def cell(positions: np.ndarray | None) -> np.ndarray:
             # Segments count coarser score groups: 20 x 2 counts per segment instead of 200 x 2.
             return plateau_counts(group[positions], predicted[positions], group_levels.size)
+
+        def cells(codes: np.ndarray, size: int) -> np.ndarray:
+            # Every segment's cell at once: one bincount over (segment, predicted class, score group).
+            return plateau_counts(
+                np.where(group >= 0, codes * group_levels.size + group, -1), predicted, size * group_levels.size
+            ).reshape(2, size, group_levels.size).transpose(1, 0, 2)
 
         overall = plateau_counts(plateau, predicted, calibrator.plateaus)
         skipped = len(frame) - int(overall.sum())
@@ -386,16 +397,39 @@ def window_state(
             keep, a, q = usable[positions], absolute[positions], squared[positions]
             return np.asarray([float(keep.sum()), float(a[keep].sum()), float(q[keep].sum())])
 
+        cells = None  # the float sums stay per segment (a bincount would add in another order)
         overall = cell(slice(None))
         skipped = len(frame) - int(overall[0])
-    segments: dict[str, dict[str, np.ndarray]] = {}
+    per_feature: dict[str, dict[str, np.ndarray]] = {}
     if model_config.performance.segments:
+        segments = segments or BlockSegments(frame, reference)
         for feature in segment_features:
-            if feature not in frame.columns:
+            coded = segments.codes(feature)
+            if coded is None:
                 continue
-            names = assign_segments(frame[feature], reference.features[feature])
-            segments[feature] = {str(name): cell(positions) for name, positions in segment_positions(names)}
-    return EstimationState(model_config.task, overall, segments, skipped, design)
+            codes, vocabulary = coded
+            per_feature[feature] = _segment_cells(codes, vocabulary, cell, cells)
+    return EstimationState(model_config.task, overall, per_feature, skipped, design)
+
+
+def _segment_cells(
+    codes: np.ndarray,
+    vocabulary: list[str],
+    cell: Callable[[np.ndarray], np.ndarray],
+    cells: Callable[[np.ndarray, int], np.ndarray] | None,
+) -> dict[str, np.ndarray]:
+    """Each segment's cell by name, in order of the segments' first rows: from ``cells`` (all segments
+    in one pass) when given, else ``cell`` per segment's positions."""
+    size = len(vocabulary)
+    rows = np.bincount(codes, minlength=size)
+    present = np.flatnonzero(rows)
+    present = present[np.argsort([int(np.argmax(codes == code)) for code in present], kind="stable")]
+    if cells is not None:
+        table = cells(codes, size)
+        return {str(vocabulary[c]): table[c] for c in present}
+    order = np.argsort(codes, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(rows)])
+    return {str(vocabulary[c]): cell(order[bounds[c] : bounds[c + 1]]) for c in present}
 
 
 # --------------------------------------------------------------------------------------------

@@ -79,9 +79,16 @@ from sklearn import metrics as skm
 from driftline.config.monitors import ModelConfig
 from driftline.core.results import Kind, Result, Status
 from driftline.stats.concept import RelationState, calibration_shift_of
-from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values
+from driftline.stats.model_profile import BinPositions, ModelProfile, fit_model_profile, numeric_values
 from driftline.stats.performance import PerformanceState, RowFacts, WindowPerformance, comparable, hosmer_lemeshow
-from driftline.stats.profile import OTHER, CategoricalProfile, FeatureProfile, NumericProfile, category_text
+from driftline.stats.profile import (
+    OTHER,
+    CategoricalProfile,
+    FeatureProfile,
+    NumericProfile,
+    bin_positions,
+    category_text,
+)
 from driftline.stats.reference_state import ReferencePerformance
 from driftline.stats.verdict import ALERT_ALPHA_RATIO, Threshold, format_number, judge_family, reason_sentence
 from driftline.tasks.context import WindowContext
@@ -331,26 +338,78 @@ def top_categories(profile: CategoricalProfile, limit: int = MAX_CATEGORY_SEGMEN
     return [category for category, _ in ranked[:limit]]
 
 
+def segment_vocabulary(profile: FeatureProfile) -> list[str]:
+    """Every segment name a feature's rows can take (see :func:`assign_segments`), in a fixed order:
+    the coarse bins or top categories (then ``__other__``), and ``__missing__`` last. A top category
+    that is itself named ``__other__`` or ``__missing__`` keeps only its first place (the rows are one segment)."""
+    if isinstance(profile, NumericProfile):
+        names = numeric_segment_names(profile) or ["(-inf, inf)"]
+    else:
+        names = [*top_categories(profile), OTHER]
+    return [*names, MISSING]
+
+
+def segment_codes(
+    column: pd.Series, profile: FeatureProfile, positions: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Every row's segment as an index into :func:`segment_vocabulary` (which is returned with it).
+
+    Integer codes, so the folds count segments with one ``bincount`` instead of comparing names; a
+    name that appears twice in the vocabulary (see there) is coded by its first place. ``positions``:
+    a numeric column's values and ``bin_positions`` on the profile's edges, when already computed.
+    """
+    vocabulary = segment_vocabulary(profile)
+    first = {name: i for i, name in reversed(list(enumerate(vocabulary)))}
+    missing_code, other_code = first[MISSING], first[OTHER] if OTHER in first else -1
+    if isinstance(profile, NumericProfile):
+        values, index = positions if positions is not None else (numeric_values(column), None)
+        edges = profile.edges
+        if index is None:
+            index = bin_positions(values, edges)
+        groups = profile.groups if profile.groups.size == len(edges) + 1 else np.zeros(len(edges) + 1, np.int64)
+        remap = np.asarray([first[name] for name in vocabulary[:-1]], dtype=np.int64)
+        codes = remap[groups[np.minimum(index, len(groups) - 1)]]
+        codes[np.isnan(values)] = missing_code
+        return codes, vocabulary
+    # The same text the reference profile counted its categories under (1.0 is "1"), hashed once.
+    series = column.reset_index(drop=True)
+    missing = series.isna().to_numpy()
+    codes = np.full(len(series), missing_code, dtype=np.int64)
+    present = series[~missing]
+    if not pd.api.types.is_string_dtype(present.dtype) or present.dtype == object:
+        present = category_text(present.astype(object)).astype(str)
+    top = vocabulary[:-2]
+    found = pd.Index(top, dtype=object).get_indexer(pd.Index(present.to_numpy(dtype=object), dtype=object))
+    remap = np.asarray([first[name] for name in top] + [other_code], dtype=np.int64)
+    codes[~missing] = remap[found]  # -1 (not a top category) takes the last entry: __other__
+    return codes, vocabulary
+
+
 def assign_segments(column: pd.Series, profile: FeatureProfile) -> np.ndarray:
     """The segment name of every row: a coarse reference bin, a top category, ``__other__`` or ``__missing__``."""
-    if isinstance(profile, NumericProfile):
-        values = numeric_values(column)
-        names = np.asarray(numeric_segment_names(profile) or ["(-inf, inf)"], dtype=object)
-        edges = profile.edges
-        index = np.searchsorted(edges, values, side="right")
-        if edges.size:
-            index[values == edges[-1]] = len(edges) - 1
-        groups = profile.groups if profile.groups.size == len(edges) + 1 else np.zeros(len(edges) + 1, np.int64)
-        segments = names[groups[np.minimum(index, len(groups) - 1)]]
-        segments[np.isnan(values)] = MISSING
-        return segments
-    # The same text the reference profile counted its categories under (1.0 is "1"), vectorised.
-    series = column.reset_index(drop=True).astype(object)
-    missing = series.isna().to_numpy()
-    text = np.full(len(series), MISSING, dtype=object)
-    present = category_text(series[~missing]).astype(str).to_numpy(dtype=object)
-    text[~missing] = np.where(pd.Series(present).isin(top_categories(profile)).to_numpy(), present, OTHER)
-    return text
+    codes, vocabulary = segment_codes(column, profile)
+    return np.asarray(vocabulary, dtype=object)[codes]
+
+
+class BlockSegments:
+    """The segment codes of one block's features, computed once and shared by the folds that count
+    per segment (realised performance, estimated performance)."""
+
+    def __init__(self, frame: pd.DataFrame, reference: ModelProfile, positions: BinPositions | None = None) -> None:
+        self._frame = frame
+        self._reference = reference
+        #: Numeric columns' values and bin positions from the block's drift profile (the same searchsorted).
+        self._positions = positions or {}
+        self._codes: dict[str, tuple[np.ndarray, list[str]]] = {}
+
+    def codes(self, feature: str) -> tuple[np.ndarray, list[str]] | None:
+        """``segment_codes`` of ``feature``; None when the block or the reference lacks it."""
+        if feature not in self._codes:
+            profile = self._reference.features.get(feature)
+            if profile is None or feature not in self._frame.columns:
+                return None
+            self._codes[feature] = segment_codes(self._frame[feature], profile, self._positions.get(feature))
+        return self._codes[feature]
 
 
 def segment_metric(model_config: ModelConfig) -> str:
@@ -428,20 +487,26 @@ def performance_streams(model_config: ModelConfig) -> bool:
 
 
 def window_performance(
-    frame: pd.DataFrame, model_config: ModelConfig, reference: ModelProfile | None, label_column: str | None = None
+    frame: pd.DataFrame,
+    model_config: ModelConfig,
+    reference: ModelProfile | None,
+    label_column: str | None = None,
+    segments: BlockSegments | None = None,
 ) -> WindowPerformance:
     """The performance state of some rows of a window (a block or all of them): overall, and per
-    segment of every feature the reference profiles (segments only with ``performance.segments``)."""
+    segment of every feature the reference profiles (segments only with ``performance.segments``).
+    ``segments``: the block's segment codes when another fold of the same block computed them."""
     label_column = label_column or label_column_for(model_config)
     rows = _rows(model_config, frame, label_column)
     facts = RowFacts.of(model_config.task, rows.truth, rows.pred, rows.score, model_config.performance.positive_label)
-    segments: dict[str, np.ndarray] = {}
+    coded: dict[str, np.ndarray | tuple[np.ndarray, list[str]]] = {}
     if model_config.performance.segments and reference is not None:
+        segments = segments or BlockSegments(frame, reference)
         for feature, _ in model_config.features.items():
-            profile = reference.features.get(feature)
-            if profile is not None and feature in frame.columns:
-                segments[feature] = assign_segments(frame[feature].reset_index(drop=True), profile)
-    return WindowPerformance.of_rows(facts, segments, label_present=label_column in frame.columns)
+            codes = segments.codes(feature)
+            if codes is not None:
+                coded[feature] = codes
+    return WindowPerformance.of_rows(facts, coded, label_present=label_column in frame.columns)
 
 
 def _metrics(model_config: ModelConfig, rows: _Rows, only: Collection[str] | None = None) -> dict[str, float]:

@@ -13,7 +13,13 @@ from driftline.checks.completeness import COMPLETENESS_STATE, completeness_state
 from driftline.config.monitors import ModelConfig
 from driftline.core.window import Window
 from driftline.stats.concept import RelationState, ScoreCalibration, fit_calibration
-from driftline.stats.model_profile import ModelProfile, fit_model_profile, numeric_values, window_model_profile
+from driftline.stats.model_profile import (
+    BinPositions,
+    ModelProfile,
+    fit_model_profile,
+    numeric_values,
+    window_model_profile,
+)
 from driftline.stats.reference_state import ReferenceState, SeasonalProvenance
 from driftline.storage.profiles import load_reference, store_reference
 from driftline.tasks._prefect import NO_RETRIES, RETRY_TRANSIENT
@@ -22,6 +28,7 @@ from driftline.tasks.extract import iter_rows
 from driftline.tasks.operational import OPERATIONAL_STATE, operational_state
 from driftline.tasks.performance import (
     PERFORMANCE_STATE,
+    BlockSegments,
     performance_streams,
     reference_performance,
     window_performance,
@@ -167,16 +174,19 @@ def profile_window(
 ) -> ModelProfile:
     """The window's profile on the reference bins (or just its row count without a reference); given the
     ``window``, with its completeness tallies too (the suite's window range needs its bounds)."""
+    positions: BinPositions = {}
     if reference is None:
         profile = ModelProfile(len(frame))
     else:
-        profile = window_model_profile(frame, reference)
+        profile = window_model_profile(frame, reference, positions)
     if window is not None and completeness_streams(model_config):
         # Completeness (the GX suite) folds with the profile: no frame, no GX call per window.
         profile.states[COMPLETENESS_STATE] = completeness_state(frame, model_config, reference, window)
+    # Each feature's segment codes, computed once for the block and shared by the folds that count per segment.
+    segments = BlockSegments(frame, reference, positions) if reference is not None else None
     if performance_streams(model_config):
         # The realised performance folds with the profile too: it streams, and days merge from hours.
-        profile.states[PERFORMANCE_STATE] = window_performance(frame, model_config, reference)
+        profile.states[PERFORMANCE_STATE] = window_performance(frame, model_config, reference, segments=segments)
     if concept_streams(model_config):
         profile.states[CONCEPT_STATE] = relation_state(frame, model_config, reference)
     if model_config.runs_builtin("operational"):
@@ -186,7 +196,7 @@ def profile_window(
     if reference is None:
         return profile
     # Only for a model that runs the estimate: a drift-only model's streamed profile stays as cheap as before.
-    state = window_state(frame, model_config, reference) if active(model_config) else None
+    state = window_state(frame, model_config, reference, segments) if active(model_config) else None
     if state is not None:
         # Estimated performance folds with the profile, so it streams and merges into days like drift.
         profile.states[ESTIMATION] = state

@@ -18,6 +18,7 @@ from driftline.stats.profile import (
     CategoricalProfile,
     FeatureProfile,
     NumericProfile,
+    bin_positions,
     fit_categorical,
     fit_numeric,
     profile_categorical,
@@ -158,13 +159,23 @@ def fit_model_profile(frame: pd.DataFrame, numeric: list[str], categorical: list
     return ModelProfile(len(frame), features)
 
 
-def window_model_profile(frame: pd.DataFrame, reference: ModelProfile) -> ModelProfile:
-    """Window profile on the reference's bins, for every feature the reference has."""
+#: Per numeric column of one block: its float values and their ``bin_positions`` on the reference edges.
+BinPositions = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def window_model_profile(
+    frame: pd.DataFrame, reference: ModelProfile, positions: BinPositions | None = None
+) -> ModelProfile:
+    """Window profile on the reference's bins, for every feature the reference has. ``positions``, if
+    given, receives each numeric column's values and bin positions (the segment folds reuse them)."""
     features: dict[str, FeatureProfile] = {}
     for column, ref in reference.features.items():
         if isinstance(ref, NumericProfile):
             values, unparsed = numeric_values_counted(frame[column])
-            features[column] = profile_numeric(values, ref, unparsed)
+            index = bin_positions(values, ref.edges)
+            if positions is not None:
+                positions[column] = (values, index)
+            features[column] = profile_numeric(values, ref, unparsed, index)
         elif isinstance(ref, CategoricalProfile):
             features[column] = profile_categorical(frame[column])
     return ModelProfile(len(frame), features)

@@ -184,6 +184,34 @@ class ScoreCounts:
             gridded,
         )
 
+    @staticmethod
+    def _gridded_sum(*parts: ScoreCounts) -> ScoreCounts:
+        """``_sum`` then ``_bounded`` of parts on one grid when the result is gridded: the scores in
+        [0, 1] are counted per bin with ``bincount`` (no sort), the others summed exactly as
+        ``_sum`` does. The same arrays as the sorting route, in a fraction of its time (a streamed
+        window merges ~200 segment states per block)."""
+        grid = parts[0].grid
+        scores = np.concatenate([p.scores for p in parts])
+        positives = np.concatenate([p.positives for p in parts])
+        negatives = np.concatenate([p.negatives for p in parts])
+        unit = (scores >= 0) & (scores <= 1)
+        bins = np.minimum(np.floor(scores[unit] * grid), grid - 1).astype(np.int64)
+        bin_positives = np.bincount(bins, weights=positives[unit], minlength=grid)
+        bin_negatives = np.bincount(bins, weights=negatives[unit], minlength=grid)
+        used = np.flatnonzero(np.bincount(bins, minlength=grid))
+        unit_part = ((used + 0.5) / grid, bin_positives[used].astype(np.int64), bin_negatives[used].astype(np.int64))
+        if unit.all():
+            return ScoreCounts(*unit_part, grid, True)
+        rest = ScoreCounts._sum(scores[~unit], positives[~unit], negatives[~unit], grid, True)
+        below = rest.scores < 0  # the bin centres lie inside (0, 1): the exact rest goes around them
+        return ScoreCounts(
+            np.concatenate([rest.scores[below], unit_part[0], rest.scores[~below]]),
+            np.concatenate([rest.positives[below], unit_part[1], rest.positives[~below]]),
+            np.concatenate([rest.negatives[below], unit_part[2], rest.negatives[~below]]),
+            grid,
+            True,
+        )
+
     def merge(self, other: ScoreCounts) -> ScoreCounts:
         if not other.scores.size:
             return self
@@ -191,6 +219,8 @@ class ScoreCounts:
             return other
         if self.grid != other.grid:
             raise ValueError(f"cannot merge score counts on {self.grid} and {other.grid} bins")
+        if self.gridded or other.gridded:
+            return ScoreCounts._gridded_sum(self, other)
         merged = ScoreCounts._sum(
             np.concatenate([self.scores, other.scores]),
             np.concatenate([self.positives, other.positives]),
@@ -261,6 +291,13 @@ class RowFacts:
     kept: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
     errors: np.ndarray = field(default_factory=lambda: np.empty(0))
     t: np.ndarray = field(default_factory=lambda: np.empty(0))
+    _score_order: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def score_order(self) -> np.ndarray:
+        """Positions that sort the scored rows (``s[scored_rows]``) by score; computed once per block."""
+        if self._score_order is None:
+            self._score_order = np.argsort(self.s[self.scored_rows], kind="stable")
+        return self._score_order
 
     @classmethod
     def of(
@@ -392,6 +429,66 @@ class PerformanceState:
         state.bin_scores = np.bincount(bins, weights=s, minlength=CALIBRATION_BINS)
         state.bin_variance = np.bincount(bins, weights=s * (1 - s), minlength=CALIBRATION_BINS)
         return state
+
+    @classmethod
+    def segment_states(cls, facts: RowFacts, codes: np.ndarray, size: int) -> dict[int, PerformanceState]:
+        """``of_rows(facts, positions, segment=True)`` of every segment at once, keyed by code (``codes``:
+        each row's segment, in ``0..size-1``), in order of the segments' first rows.
+
+        A classifier's counts are ``bincount``s over the codes, and its score counts one sort by
+        (segment, score) split per segment, instead of one pass over the rows per segment.
+        """
+        n = codes.size
+        rows = np.bincount(codes, minlength=size)
+        present = np.flatnonzero(rows)
+        firsts = [int(np.argmax(codes == code)) for code in present]
+        present = present[np.argsort(firsts, kind="stable")]
+        if facts.task != "classification":
+            order = np.argsort(codes, kind="stable")
+            bounds = np.concatenate([[0], np.cumsum(rows)])
+            return {
+                int(c): cls.of_rows(facts, order[bounds[c] : bounds[c + 1]], segment=True) for c in present
+            }
+        labelled = np.bincount(codes, weights=facts.labelled, minlength=size)
+        compared = np.bincount(codes, weights=facts.compared, minlength=size)
+        correct = np.bincount(codes, weights=facts.correct, minlength=size)
+        states = {
+            int(c): cls(
+                facts.task,
+                rows=int(rows[c]),
+                labelled=int(labelled[c]),
+                compared=int(compared[c]),
+                correct=int(correct[c]),
+                scored=facts.scored,
+            )
+            for c in present
+        }
+        if not facts.scored or n == 0:
+            return states
+        scored = facts.scored_rows
+        score_codes, s, y = codes[scored], facts.s[scored], facts.y[scored]
+        # By segment, then score: a stable sort of the codes over the rows already sorted by score.
+        by_score = facts.score_order()
+        order = by_score[np.argsort(score_codes[by_score], kind="stable")]
+        k, v, t = score_codes[order], s[order], y[order]
+        starts = np.flatnonzero(np.concatenate([[True], (k[1:] != k[:-1]) | (v[1:] != v[:-1])])) if k.size else k
+        distinct_codes, distinct_scores = k[starts], v[starts]
+        positives = np.add.reduceat(t, starts) if k.size else t
+        totals = np.diff(np.append(starts, k.size))
+        spans = np.searchsorted(distinct_codes, np.arange(size + 1))
+        outside = np.bincount(score_codes, weights=(s < 0) | (s > 1), minlength=size)
+        for c in present:
+            state = states[int(c)]
+            a, b = spans[c], spans[c + 1]
+            if a == b:
+                state.score_counts = ScoreCounts(grid=SEGMENT_AUC_GRID)
+                continue
+            pos = positives[a:b].astype(np.int64)
+            state.score_counts = ScoreCounts(
+                distinct_scores[a:b], pos, totals[a:b].astype(np.int64) - pos, SEGMENT_AUC_GRID
+            )._bounded()
+            state.out_of_unit = int(outside[c])
+        return states
 
     def merge(self, other: PerformanceState) -> PerformanceState:
         """The state of both row sets (disjoint rows of one model)."""
@@ -576,17 +673,28 @@ class WindowPerformance:
     label_present: bool = True
 
     @classmethod
-    def of_rows(cls, facts: RowFacts, segments: dict[str, np.ndarray], label_present: bool = True) -> WindowPerformance:
-        """``segments``: per feature, every row's segment name."""
+    def of_rows(
+        cls,
+        facts: RowFacts,
+        segments: dict[str, np.ndarray | tuple[np.ndarray, list[str]]],
+        label_present: bool = True,
+    ) -> WindowPerformance:
+        """``segments``: per feature, every row's segment name, or the rows' integer codes into a list
+        of names (``(codes, names)``, as ``tasks.performance.segment_codes`` gives them)."""
         per_feature: dict[str, dict[str, PerformanceState]] = {}
-        for feature, names in segments.items():
-            codes, uniques = pd.factorize(names)
-            order = np.argsort(codes, kind="stable")
-            bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-            per_feature[feature] = {
-                str(name): PerformanceState.of_rows(facts, order[bounds[i] : bounds[i + 1]], segment=True)
-                for i, name in enumerate(uniques)
-            }
+        for feature, assigned in segments.items():
+            if isinstance(assigned, tuple):
+                codes, names = assigned
+            else:
+                codes, uniques = pd.factorize(assigned)
+                names = [str(name) for name in uniques]
+            states = PerformanceState.segment_states(facts, codes, len(names))
+            per_feature[feature] = {}
+            for code, state in states.items():
+                # A name listed twice (codes point at its first place) is one segment.
+                name = str(names[code])
+                mine = per_feature[feature].get(name)
+                per_feature[feature][name] = state if mine is None else mine.merge(state)
         return cls(PerformanceState.of_rows(facts), per_feature, label_present)
 
     def merge(self, other: WindowPerformance) -> WindowPerformance:

@@ -261,20 +261,34 @@ def fit_numeric(
     )
 
 
+def bin_positions(values: FloatArray, edges: FloatArray) -> IntArray:
+    """Each value's count index on ``edges`` (see :class:`NumericProfile`): 0 below ``edges[0]``,
+    ``len(edges)`` above ``edges[-1]``. NaN lands above too (callers that count mask it out)."""
+    index = np.searchsorted(edges, values, side="right")
+    if edges.size:
+        # The last regular bin is closed on the right: the reference maximum belongs to it.
+        index[values == edges[-1]] = len(edges) - 1
+    return index
+
+
 def _bin_counts(finite: FloatArray, edges: FloatArray) -> IntArray:
     if edges.size == 0:
         return np.zeros(1, dtype=np.int64) if finite.size == 0 else np.array([finite.size], dtype=np.int64)
-    index = np.searchsorted(edges, finite, side="right")
-    # The last regular bin is closed on the right: the reference maximum belongs to it.
-    index[finite == edges[-1]] = len(edges) - 1
-    return np.bincount(index, minlength=len(edges) + 1).astype(np.int64)
+    return np.bincount(bin_positions(finite, edges), minlength=len(edges) + 1).astype(np.int64)
 
 
-def profile_numeric(values: npt.ArrayLike, reference: NumericProfile, unparsed: int = 0) -> NumericProfile:
-    """Window profile of ``values`` on the reference's bins (``unparsed``: as in :func:`fit_numeric`)."""
+def profile_numeric(
+    values: npt.ArrayLike, reference: NumericProfile, unparsed: int = 0, positions: IntArray | None = None
+) -> NumericProfile:
+    """Window profile of ``values`` on the reference's bins (``unparsed``: as in :func:`fit_numeric`).
+    ``positions``: ``bin_positions(values, reference.edges)`` when the caller has them already."""
     finite, nulls, pos_inf, neg_inf = _split_finite(values)
     nulls -= unparsed
-    counts = _bin_counts(finite, reference.edges)
+    if positions is not None and reference.edges.size:
+        kept = positions[np.isfinite(np.asarray(values, dtype=np.float64))]
+        counts = np.bincount(kept, minlength=len(reference.edges) + 1).astype(np.int64)
+    else:
+        counts = _bin_counts(finite, reference.edges)
     if reference.edges.size == 0:
         counts = np.array([finite.size], dtype=np.int64)
     centred = finite - reference.shift

@@ -191,3 +191,68 @@ def test_stored_state_keeps_everything_and_auc_on_coarser_bins():
     day = PerformanceState.from_json(small.to_json()).merge(PerformanceState.from_json(small.to_json()))
     assert not day.score_counts.gridded
     assert day.metrics()["roc_auc"] == pytest.approx(small.metrics()["roc_auc"], rel=1e-12)
+
+
+def _state_fields(state: PerformanceState) -> dict[str, object]:
+    return {
+        "counts": (state.rows, state.labelled, state.compared, state.correct, state.out_of_unit, state.scored),
+        "scores": state.score_counts.scores.tolist(),
+        "positives": state.score_counts.positives.tolist(),
+        "negatives": state.score_counts.negatives.tolist(),
+        "grid": (state.score_counts.grid, state.score_counts.gridded),
+        "absolute_error": state.absolute_error,
+    }
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_segment_states_at_once_equal_one_segment_at_a_time(task: str) -> None:
+    """The vectorised fold of every segment (#15) gives each segment the state its own rows give:
+    unlabelled rows, NaN and out-of-[0, 1] scores, a segment without scored rows, one beyond the
+    exact-score cap (gridded), and codes of the vocabulary no row takes."""
+    from driftline.stats.performance import SEGMENT_AUC_GRID, RowFacts
+
+    rng = np.random.default_rng(7)
+    n = 30_000
+    codes = rng.choice(6, size=n, p=[0.5, 0.2, 0.15, 0.1, 0.05, 0.0])
+    score = rng.uniform(0, 1, n)
+    score[codes == 0] = rng.beta(2, 2, int((codes == 0).sum()))  # ~15,000 distinct: beyond the segment cap
+    score[rng.uniform(size=n) < 0.02] = np.nan
+    score[rng.uniform(size=n) < 0.01] = 1.5
+    score[rng.uniform(size=n) < 0.01] = -0.25
+    truth = pd.Series((rng.uniform(size=n) < 0.4).astype(float))
+    truth[rng.uniform(size=n) < 0.1] = np.nan
+    truth[codes == 3] = np.nan  # a segment with rows but no labels, so no scored rows
+    pred = pd.Series(np.where(task == "regression", rng.normal(size=n), (rng.uniform(size=n) < 0.5).astype(float)))
+    facts = RowFacts.of(task, truth, pred, pd.Series(score) if task == "classification" else None)
+    states = PerformanceState.segment_states(facts, codes, 7)
+    assert list(states) == list(pd.unique(codes))  # in order of first appearance
+    for code, state in states.items():
+        alone = PerformanceState.of_rows(facts, np.flatnonzero(codes == code), segment=True)
+        assert _state_fields(state) == _state_fields(alone)
+    if task == "classification":
+        assert states[0].score_counts.gridded and states[0].score_counts.grid == SEGMENT_AUC_GRID
+        assert states[3].score_counts.scores.size == 0
+
+
+def test_gridded_merge_equals_sorting_every_score() -> None:
+    """Merging gridded score counts by bincount (#15) keeps the arrays of the sorting route, scores
+    outside [0, 1] exact around the bin centres."""
+    rng = np.random.default_rng(3)
+    grid = 64
+    parts = []
+    for size in (500, 40, 900):
+        s = np.concatenate([rng.uniform(0, 1, size), [-2.0, -0.5, 1.0, 0.0, 3.0]])
+        y = (rng.uniform(size=s.size) < 0.5).astype(np.int64)
+        parts.append(ScoreCounts.of(y, s, grid))
+    merged = reduce(ScoreCounts.merge, parts)
+    assert merged.gridded
+    route = ScoreCounts._sum(
+        np.concatenate([p.scores for p in parts]),
+        np.concatenate([p.positives for p in parts]),
+        np.concatenate([p.negatives for p in parts]),
+        grid,
+        True,
+    )._bounded()
+    for name in ("scores", "positives", "negatives"):
+        assert getattr(merged, name).tolist() == getattr(route, name).tolist()
+    assert merged.roc_auc() == route.roc_auc()
