@@ -1,8 +1,9 @@
 """A platform team's own Prefect flow composed from Driftline's tasks.
 
-It monitors one model for the last hour with Driftline's steps, adds its own step (here: a
-business KPI check written as a monitor), persists everything in Driftline's results store, and is
-served on its own schedule:
+It monitors one model for the last hour with the steps of Driftline's one window pipeline
+(``driftline.tasks.pipeline``: the same steps the hourly run, the late-label refresh and day/week
+merges take), adds its own step (here: a business KPI check written as a monitor), persists
+everything in Driftline's results store, and is served on its own schedule:
 
     DRIFTLINE_DATABASE_URL=postgresql+psycopg://... python examples/team_flow.py --config monitors.yaml --model loan
 """
@@ -20,10 +21,19 @@ from driftline.core.results import Kind, Result, Status
 from driftline.core.window import Window
 from driftline.storage.connections import open_databases
 from driftline.tasks.context import FunctionMonitor, WindowContext
-from driftline.tasks.extract import read_rows_task, verify_columns_task
+from driftline.tasks.extract import verify_columns_task
 from driftline.tasks.monitors import monitors_for, run_monitor_task
-from driftline.tasks.profiles import ensure_reference_task, profile_window_task
-from driftline.tasks.store import claim_run_task, save_window_task
+from driftline.tasks.pipeline import (
+    WindowJob,
+    evaluate_window,
+    hold_back_alerts_task,
+    judging_reference_task,
+    read_window_task,
+    save_results_task,
+    store_hour_profile_task,
+    window_reference_task,
+)
+from driftline.tasks.store import claim_run_task
 
 
 def approval_rate(context: WindowContext) -> list[Result]:
@@ -67,19 +77,22 @@ def team_monitoring(config_path: str, model: str, window_end: datetime | None = 
     config = load_config(config_path)
     model_config = config.model(model)
     databases = open_databases(config)
-    window = Window.hour_ending(window_end)
+    # One window, as Driftline's own flows describe it: the model, the hour, and how its rows are
+    # read (a frame: the team's KPI reads the rows).
+    job = WindowJob(model_config, Window.hour_ending(window_end), source="frame")
     started = time.perf_counter()
-    claim_run_task(databases.results, model, window)
+    claim_run_task(databases.results, model, job.window)
     verify_columns_task(databases.data, model_config)
-    reference = ensure_reference_task(databases.data, databases.results, model_config, window)
-    frame = read_rows_task(databases.data, model_config, window.start, window.end)
-    current = profile_window_task(frame, reference, model_config)
-    context = WindowContext(model_config, window, frame, reference, current, databases.data, databases.results)
+    choice = window_reference_task(databases, job)
+    data = read_window_task(databases, job, choice.profile)
     monitors = [*monitors_for(model_config), FunctionMonitor("approval_rate", Kind.PERFORMANCE, approval_rate)]
-    results = [r for monitor in monitors for r in run_monitor_task(monitor, context)]
-    save_window_task(
-        databases.results, model, window, results, {m.kind for m in monitors}, len(frame), time.perf_counter() - started
+    judged_against = judging_reference_task(databases, job, choice.profile)  # seasonal_reference, if configured
+    evaluation = evaluate_window(
+        job, data, choice, monitors, databases, judged_against=judged_against, run=run_monitor_task
     )
+    results = hold_back_alerts_task(databases, job, evaluation.results)
+    save_results_task(databases, job, data, results, evaluation.kinds, duration_s=time.perf_counter() - started)
+    store_hour_profile_task(databases, job, choice.profile, data)  # the team's hours merge into days too
     return notify_team(model, results)
 
 

@@ -14,32 +14,30 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from driftline.core.errors import DriftlineError
 from driftline.core.results import Kind, Status, awaits_labels, window_verdict
 from driftline.core.settings import load_settings
-from driftline.core.window import HOUR, Window, hourly_windows
+from driftline.core.window import Window, hourly_windows
 from driftline.storage.connections import load_run_config, open_databases
 from driftline.storage.runs import RunHeartbeat, mark_failed
 from driftline.tasks._prefect import is_transient
 from driftline.tasks.artifacts import publish_summary_task
-from driftline.tasks.context import WindowContext
-from driftline.tasks.estimation import attach_realised
-from driftline.tasks.extract import read_rows, read_rows_task, verify_columns_task
-from driftline.tasks.labels import (
-    labelled_in,
-    labelled_in_profile,
-    refresh_late_labels_task,
-    window_label_checksum_task,
-)
-from driftline.tasks.monitors import monitors_for, reads_rows, run_monitor_task
+from driftline.tasks.extract import verify_columns_task
+from driftline.tasks.labels import refresh_late_labels_task, window_label_checksum_task
+from driftline.tasks.monitors import monitors_for, run_monitor_task
 from driftline.tasks.notify import react_task
-from driftline.tasks.performance import judge_window_performance
-from driftline.tasks.persistence import apply_persistence, recent_alert_counts
-from driftline.tasks.profiles import (
-    choose_reference_task,
-    profile_window_task,
-    seasonal_reference,
-    stream_window_profile_task,
+from driftline.tasks.pipeline import (
+    WindowJob,
+    evaluate_window,
+    hold_back_alerts_task,
+    judging_reference_task,
+    read_window,
+    read_window_task,
+    save_results,
+    save_results_task,
+    store_hour_profile_task,
+    window_reference,
+    window_reference_task,
 )
 from driftline.tasks.reporting import refresh_report_task
-from driftline.tasks.store import claim_run_task, save_window_task, store_window_profile_task
+from driftline.tasks.store import claim_run_task
 
 
 def _logger() -> Any:
@@ -98,70 +96,37 @@ def monitor_window(
     heartbeat = RunHeartbeat(databases.results, model, window, lease_s).__enter__()  # a killed run is seen
     try:
         step(verify_columns_task)(databases.data, model_config)
-        choice = step(choose_reference_task)(
-            databases.data, databases.results, model_config, window, latest=rejudge_with_latest_reference
-        )
+        # The one window pipeline (tasks/pipeline.py), the same steps the refresh, days and weeks and a
+        # team's own flow take.
+        job = WindowJob(model_config, window, latest_reference=rejudge_with_latest_reference)
+        choice = step(window_reference_task)(databases, job)
         reference = choice.profile
         monitors = monitors_for(model_config)
         # Before the rows are read: a label corrected meanwhile is refreshed later, never missed.
         label_checksum = step(window_label_checksum_task)(databases.data, model_config, window)
-        rows: Any
-        if reads_rows(monitors):
-            # Some monitor reads the rows: read the window once and profile that frame.
-            rows = step(read_rows_task)(databases.data, model_config, window.start, window.end)
-            current = step(profile_window_task)(rows, reference, model_config)
-        else:
-            # Only profile-based monitors: fold the profile as the rows stream by (flat memory); the
-            # frame is read only if a monitor touches it after all.
-            current = step(stream_window_profile_task)(databases.data, model_config, window, reference)
-
-            def rows() -> Any:
-                return read_rows(databases.data, model_config, window.start, window.end)
-
-        judged_against = reference
-        if model_config.seasonal_reference is not None and reference is not None:
-            # Opt-in: the same hour of day/week over the last N, merged from stored hourly profiles.
-            judged_against = seasonal_reference(databases.results, model_config, reference, window)
-        context = WindowContext(
-            model_config,
-            window,
-            rows,
-            judged_against,
-            current,
-            databases.data,
-            databases.results,
+        # A frame when some monitor reads the rows; else the profile folds as the rows stream by (flat
+        # memory), the frame read only if a monitor touches it after all.
+        data = step(read_window_task)(databases, job, reference, monitors)
+        current = data.current
+        judged_against = step(judging_reference_task)(databases, job, reference)
+        evaluation = evaluate_window(
+            job,
+            data,
+            choice,
+            monitors,
+            databases,
+            judged_against=judged_against,
             logger=logger,
-            reference_version=choice.version,
-            reference_reason=choice.reason,
+            run=step(run_monitor_task),
         )
-        # Realised and estimated performance are one family of the window before the estimates get
-        # the realised values beside them.
-        results = attach_realised(
-            judge_window_performance(
-                [r for monitor in monitors for r in step(run_monitor_task)(monitor, context)], model_config
-            )
-        )
-        seasonal = judged_against.fitted.seasonal if judged_against is not None else None
-        if seasonal is not None:
-            for r in results:
-                if r.kind in (Kind.DATA_DRIFT, Kind.CONCEPT_DRIFT):
-                    r.details["seasonal_reference"] = seasonal.as_details()
-        if model_config.alert_after is not None:
-            # Opt-in persistence: an alert pages only when it reached the alert level k of the last m hours.
-            earlier = recent_alert_counts(databases.results, model_config, window)
-            results = apply_persistence(model_config, results, earlier)
-        kinds = {m.kind for m in monitors} | {r.kind for r in results}
-        step(save_window_task)(
-            databases.results,
-            model,
-            window,
+        results = step(hold_back_alerts_task)(databases, job, evaluation.results)
+        step(save_results_task)(
+            databases,
+            job,
+            data,
             results,
-            kinds,
-            current.row_count,
-            time.perf_counter() - started,
-            labelled_in(context.frame, model_config)
-            if context.rows.loaded
-            else labelled_in_profile(current, model_config),
+            evaluation.kinds,
+            duration_s=time.perf_counter() - started,
             reference_version=choice.version.version,
             label_checksum=label_checksum,
         )
@@ -191,17 +156,8 @@ def monitor_window(
             )
             return None
 
-    if reference is not None:
-        # Days and weeks are merged from these hourly profiles (driftline run --resolution day).
-        after_commit(
-            "window profile",
-            step(store_window_profile_task),
-            databases.results,
-            model,
-            reference.stored_definition(),
-            window,
-            current,
-        )
+    # Days and weeks are merged from these hourly profiles (driftline run --resolution day).
+    after_commit("window profile", step(store_hour_profile_task), databases, job, reference, data)
     # Events and notifications never hold the results hostage (react never raises).
     reaction = (
         after_commit(
@@ -407,10 +363,6 @@ def periods(resolution: str, start: datetime | str, end: datetime | str) -> list
     return out
 
 
-def _no_rows() -> Any:
-    raise RuntimeError("a day or week is merged from stored hourly profiles: its rows are not reread")
-
-
 @flow(name="monitor-period")
 def monitor_period(
     model: str,
@@ -429,17 +381,8 @@ def monitor_period(
     promotion inside the period is not). Results are stored with ``resolution`` ``day`` or ``week``.
     A week needs one reference for all its hours (a rolling reference changes daily: use ``day``).
     """
-    from dataclasses import replace
-    from functools import reduce
-
     from driftline.core.errors import ConfigError
-    from driftline.stats.model_profile import ModelProfile
-    from driftline.storage.profiles import load_window_profiles
-    from driftline.storage.results import save_window
-    from driftline.tasks.drift import evaluate_drift
-    from driftline.tasks.estimation import active, estimate_results
-    from driftline.tasks.performance import PERFORMANCE_STATE, evaluate_performance
-    from driftline.tasks.profiles import choose_reference
+    from driftline.tasks.monitors import period_monitors
 
     config = load_run_config(config_path)
     model_config = config.model(model)
@@ -448,40 +391,22 @@ def monitor_period(
     databases = open_databases(config)
     outcome: dict[str, Any] = {}
     for period in periods(resolution, start, end):
-        first_hour = Window.hour_ending(period.start + HOUR)
-        choice = choose_reference(
-            databases.data, databases.results, model_config, first_hour, latest=rejudge_with_latest_reference
+        # The one window pipeline (tasks/pipeline.py) on a day or week: the stored hours merged, no rows.
+        job = WindowJob(
+            model_config,
+            period,
+            resolution,  # "day" or "week": periods() refused anything else
+            source="merged",
+            latest_reference=rejudge_with_latest_reference,
         )
-        reference = choice.profile
-        hourly = (
-            []
-            if reference is None
-            else load_window_profiles(
-                databases.results, model, reference.stored_definition(), reference, period.start, period.end
-            )
-        )
-        merged = reduce(lambda a, b: a.merge(b), hourly) if hourly else ModelProfile(0)
-        results = [replace(r, resolution=resolution) for r in evaluate_drift(model_config, period, reference, merged)]
-        if active(model_config):
-            results += estimate_results(model_config, period, reference, merged, resolution=resolution)
-        if reference is not None and PERFORMANCE_STATE in merged.states:
-            # Realised performance from the hours' merged states (late labels included once refreshed).
-            context = WindowContext(
-                model_config, period, _no_rows, reference, merged, databases.data, databases.results
-            )
-            realised = evaluate_performance(context, reference.fitted.performance)
-            results = judge_window_performance(
-                results + [replace(r, resolution=resolution) for r in realised], model_config
-            )
-        for r in results:
-            r.details["hours"] = len(hourly)
-            r.details["reference_version"] = choice.version.version
-            if choice.reason is not None and r.status == Status.UNKNOWN:
-                r.details["reason"] = choice.reason
-        kinds = {r.kind for r in results} | {Kind.DATA_DRIFT}
-        save_window(databases.results, model, period, results, kinds, merged.row_count, 0.0, resolution=resolution)
+        choice = window_reference(databases, job)
+        data = read_window(databases, job, choice.profile)
+        merged = data.current
+        monitors = period_monitors(model_config, choice.profile, merged)
+        results = evaluate_window(job, data, choice, monitors, databases).results
+        save_results(databases, job, data, results, {r.kind for r in results} | {Kind.DATA_DRIFT})
         outcome[period.start.isoformat()] = {
-            "hours": len(hourly),
+            "hours": data.hours,
             "rows": merged.row_count,
             "status": str(window_verdict(results)),
         }

@@ -13,46 +13,23 @@ from driftline.config.monitors import ModelConfig
 from driftline.config.notifications import NotificationsConfig
 from driftline.core.results import STATUS_SEVERITY, Kind, Result, Status, worst
 from driftline.core.window import HOUR, Window
-from driftline.stats.concept import RelationState
 from driftline.stats.model_profile import ModelProfile
-from driftline.stats.performance import WindowPerformance
 from driftline.storage.connections import Databases
-from driftline.storage.profiles import store_window_profile
 from driftline.storage.results import load_results, save_label_refresh
 from driftline.storage.runs import label_coverage, run_reference_versions, stored_label_checksums
 from driftline.tasks._prefect import RETRY_TRANSIENT
-from driftline.tasks.context import WindowContext, run_guarded
-from driftline.tasks.estimation import attach_realised
-from driftline.tasks.extract import label_checksums, labelled_counts, read_rows
+from driftline.tasks.extract import label_checksums, labelled_counts
 from driftline.tasks.monitors import label_dependent_monitors
 from driftline.tasks.notify import react
-from driftline.tasks.performance import PERFORMANCE_STATE, judge_window_performance
-from driftline.tasks.persistence import apply_persistence, recent_alert_counts
-from driftline.tasks.profiles import CONCEPT_STATE, choose_reference, stream_window_profile
-
-
-def labelled_in(frame: Any, model_config: ModelConfig) -> int | None:
-    label = model_config.label_field
-    if label is None or label not in frame:
-        return None
-    return int(frame[label].notna().sum())
-
-
-def labelled_in_profile(profile: ModelProfile, model_config: ModelConfig) -> int | None:
-    """``labelled_in`` from a window's profile: the labelled rows its performance or concept state
-    counted, else the label's non-null values (the label is profiled as a target column, with a reference)."""
-    label = model_config.label_field
-    if label is None:
-        return None
-    for state in (profile.states.get(PERFORMANCE_STATE), profile.states.get(CONCEPT_STATE)):
-        if isinstance(state, WindowPerformance):
-            return state.overall.labelled if state.label_present else None
-        if isinstance(state, RelationState):
-            return state.labelled
-    feature = profile.features.get(label)
-    if feature is None:
-        return None
-    return profile.row_count - feature.nulls
+from driftline.tasks.pipeline import (
+    WindowJob,
+    evaluate_window,
+    hold_back_alerts,
+    labelled_rows,
+    read_window,
+    store_hour_profile,
+    window_reference,
+)
 
 
 def worse_kinds(before: list[Result], after: list[Result]) -> set[Kind]:
@@ -115,6 +92,7 @@ def refresh_late_labels(
     versions = run_reference_versions(results_engine, model_config.name, start, before.start)
     refreshed = []
     monitors = label_dependent_monitors(model_config)
+    databases = Databases(data=data_engine, results=results_engine)
     if notify and flow_run_id is None:
         from prefect.runtime import flow_run
 
@@ -125,43 +103,25 @@ def refresh_late_labels(
         same_labels = recorded_sum is None or recorded_sum == live_sums.get(window_start)
         if stored[window_start] == now and same_labels:
             continue
-        window = Window(window_start, window_start + HOUR)
-        # The reference the window's stored verdicts rest on (recorded in the run log), else the
-        # version in effect at its start: a promotion since never re-judges it behind anyone's back.
-        choice = choose_reference(data_engine, results_engine, model_config, window, version=versions.get(window_start))
-        # Streamed like the hourly run: the label-dependent monitors work from the window's states.
-        current = stream_window_profile(data_engine, model_config, window, choice.profile)
-
-        def rows(window: Window = window) -> Any:
-            return read_rows(data_engine, model_config, window.start, window.end)
-
-        context = WindowContext(
+        # The one window pipeline (tasks/pipeline.py): the reference the window's stored verdicts rest on
+        # (recorded in the run log), else the version in effect at its start (a promotion since never
+        # re-judges it behind anyone's back); judged against that reference itself, never a seasonal one.
+        job = WindowJob(
             model_config,
-            window,
-            rows,
-            choice.profile,
-            current,
-            data_engine,
-            results_engine,
-            reference_version=choice.version,
-            reference_reason=choice.reason,
+            Window(window_start, window_start + HOUR),
+            reference_version=versions.get(window_start),
+            source="stream",
+            seasonal=False,
         )
-        if logger is not None:
-            context.logger = logger
-        results = attach_realised(
-            judge_window_performance([r for monitor in monitors for r in run_guarded(monitor, context)], model_config)
-        )
-        if model_config.alert_after is not None:
-            # The hourly run's persistence, re-applied: labels that reveal a first alert hold it at warning
-            # unless it lasted ``alert_after`` of the windows before this one, as a fresh window would.
-            results = apply_persistence(
-                model_config, results, recent_alert_counts(results_engine, model_config, window)
-            )
-        labelled = (
-            labelled_in(context.frame, model_config)
-            if context.rows.loaded
-            else labelled_in_profile(current, model_config)
-        ) or 0
+        window = job.window
+        choice = window_reference(databases, job)
+        # Streamed like the hourly run: the label-dependent monitors work from the window's states.
+        data = read_window(databases, job, choice.profile)
+        evaluation = evaluate_window(job, data, choice, monitors, databases, logger=logger)
+        # The hourly run's persistence, re-applied: labels that reveal a first alert hold it at warning
+        # unless it lasted ``alert_after`` of the windows before this one, as a fresh window would.
+        results = hold_back_alerts(databases, job, evaluation.results)
+        labelled = labelled_rows(data, model_config) or 0
         kinds = {m.kind for m in monitors}
         previous = [
             r for r in load_results(results_engine, model_config.name, window.start, window.end) if r.kind in kinds
@@ -169,17 +129,14 @@ def refresh_late_labels(
         save_label_refresh(
             results_engine, model_config.name, window, results, kinds, labelled, live_sums.get(window_start)
         )
-        if choice.profile is not None:
-            # The hour's stored profile now carries the late labels: days and weeks merge them.
-            store_window_profile(
-                results_engine, model_config.name, choice.profile.stored_definition(), window, current
-            )
+        # The hour's stored profile now carries the late labels: days and weeks merge them.
+        store_hour_profile(databases, job, choice.profile, data)
         refreshed.append(window.start.isoformat())
         worse = worse_kinds(previous, results) if notify else set()
         if worse:
             # After the save, as in the hourly flow: react never raises and never holds results back.
             react(
-                Databases(data=data_engine, results=results_engine),
+                databases,
                 model_config,
                 window,
                 [r for r in results if r.kind in worse],

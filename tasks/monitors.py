@@ -19,6 +19,7 @@ from prefect import task
 from driftline.config.monitors import ModelConfig, MonitorSpec
 from driftline.core.errors import ConfigError
 from driftline.core.results import Kind, Result
+from driftline.stats.model_profile import ModelProfile
 from driftline.tasks._prefect import NO_RETRIES
 from driftline.tasks.concept import evaluate_concept
 from driftline.tasks.context import FunctionMonitor, Monitor, WindowContext, run_guarded
@@ -27,7 +28,7 @@ from driftline.tasks.estimation import MONITOR_NAME as ESTIMATION_MONITOR
 from driftline.tasks.estimation import active as estimation_active
 from driftline.tasks.estimation import estimation_monitor
 from driftline.tasks.operational import evaluate_operational
-from driftline.tasks.performance import evaluate_performance
+from driftline.tasks.performance import PERFORMANCE_STATE, evaluate_performance
 from driftline.tasks.validity import evaluate_validity
 
 ENTRY_POINT_GROUP = "driftline.monitors"
@@ -105,6 +106,18 @@ def label_dependent_monitors(model_config: ModelConfig | None = None) -> list[Mo
     monitors = [_builtin("concept_drift"), _builtin("performance")]
     if model_config is None or estimation_active(model_config):
         monitors.append(_builtin(ESTIMATION_MONITOR))
+    return monitors
+
+
+def period_monitors(model_config: ModelConfig, reference: ModelProfile | None, merged: ModelProfile) -> list[Monitor]:
+    """What a day or week is judged on, from its merged hourly profiles (no rows): data drift; the
+    estimated performance when it runs for the model; the realised performance when the hours'
+    states carry it (late labels included once refreshed)."""
+    monitors = [_builtin("data_drift")]
+    if estimation_active(model_config):
+        monitors.append(_builtin(ESTIMATION_MONITOR))
+    if reference is not None and PERFORMANCE_STATE in merged.states:
+        monitors.append(_builtin("performance"))
     return monitors
 
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sklearn.metrics import roc_auc_score
 
-import driftline.flows.monitor as monitor_flow
+import driftline.tasks.pipeline as pipeline
 from driftline.core.results import Kind, Status
 from driftline.flows.monitor import monitor_model
 from driftline.storage.results import load_results
@@ -110,8 +110,7 @@ def test_profile_only_model_streams_its_estimates(
     def no_frame(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the window's rows were read into a frame")
 
-    monkeypatch.setattr(monitor_flow, "read_rows", no_frame)
-    monkeypatch.setattr(monitor_flow.read_rows_task, "fn", no_frame)
+    monkeypatch.setattr(pipeline, "read_rows", no_frame)  # where every window's frame is read
     monitor_model("loan", end, str(streamed))
     streamed_rows, whole_rows = _estimates(store, "loan", 14), _estimates(store, "loan_whole", 14)
     assert streamed_rows and streamed_rows.keys() == whole_rows.keys()

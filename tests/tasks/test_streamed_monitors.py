@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-import driftline.flows.monitor as monitor_flow
+import driftline.tasks.pipeline as pipeline
 from driftline.config.monitors import ModelConfig, parse_config
 from driftline.core.results import Kind, Result, Status
 from driftline.core.window import Window
@@ -226,8 +226,7 @@ def test_every_default_monitor_but_completeness_streams(
     def no_frame(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the window's rows were read into a frame")
 
-    monkeypatch.setattr(monitor_flow, "read_rows", no_frame)
-    monkeypatch.setattr(monitor_flow.read_rows_task, "fn", no_frame)
+    monkeypatch.setattr(pipeline, "read_rows", no_frame)  # where every window's frame is read
     monitor_model("loan", end, str(streamed))
     window = Window.hour_ending(end)
     streamed_rows = [r for r in load_results(store, "loan", window.start, window.end)]

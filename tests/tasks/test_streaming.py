@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-import driftline.flows.monitor as monitor_flow
+import driftline.tasks.pipeline as pipeline
 from driftline.config.monitors import parse_config
 from driftline.core.window import Window
 from driftline.flows.monitor import monitor_model
@@ -164,8 +164,7 @@ def test_profile_only_monitors_never_read_the_frame(
     def no_frame(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the window's rows were read into a frame")
 
-    monkeypatch.setattr(monitor_flow, "read_rows", no_frame)
-    monkeypatch.setattr(monitor_flow.read_rows_task, "fn", no_frame)
+    monkeypatch.setattr(pipeline, "read_rows", no_frame)  # where every window's frame is read
     outcome = monitor_model("loan", end, str(streamed))
     assert outcome["rows"] == outcome_whole["rows"] == 200
     assert outcome["alerts"] == ["income"]
