@@ -183,8 +183,10 @@ def column_types(engine: Engine, model_config: ModelConfig) -> ColumnKinds:
 
 
 #: CSV bytes per block of a streamed read: large enough that per-block costs vanish, small enough
-#: that a block's rows (about 20,000 at 20 columns) cost little memory.
-BLOCK_BYTES = 8 << 20
+#: that a block's rows (about 100,000 at 20 columns) cost little memory. 32 MB, not 8: the folds of
+#: a 1M-row window with every default monitor merge ~200 segment states per block, and four times
+#: fewer blocks took that merging from 3.9 s to 0.9 s (docs/scale.md, #15).
+BLOCK_BYTES = 32 << 20
 
 
 def copy_frames(

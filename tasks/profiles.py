@@ -207,7 +207,7 @@ def stream_window_profile(
     data_engine: Engine, model_config: ModelConfig, window: Window, reference: ModelProfile | None
 ) -> ModelProfile:
     """``profile_window`` of the window's rows, folded block by block as they stream out of PostgreSQL:
-    memory holds a block (about 20,000 rows at 20 columns), never the window. Equal to profiling the whole frame
+    memory holds a block (about 100,000 rows at 20 columns), never the window. Equal to profiling the whole frame
     (counts, nulls, extremes exactly; the moment sums up to float rounding)."""
     # Only the profiled columns (features and targets, which include the prediction and label the
     # residual derives from): not the timestamp or id, a tenth of the CSV and a parse per block.

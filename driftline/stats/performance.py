@@ -469,7 +469,9 @@ class PerformanceState:
         score_codes, s, y = codes[scored], facts.s[scored], facts.y[scored]
         # By segment, then score: a stable sort of the codes over the rows already sorted by score.
         by_score = facts.score_order()
-        order = by_score[np.argsort(score_codes[by_score], kind="stable")]
+        # Small integer codes sort stably by radix (linear); int64 would take a merge sort.
+        narrow = score_codes[by_score].astype(np.int16) if size < (1 << 15) else score_codes[by_score]
+        order = by_score[np.argsort(narrow, kind="stable")]
         k, v, t = score_codes[order], s[order], y[order]
         starts = np.flatnonzero(np.concatenate([[True], (k[1:] != k[:-1]) | (v[1:] != v[:-1])])) if k.size else k
         distinct_codes, distinct_scores = k[starts], v[starts]
