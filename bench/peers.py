@@ -20,6 +20,9 @@ own subprocess (medians of ``--repeat`` runs, rounds interleaved so load drifts 
   each Prefect task is read back from the API;
 - **driftline-drift**: the same flow for a second model on the same table whose ``monitors:`` is
   ``[data_drift]`` only — the part the peers do;
+- **driftline-baseline** (with ``--baseline DIR``): the ``driftline`` measurement again, run by another
+  checkout's code (``DIR/.venv``, e.g. a ``git worktree`` of an earlier commit), so a change is
+  measured before and after in the same run, rounds interleaved;
 - **evidently**: ``Report([DataDriftPreset()])`` on the same rows in memory, read time (COPY csv ->
   Arrow -> pandas, window and reference) reported apart;
 - **nannyml**: ``UnivariateDriftCalculator`` (NannyML's default method, Jensen-Shannon, with a
@@ -64,6 +67,7 @@ COLUMNS = ["ts", *FEATURES, "score", "prediction", "label"]
 SEED_VERSION = "peers-v2"
 MARK = "PEERS-RESULT "
 TOOLS = ["copy", "driftline", "driftline-drift", "evidently", "nannyml"]
+BASELINE = "driftline-baseline"
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -486,11 +490,15 @@ def _fmt(seconds: float) -> str:
 
 
 def _row(rows: int, floor: float, window: float, tool: str, seconds: float, rss: str, flagged: str) -> str:
+    """A table row; ``window`` (Driftline's window) is what the peers' times are divided by."""
     faster = f"{seconds / window:.1f}×" if tool.startswith(("Evidently", "NannyML")) and "read" not in tool else ""
     return f"| {rows:,} | {tool} | {_fmt(seconds)} | {seconds / floor:.2f}× | {faster} | {rss} | {flagged} |"
 
 
-def report(measured: dict[int, dict[str, list[dict[str, Any]]]], load: list[str], code: str) -> str:
+def report(
+    measured: dict[int, dict[str, list[dict[str, Any]]]], load: list[str], code: str, baseline: str | None = None
+) -> str:
+    """The markdown table and its notes; rows only for the tools measured (copy and driftline always)."""
     lines = [
         "| rows in the hour | tool | time (median) | vs COPY csv floor | Evidently/NannyML time ÷ Driftline window "
         "| peak RSS | flagged (drifted: n00 n01 n02 c1 c3) |",
@@ -520,17 +528,36 @@ def report(measured: dict[int, dict[str, list[dict[str, Any]]]], load: list[str]
                 flagged,
             ),
             _row(rows, floor, window, "Driftline process (+ imports)", _median(d, "process_s"), "", ""),
-            _row(
-                rows,
-                floor,
-                window,
-                "Driftline window, `monitors: [data_drift]` only",
-                _median(runs["driftline-drift"], "window_s"),
-                rss("driftline-drift"),
-                " ".join(runs["driftline-drift"][-1]["flagged"]),
-            ),
         ]
+        if BASELINE in runs:
+            b = runs[BASELINE]
+            lines += [
+                _row(
+                    rows,
+                    floor,
+                    window,
+                    f"Driftline window, all monitors, baseline {baseline}",
+                    _median(b, "window_s"),
+                    rss(BASELINE),
+                    " ".join(b[-1]["flagged"]),
+                ),
+                _row(rows, floor, window, "Driftline process (+ imports), baseline", _median(b, "process_s"), "", ""),
+            ]
+        if "driftline-drift" in runs:
+            lines.append(
+                _row(
+                    rows,
+                    floor,
+                    window,
+                    "Driftline window, `monitors: [data_drift]` only",
+                    _median(runs["driftline-drift"], "window_s"),
+                    rss("driftline-drift"),
+                    " ".join(runs["driftline-drift"][-1]["flagged"]),
+                )
+            )
         for name, label in (("evidently", "Evidently DataDriftPreset"), ("nannyml", "NannyML univariate drift")):
+            if name not in runs:
+                continue
             peer = runs[name]
             seconds = _median(peer, "drift_s")
             lines.append(
@@ -543,14 +570,18 @@ def report(measured: dict[int, dict[str, list[dict[str, Any]]]], load: list[str]
         f"Runs per cell: {len(next(iter(measured.values()))['copy'])} (median); peak RSS: the child process's "
         "VmHWM, max over runs (a peer's includes its read and its imports).",
         f"Reference: {REFERENCE_ROWS:,} rows. Load average (/proc/loadavg): {'; '.join(load)}.",
-        f"Driftline code at the start: {code}.",
+        f"Driftline code at the start: {code}." + (f" Baseline: {baseline}." if baseline else ""),
     ]
     for rows, runs in measured.items():
         for name in ("evidently", "nannyml"):
+            if name not in runs:
+                continue
             last = runs[name][-1]
             notes.append(f"{rows:,} rows, {name} {last['version']}: methods {', '.join(last['methods'])}.")
         notes.append(f"{rows:,} rows, Driftline results by kind: {runs['driftline'][-1]['results_by_kind']}.")
-        for tool in ("driftline", "driftline-drift"):
+        for tool in ("driftline", BASELINE, "driftline-drift"):
+            if tool not in runs:
+                continue
             steps = runs[tool][0]["steps"]
             names = [n for n in steps if all(n in r["steps"] for r in runs[tool])]
             shown = ", ".join(f"{n} {statistics.median(r['steps'][n] for r in runs[tool]):.2f} s" for n in names)
@@ -558,10 +589,10 @@ def report(measured: dict[int, dict[str, list[dict[str, Any]]]], load: list[str]
     return "\n".join(lines) + "\n" + "\n".join(notes)
 
 
-def _code_state() -> str:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+def _code_state(root: Path = ROOT) -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
     )
     changed = [line[3:] for line in dirty.stdout.splitlines()]
     return f"commit {head.stdout.strip()}" + (f" + uncommitted changes to {', '.join(changed)}" if changed else "")
@@ -572,21 +603,35 @@ def _uptime() -> str:
         return " ".join(handle.read().split()[:3])
 
 
+def _python_for(tool: str, args: argparse.Namespace, driftline_python: Path) -> Path:
+    if tool in ("evidently", "nannyml"):
+        return Path(args.bench_python)
+    if tool == BASELINE:
+        return Path(args.baseline).resolve() / ".venv" / "bin" / "python"
+    return driftline_python
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--database-url", default=os.environ.get("DL_BENCH_PEERS_URL", DEFAULT_URL))
     parser.add_argument("--bench-python", type=Path, default=ROOT / ".venv-bench" / "bin" / "python")
-    parser.add_argument("--tools", nargs="+", default=TOOLS, choices=TOOLS)
+    parser.add_argument("--tools", nargs="+", default=TOOLS, choices=[*TOOLS, BASELINE])
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (with its own .venv) whose Driftline is measured beside this one (driftline-baseline)",
+    )
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=[*TOOLS, BASELINE], help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
         (rows,) = args.rows
         if args.worker.startswith("driftline"):
+            # The baseline monitors the same model as "driftline": the same window and monitors, other code.
             model = f"peers_{rows}" + ("_drift" if args.worker == "driftline-drift" else "")
             result = worker_driftline(args.database_url, rows, str(args.config), model)
         else:
@@ -598,7 +643,14 @@ def main() -> None:
 
     driftline_python = ROOT / ".venv" / "bin" / "python"
     code = _code_state()
-    ensure_bench_venv(args.bench_python)
+    baseline = None
+    if args.baseline is not None:
+        args.tools = [*args.tools, BASELINE] if BASELINE not in args.tools else args.tools
+        baseline = _code_state(args.baseline)
+    elif BASELINE in args.tools:
+        parser.error("driftline-baseline needs --baseline DIR")
+    if {"evidently", "nannyml"} & set(args.tools):
+        ensure_bench_venv(args.bench_python)
     ensure_database(args.database_url)
     for rows in args.rows:
         seed(args.database_url, rows)
@@ -615,15 +667,15 @@ def main() -> None:
         for rows in args.rows:
             runs: dict[str, list[dict[str, Any]]] = {tool: [] for tool in args.tools}
             load.append(f"{rows:,} rows: {_uptime()} at start")
-            for tool in ("driftline", "driftline-drift"):
+            for tool in (BASELINE, "driftline", "driftline-drift"):
                 if tool in args.tools:
-                    warm = run_child(driftline_python, tool, rows, args, env)
+                    warm = run_child(_python_for(tool, args, driftline_python), tool, rows, args, env)
                     print(
                         f"{rows:,}: {tool} first run (fits the reference profile) {warm['window_s']:.1f} s", flush=True
                     )
             for round_ in range(args.repeat):
                 for tool in args.tools:
-                    python = args.bench_python if tool in ("evidently", "nannyml") else driftline_python
+                    python = _python_for(tool, args, driftline_python)
                     result = run_child(python, tool, rows, args, env)
                     runs[tool].append(result)
                     shown = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in result.items()}
@@ -634,8 +686,8 @@ def main() -> None:
         server.terminate()
         server.wait(30)
         shutil.rmtree(home, ignore_errors=True)
-    if set(args.tools) == set(TOOLS):
-        table = report(measured, load, code)
+    if {"copy", "driftline"} <= set(args.tools):
+        table = report(measured, load, code, baseline)
         print(table)
         if args.out:
             args.out.write_text(table + "\n", encoding="utf-8")

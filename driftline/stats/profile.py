@@ -332,7 +332,14 @@ def profile_categorical(values: npt.ArrayLike) -> CategoricalProfile:
         return CategoricalProfile()
     null_mask = series.isna()
     nulls = int(null_mask.sum())
-    counted = category_text(series[~null_mask]).value_counts(dropna=True, sort=False)
+    present = series[~null_mask]
+    if present.dtype == np.float64:
+        # Count the floats first, then print only the distinct ones (a label or prediction column has
+        # two): the same categories and counts as printing every row, without a string per row.
+        distinct = present.value_counts(dropna=True, sort=False)
+        counted = pd.Series(distinct.to_numpy(), index=_float_text(pd.Series(distinct.index.to_numpy())))
+    else:
+        counted = category_text(present).value_counts(dropna=True, sort=False)
     counts: dict[str, int] = {}
     for category, count in zip(counted.index, counted.to_numpy(), strict=True):
         key = str(category)

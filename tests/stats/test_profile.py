@@ -415,3 +415,20 @@ def test_std_survives_a_large_offset(offset: float) -> None:
     window = profile_numeric(window_values, reference)
     assert window.std == pytest.approx(window_values.std(), rel=0.01)
     assert window.mean == pytest.approx(window_values.mean(), rel=1e-12)
+
+
+def test_float_categories_counted_as_their_printed_text() -> None:
+    """A float column (a label or prediction) is counted by distinct value, then printed (#15): the
+    same categories and counts as printing every row — 1.0 is "1", -0.0 and 0.0 are "0", 2**60 and
+    non-integral values keep their own text, NaN is a null."""
+    import collections
+
+    values = np.array([1.0, 0.0, -0.0, 1.0, 2.0**60, 0.5, np.nan, -np.inf, 1.0, 0.25])
+    profile = profile_categorical(pd.Series(values))
+    printed = []
+    for v in values[~np.isnan(values)]:
+        integral = np.isfinite(v) and v == np.floor(v) and abs(v) < 2.0**53
+        printed.append(str(int(v)) if integral else str(v))
+    assert profile.counts == dict(collections.Counter(printed))
+    assert list(profile.counts) == list(dict.fromkeys(printed))  # in order of first appearance
+    assert profile.nulls == 1
