@@ -85,19 +85,42 @@ def latest_labels(model_config: ModelConfig) -> sa.Subquery | None:
 
 
 def window_statement(
-    model_config: ModelConfig, start: datetime, end: datetime, only: list[str] | None = None
+    model_config: ModelConfig,
+    start: datetime,
+    end: datetime,
+    only: list[str] | None = None,
+    labelled_only: bool = False,
 ) -> sa.Select[Any]:
     """The ``SELECT`` of a window's rows: every configured column (or the log columns in ``only``), and
-    the joined label (see ``read_rows``)."""
+    the joined label (see ``read_rows``). ``labelled_only``: only rows whose label is not NULL (the
+    log's label column, or the joined one), filtered in PostgreSQL."""
     table = log_table(model_config)
     ts = table.c[model_config.timestamp_column]
     columns = [table.c[c] for c in model_config.columns() if only is None or c in only]
     source: sa.FromClause = table
     latest = latest_labels(model_config)
+    label: Any = table.c[model_config.label_column] if model_config.label_column else None
     if latest is not None:
         source = table.outerjoin(latest, latest.c.id == table.c[model_config.id_column])
         columns.append(latest.c.label.label(JOINED_LABEL))
-    return sa.select(*columns).select_from(source).where(ts >= start, ts < end)
+        label = latest.c.label
+    statement = sa.select(*columns).select_from(source).where(ts >= start, ts < end)
+    if labelled_only:
+        if label is None:
+            raise ValueError(f"model {model_config.name!r} has no label to filter on")
+        statement = statement.where(label.is_not(None))
+    return statement
+
+
+def window_row_count(engine: Engine, model_config: ModelConfig, start: datetime, end: datetime) -> int:
+    """Rows with ``start <= timestamp < end`` in the model's prediction log (a count, no rows read)."""
+    table = log_table(model_config)
+    ts = table.c[model_config.timestamp_column]
+    statement = sa.select(sa.func.count()).select_from(table).where(ts >= start, ts < end)
+    with engine.connect() as connection:
+        # As the window's read compares them: a `timestamp` (no time zone) column holds UTC wall time.
+        connection.execute(sa.text("SET LOCAL TIME ZONE 'UTC'"))
+        return int(connection.execute(statement).scalar_one())
 
 
 def read_rows(engine: Engine, model_config: ModelConfig, start: datetime, end: datetime) -> pd.DataFrame:
@@ -119,11 +142,13 @@ def iter_rows(
     end: datetime,
     block_bytes: int | None = None,
     only: list[str] | None = None,
+    labelled_only: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """The rows of ``read_rows`` in consecutive blocks (about ``block_bytes`` of CSV each), so a caller
     that folds them (profiles) holds one block at a time; ``only`` limits the log columns read (fewer
-    bytes to print, send and parse). Yields at least one, possibly empty, frame."""
-    statement = window_statement(model_config, start, end, only)
+    bytes to print, send and parse); ``labelled_only`` reads only the rows with a label. Yields at
+    least one, possibly empty, frame."""
+    statement = window_statement(model_config, start, end, only, labelled_only)
     types = column_types(engine, model_config)
     # closing(): a caller that stops early ends the COPY now, not whenever the generator is collected.
     with contextlib.closing(

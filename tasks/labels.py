@@ -110,12 +110,13 @@ def refresh_late_labels(
             model_config,
             Window(window_start, window_start + HOUR),
             reference_version=versions.get(window_start),
-            source="stream",
+            source="labelled",
             seasonal=False,
         )
         window = job.window
         choice = window_reference(databases, job)
-        # Streamed like the hourly run: the label-dependent monitors work from the window's states.
+        # Only the labelled rows are reread, onto the hour's stored profile (tasks/relabel.py); the whole
+        # hour streams when that cannot be exact. The label-dependent monitors work from its states.
         data = read_window(databases, job, choice.profile)
         evaluation = evaluate_window(job, data, choice, monitors, databases, logger=logger)
         # The hourly run's persistence, re-applied: labels that reveal a first alert hold it at warning

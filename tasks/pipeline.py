@@ -54,9 +54,10 @@ from driftline.tasks.profiles import (
     seasonal_reference,
     stream_window_profile,
 )
+from driftline.tasks.relabel import relabelled_profile
 
 #: How a window's data is obtained. ``auto``: a frame when a monitor reads rows, else streamed.
-Source = Literal["auto", "stream", "frame", "merged"]
+Source = Literal["auto", "stream", "frame", "merged", "labelled"]
 Resolution = Literal["hour", "day", "week"]
 
 
@@ -101,7 +102,7 @@ class WindowData:
     rows: WindowRows
     #: Stored hourly profiles merged into a day or week (None for an hour).
     hours: int | None = None
-    #: How the data was obtained (``stream``, ``frame``, ``merged``).
+    #: How the data was obtained (``stream``, ``frame``, ``merged``, ``labelled``).
     source: str = "stream"
 
 
@@ -128,8 +129,10 @@ def read_window(
 
     ``stream`` folds the profile block by block (flat memory; the frame is read only if a monitor
     touches it after all); ``frame`` reads the rows once and profiles that frame (completeness then
-    runs on the frame); ``merged`` adds up the stored hourly profiles (days, weeks: no rows).
-    ``auto`` is ``frame`` when one of ``monitors`` reads rows, else ``stream``.
+    runs on the frame); ``merged`` adds up the stored hourly profiles (days, weeks: no rows);
+    ``labelled`` (the late-label refresh) keeps the stored hour and re-reads only its labelled rows
+    (:func:`driftline.tasks.relabel.relabelled_profile`), else streams the hour. ``auto`` is
+    ``frame`` when one of ``monitors`` reads rows, else ``stream``.
     """
     config, window = job.model_config, job.window
     source = job.source
@@ -152,6 +155,10 @@ def read_window(
     def rows() -> Any:
         return read_rows(databases.data, config, window.start, window.end)
 
+    if source == "labelled":
+        relabelled = relabelled_profile(databases, config, window, reference)
+        if relabelled is not None:
+            return WindowData(relabelled, WindowRows(rows), source="labelled")
     current = stream_window_profile(databases.data, config, window, reference)
     return WindowData(current, WindowRows(rows), source="stream")
 
