@@ -160,18 +160,11 @@ class ScoreCounts:
         return cls(values, positives, totals - positives, grid)._bounded()
 
     def _bounded(self) -> ScoreCounts:
+        """These counts, on the grid once they hold more than ``grid`` distinct scores (or already are)."""
         if not self.gridded and self.scores.size <= self.grid:
             return self
-        unit = (self.scores >= 0) & (self.scores <= 1)
         # A bin's centre maps back to the same bin, so gridding twice (a merge of gridded states) is stable.
-        bins = np.minimum(np.floor(self.scores[unit] * self.grid), self.grid - 1)
-        return ScoreCounts._sum(
-            np.concatenate([(bins + 0.5) / self.grid, self.scores[~unit]]),
-            np.concatenate([self.positives[unit], self.positives[~unit]]),
-            np.concatenate([self.negatives[unit], self.negatives[~unit]]),
-            self.grid,
-            True,
-        )
+        return ScoreCounts._gridded_sum(self)
 
     @staticmethod
     def _sum(scores: np.ndarray, positives: np.ndarray, negatives: np.ndarray, grid: int, gridded: bool) -> ScoreCounts:
