@@ -372,8 +372,9 @@ def monitor_period(
     config_path: str | None = None,
     rejudge_with_latest_reference: bool = False,
 ) -> dict[str, Any]:
-    """Data drift, estimated and realised performance of whole days or weeks, from the stored hourly
-    window profiles (no rows are reread; a late-label refresh re-stores an hour's profile).
+    """Data drift, estimated and realised performance, latency percentiles and error rate of whole
+    days or weeks, from the stored hourly window profiles (no rows are reread; a late-label refresh
+    re-stores an hour's profile).
 
     Each period is judged like an hour — same statistics, thresholds and gates — against the
     reference version in effect at its first hour (``rejudge_with_latest_reference``: the newest

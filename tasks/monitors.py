@@ -27,7 +27,7 @@ from driftline.tasks.drift import drift_monitor
 from driftline.tasks.estimation import MONITOR_NAME as ESTIMATION_MONITOR
 from driftline.tasks.estimation import active as estimation_active
 from driftline.tasks.estimation import estimation_monitor
-from driftline.tasks.operational import evaluate_operational
+from driftline.tasks.operational import OPERATIONAL_STATE, evaluate_operational, evaluate_period_operational
 from driftline.tasks.performance import PERFORMANCE_STATE, evaluate_performance
 from driftline.tasks.validity import evaluate_validity
 
@@ -112,12 +112,15 @@ def label_dependent_monitors(model_config: ModelConfig | None = None) -> list[Mo
 def period_monitors(model_config: ModelConfig, reference: ModelProfile | None, merged: ModelProfile) -> list[Monitor]:
     """What a day or week is judged on, from its merged hourly profiles (no rows): data drift; the
     estimated performance when it runs for the model; the realised performance when the hours'
-    states carry it (late labels included once refreshed)."""
+    states carry it (late labels included once refreshed); the latency percentiles and error rate
+    when the hours carry the operational state."""
     monitors = [_builtin("data_drift")]
     if estimation_active(model_config):
         monitors.append(_builtin(ESTIMATION_MONITOR))
     if reference is not None and PERFORMANCE_STATE in merged.states:
         monitors.append(_builtin("performance"))
+    if reference is not None and model_config.runs_builtin("operational") and OPERATIONAL_STATE in merged.states:
+        monitors.append(FunctionMonitor("operational", Kind.OPERATIONAL, evaluate_period_operational))
     return monitors
 
 

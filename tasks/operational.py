@@ -380,6 +380,17 @@ def _or_nan(level: float | None) -> float:
     return math.nan if level is None else float(level)
 
 
+def evaluate_period_operational(context: WindowContext) -> list[Result]:
+    """A day or week from its merged hourly states (no rows): the latency percentiles from the hours'
+    sketches merged, and the error rate, judged as one family like an hour's. Volume and silence are
+    hourly rules and are not repeated. No results when an hour's stored state lacks the sketch (stored
+    before it existed): the period's latencies are then unknown, not partial."""
+    state = context.current.states.get(OPERATIONAL_STATE) if context.current is not None else None
+    if not isinstance(state, OperationalState) or state.latency is None:
+        return []
+    return judge_operational_family(context, [*latency(context, state), *error_rate(context, state)])
+
+
 def evaluate_operational(context: WindowContext) -> list[Result]:
     history, last_row = hourly_history(context)
     state = _state(context)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
@@ -23,6 +24,7 @@ from driftline.tasks.context import WindowContext
 from driftline.tasks.drift import evaluate_drift
 from driftline.tasks.estimation import estimate_results
 from driftline.tasks.extract import read_rows
+from driftline.tasks.operational import evaluate_period_operational
 from driftline.tasks.performance import evaluate_performance
 from driftline.tasks.profiles import profile_window
 from tests.conftest import DAY
@@ -40,8 +42,12 @@ def test_day_merges_hourly_profiles(
 
     day = load_results(store, "loan", resolution="day")
     assert {r.window_start for r in day} == {DAY} and {r.window_end for r in day} == {DAY + timedelta(days=1)}
-    # Data drift, and the estimated and realised performance folded from the same hourly profiles.
-    assert {r.kind for r in day} == {Kind.DATA_DRIFT, Kind.PERFORMANCE} and all(r.resolution == "day" for r in day)
+    # Data drift, the estimated and realised performance, and the latency percentiles (the hours'
+    # sketches merged), folded from the same hourly profiles.
+    assert {r.kind for r in day} == {Kind.DATA_DRIFT, Kind.PERFORMANCE, Kind.OPERATIONAL}
+    assert all(r.resolution == "day" for r in day)
+    # Volume and silence are hourly rules: a day has only the latency percentiles (no error column here).
+    assert {r.metric for r in day if r.kind == Kind.OPERATIONAL} == {"latency_p50", "latency_p95", "latency_p99"}
     realised_metrics = {r.metric for r in day if r.kind == Kind.PERFORMANCE and not r.metric.startswith("estimated_")}
     assert {"accuracy", "roc_auc", "segment_roc_auc"} <= realised_metrics
 
@@ -66,6 +72,13 @@ def test_day_merges_hourly_profiles(
     whole = profile_window(frame, reference, model)
     context = WindowContext(model, period, frame, reference, whole)
     direct |= {(r.metric, r.feature): r for r in evaluate_performance(context, reference.fitted.performance)}
+    direct |= {(r.metric, r.feature): r for r in evaluate_period_operational(context)}
+    latencies = frame["latency_ms"].to_numpy(dtype=float)
+    for r in day:
+        if r.kind == Kind.OPERATIONAL:  # the merged sketch's percentile, within 1% of the rows' own
+            exact = float(np.percentile(latencies, int(r.metric.removeprefix("latency_p"))))
+            assert r.value is not None and abs(r.value - exact) <= 0.01 * exact, r.metric
+            assert r.details["quantile_relative_error"] == 0.01 and r.details["rows"] == 800
     assert ("estimated_roc_auc", None) in direct and ("estimated_segment_roc_auc", "region") in direct
     for r in day:
         expected = direct[(r.metric, r.feature)]
