@@ -28,3 +28,14 @@ def test_team_flow_composes_driftline_tasks(store: sa.Engine, loan_config: Path)
     assert kpi.kind == Kind.PERFORMANCE and kpi.status in (Status.OK, Status.ALERT) and 0 <= kpi.value <= 1
     assert alerts == sum(1 for r in results if r.status == Status.ALERT)
     assert any(r.kind == Kind.DATA_DRIFT and r.feature == "income" and r.status == Status.ALERT for r in results)
+    # The pipeline's last step keeps the team's hour for day and week merges, as the hourly run's does.
+    with store.connect() as connection:
+        hours = (
+            connection.execute(
+                sa.text("SELECT row_count FROM driftline.window_profiles WHERE model = 'loan' AND window_start = :s"),
+                {"s": DAY + timedelta(hours=14)},
+            )
+            .scalars()
+            .all()
+        )
+    assert hours == [200]
