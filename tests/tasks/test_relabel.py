@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from driftline.config.monitors import JOINED_LABEL, RESIDUAL
 from driftline.core.results import Kind, Result
 from driftline.core.window import Window
 from driftline.flows.monitor import monitor_window
@@ -22,7 +23,7 @@ from driftline.tasks.monitors import label_dependent_monitors
 from driftline.tasks.performance import PERFORMANCE_STATE
 from driftline.tasks.pipeline import WindowJob, evaluate_window, read_window, window_reference
 from driftline.tasks.profiles import CONCEPT_STATE
-from tests.conftest import DAY
+from tests.conftest import DAY, model_entry, write_config
 
 HOUR_9 = Window(DAY + timedelta(hours=9), DAY + timedelta(hours=10))
 
@@ -182,3 +183,72 @@ def test_rows_logged_into_the_hour_since_it_was_profiled_make_the_refresh_read_i
     rows_read["whole"].clear()
     refresh_late_labels(engine, store, config, None, Window(HOUR_9.end, HOUR_9.end + timedelta(hours=1)), notify=False)
     assert rows_read["labelled"] == [] and sum(len(block) for block in rows_read["whole"]) == 201
+
+
+def _both_sources(config_path: Path, model: str) -> dict[str, Any]:
+    """Hour 9 read whole (``stream``) and as the refresh reads it (``labelled``), with the label-dependent
+    monitors' results on each."""
+    config = load_run_config(str(config_path)).model(model)
+    databases = open_databases(load_run_config(str(config_path)))
+    out = {}
+    for source in ("stream", "labelled"):
+        job = WindowJob(config, HOUR_9, source=source, seasonal=False)  # type: ignore[arg-type]
+        choice = window_reference(databases, job)
+        data = read_window(databases, job, choice.profile)
+        assert data.source == source
+        results = evaluate_window(job, data, choice, label_dependent_monitors(config), databases).results
+        out[source] = (data.current, _comparable(results))
+    return out
+
+
+def test_a_regressor_s_residual_and_labels_from_a_labels_table_relabel_as_a_full_read(
+    store: sa.Engine,
+    engine: sa.Engine,
+    loan_log: dict[str, Any],
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    rows_read: dict[str, list[pd.DataFrame]],
+) -> None:
+    """A regressor (the residual is label - prediction) whose labels arrive in a separate table: the
+    ``WHERE`` is on the joined label, and the residual's profile gets the unlabelled rows as nulls."""
+    monkeypatch.delenv("DRIFTLINE_DATABASE_URL", raising=False)
+    schema = loan_log["schema"]
+    truth = sa.Table(
+        "ground_truth",
+        sa.MetaData(schema=schema),
+        sa.Column("request_id", sa.BigInteger),
+        sa.Column("outcome", sa.Float),
+    )
+    rows = loan_log["rows"]
+    hour = [r for r in rows if HOUR_9.start <= r["ts"] < HOUR_9.end]
+    with engine.begin() as connection:
+        truth.create(connection)
+        connection.execute(
+            truth.insert(),
+            [{"request_id": r["request_id"], "outcome": r["label"]} for r in rows if r["ts"] < DAY]
+            + [{"request_id": r["request_id"], "outcome": r["label"]} for r in hour[::4]],
+        )
+    entry = model_entry(
+        "loan_regressor",
+        loan_log["table"],
+        task="regression",
+        prediction_column="score",
+        score_column=None,
+        label_column=None,
+        labels={"table": f"{schema}.ground_truth", "id_column": "request_id", "label_column": "outcome"},
+    )
+    config_path = write_config(tmp_path / "m.yaml", [entry], database_url)
+    monitor_window("loan_regressor", HOUR_9.end, str(config_path), as_tasks=False)
+    with engine.begin() as connection:  # half the hour labelled now
+        connection.execute(truth.insert(), [{"request_id": r["request_id"], "outcome": 1.0} for r in hour[2::4]])
+    rows_read["labelled"].clear()
+    both = _both_sources(config_path, "loan_regressor")
+    assert sum(len(block) for block in rows_read["labelled"]) == 100
+    whole, relabelled = both["stream"][0], both["labelled"][0]
+    for column in (JOINED_LABEL, RESIDUAL):
+        assert relabelled.features[column].to_json() == whole.features[column].to_json()
+    assert relabelled.features[RESIDUAL].nulls == 100
+    assert relabelled.states[PERFORMANCE_STATE].to_json() == whole.states[PERFORMANCE_STATE].to_json()
+    assert both["labelled"][1] == both["stream"][1]
+    assert any(r[1] == "mae" for r in both["labelled"][1])
