@@ -215,6 +215,7 @@ def main() -> None:
     parser.add_argument("--dask", type=int, default=0, metavar="N", help="run on a LocalCluster of N processes")
     parser.add_argument("--threads-per-worker", type=int, default=1)
     parser.add_argument("--runs", nargs="*", default=["first", "steady"], choices=["first", "steady"])
+    parser.add_argument("--first", type=int, default=0, metavar="K", help="monitor only the first K seeded models")
     parser.add_argument("--profile", type=int, default=0, metavar="K", help="then profile K models in sequence")
     parser.add_argument("--profile-html", type=Path)
     args = parser.parse_args()
@@ -230,7 +231,8 @@ def main() -> None:
     )
     end = START + timedelta(hours=3)
     with tempfile.TemporaryDirectory() as folder, prefect_api():
-        path = write_config(args.models, Path(folder) / "monitors.yaml", url)
+        monitored = args.first or args.models
+        path = write_config(monitored, Path(folder) / "monitors.yaml", url)
         if "first" in args.runs or "steady" in args.runs:
             from driftline.flows.monitor import monitor_all
 
@@ -243,8 +245,8 @@ def main() -> None:
                     elapsed = time.perf_counter() - t0
                     failed = outcome["failed"]
                     print(
-                        f"{label}: {args.models} models x {args.rows:,} rows, {described}: {elapsed:.1f} s "
-                        f"({elapsed / args.models:.3f} s/model; {len(outcome['succeeded'])} ok, {len(failed)} "
+                        f"{label}: {monitored} models x {args.rows:,} rows, {described}: {elapsed:.1f} s "
+                        f"({elapsed / monitored:.3f} s/model; {len(outcome['succeeded'])} ok, {len(failed)} "
                         f"failed; load before {load[0]:.1f}, after {os.getloadavg()[0]:.1f})",
                         flush=True,
                     )
