@@ -587,10 +587,12 @@ class PerformanceState:
         return out
 
     def calibration_error(self) -> float:
-        """Expected calibration error over the ten bins: ``sum_b |positives_b - score sum_b| / N``."""
-        if not self.probabilities:
+        """Expected calibration error over the ten bins: ``sum_b |positives_b - score sum_b| / N``. NaN
+        without probability scores, and when no labelled row has a score (N = 0: nothing to compare)."""
+        rows = self.bin_rows.sum()
+        if not self.probabilities or rows == 0:
             return NAN
-        return float(np.abs(self.bin_positives - self.bin_scores)[self.bin_rows > 0].sum() / self.bin_rows.sum())
+        return float(np.abs(self.bin_positives - self.bin_scores)[self.bin_rows > 0].sum() / rows)
 
     def calibration_pvalue(self) -> float:
         """Hosmer-Lemeshow p-value that the scores are calibrated (see
