@@ -499,7 +499,7 @@ def window_performance(
     label_column = label_column or label_column_for(model_config)
     rows = _rows(model_config, frame, label_column)
     facts = RowFacts.of(model_config.task, rows.truth, rows.pred, rows.score, model_config.performance.positive_label)
-    coded: dict[str, np.ndarray | tuple[np.ndarray, list[str]]] = {}
+    coded: dict[str, tuple[np.ndarray, list[str]]] = {}
     if model_config.performance.segments and reference is not None:
         segments = segments or BlockSegments(frame, reference)
         for feature, _ in model_config.features.items():

@@ -673,18 +673,13 @@ class WindowPerformance:
     def of_rows(
         cls,
         facts: RowFacts,
-        segments: dict[str, np.ndarray | tuple[np.ndarray, list[str]]],
+        segments: dict[str, tuple[np.ndarray, list[str]]],
         label_present: bool = True,
     ) -> WindowPerformance:
-        """``segments``: per feature, every row's segment name, or the rows' integer codes into a list
-        of names (``(codes, names)``, as ``tasks.performance.segment_codes`` gives them)."""
+        """``segments``: per feature, the rows' integer codes into a list of segment names
+        (``(codes, names)``, as ``tasks.performance.segment_codes`` gives them)."""
         per_feature: dict[str, dict[str, PerformanceState]] = {}
-        for feature, assigned in segments.items():
-            if isinstance(assigned, tuple):
-                codes, names = assigned
-            else:
-                codes, uniques = pd.factorize(assigned)
-                names = [str(name) for name in uniques]
+        for feature, (codes, names) in segments.items():
             states = PerformanceState.segment_states(facts, codes, len(names))
             per_feature[feature] = {}
             for code, state in states.items():
